@@ -1,0 +1,67 @@
+"""The interface every inference engine implements.
+
+An engine loads one model's weights and streams chat completions from them. It runs blocking
+inference off the event loop and stops within a token of being cancelled (closing the stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    messages: tuple[ChatMessage, ...]
+    params: SamplingParams
+    top_logprobs: int = 0
+    continuation: str = ""  # assistant text already delivered; generation carries on after it
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedToken:
+    text: str
+    logprob: TokenLogprob | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationFinished:
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+GenerationEvent = GeneratedToken | GenerationFinished
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    path: str
+    sha256: str
+    context_length: int
+
+
+class Engine(Protocol):
+    """What the agent needs from an inference engine."""
+
+    name: str
+
+    @property
+    def model(self) -> ModelInfo: ...
+
+    async def load(self) -> None:
+        """Load the weights; idempotent."""
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """Stream tokens, ending with one :class:`GenerationFinished`.
+
+        Closing the iterator early cancels the generation. Raises
+        :class:`agent.errors.RequestRejected` for unusable input and
+        :class:`agent.errors.EngineError` when the engine fails.
+        """
+
+    async def close(self) -> None:
+        """Release the weights and any threads."""

@@ -1,0 +1,183 @@
+"""llama.cpp through llama-cpp-python: one context per slot, each generating on its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import random
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.engines.base import (
+    GeneratedToken,
+    GenerationEvent,
+    GenerationFinished,
+    GenerationRequest,
+    ModelInfo,
+)
+from agent.engines.chat_format import ChatFormat
+from agent.engines.logprobs import token_logprob
+from agent.engines.stops import StopScanner
+from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: Exception
+
+
+_DONE = object()
+
+
+class LlamaCppEngine:
+    """Streams chat completions from a GGUF file with llama.cpp."""
+
+    name = "llama.cpp"
+
+    def __init__(
+        self, model: ModelInfo, chat_format: ChatFormat, *, slots: int = 1, n_threads: int = 0,
+        n_batch: int = 512,
+    ) -> None:
+        self._model = model
+        self._format = chat_format
+        self._slots = slots
+        self._n_threads = n_threads
+        self._n_batch = n_batch
+        self._contexts: asyncio.Queue[Any] = asyncio.Queue()
+        self._all: list[Any] = []
+        self._load_lock = asyncio.Lock()
+
+    @property
+    def model(self) -> ModelInfo:
+        return self._model
+
+    async def load(self) -> None:
+        async with self._load_lock:
+            while len(self._all) < self._slots:
+                context = await asyncio.to_thread(self._new_context)
+                self._all.append(context)
+                self._contexts.put_nowait(context)
+
+    def _new_context(self) -> Any:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise EngineUnavailable(
+                "llama-cpp-python is not installed: pip install 'koretex[llama]'"
+            ) from exc
+        kwargs: dict[str, Any] = {}
+        if self._n_threads > 0:
+            kwargs["n_threads"] = self._n_threads
+            kwargs["n_threads_batch"] = self._n_threads
+        try:
+            return Llama(
+                model_path=self._model.path, n_ctx=self._model.context_length,
+                n_batch=self._n_batch, verbose=False, **kwargs,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"llama.cpp could not load {self._model.path}: {exc}") from exc
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        if not self._all:
+            await self.load()
+        context = await self._contexts.get()
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[object] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, item)
+
+        worker = loop.run_in_executor(
+            None, _generate_blocking, context, self._format, request, emit, cancelled
+        )
+        try:
+            while True:
+                item = await events.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                assert isinstance(item, GeneratedToken | GenerationFinished)
+                yield item
+        finally:
+            cancelled.set()
+            try:
+                await asyncio.shield(worker)
+            finally:
+                self._contexts.put_nowait(context)
+
+    async def close(self) -> None:
+        async with self._load_lock:
+            for context in self._all:
+                context.close()
+            self._all.clear()
+            self._contexts = asyncio.Queue()
+
+
+def _generate_blocking(
+    llm: Any, chat_format: ChatFormat, request: GenerationRequest,
+    emit: Callable[[object], None], cancelled: threading.Event,
+) -> None:
+    try:
+        _run(llm, chat_format, request, emit, cancelled)
+    except (RequestRejected, EngineError) as exc:
+        emit(_Failed(exc))
+    except Exception as exc:  # llama.cpp surfaces its failures as assorted exceptions
+        emit(_Failed(EngineError(f"llama.cpp failed: {exc}")))
+    finally:
+        emit(_DONE)
+
+
+def _run(
+    llm: Any, chat_format: ChatFormat, request: GenerationRequest,
+    emit: Callable[[object], None], cancelled: threading.Event,
+) -> None:
+    params = request.params
+    prompt = chat_format.render(request.messages, request.continuation)
+    tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    prompt_tokens = tokens
+    if request.continuation:
+        base = chat_format.render(request.messages, "")
+        prompt_tokens = llm.tokenize(base.encode(), add_bos=True, special=True)
+    n_ctx = llm.n_ctx()
+    if len(tokens) + params.max_tokens > n_ctx:
+        raise ContextLengthExceeded(
+            f"prompt ({len(tokens)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
+            f"context length of {n_ctx}"
+        )
+    stop_ids = {llm.token_eos()}
+    end_of_turn = llm.tokenize(chat_format.end_of_turn.encode(), add_bos=False, special=True)
+    if len(end_of_turn) == 1:
+        stop_ids.add(end_of_turn[0])
+    llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
+    greedy = params.temperature == 0.0
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    scanner = StopScanner(params.stop)
+    produced = 0
+    finish: str = "length"
+    for token in llm.generate(
+        tokens, temp=params.temperature, top_p=params.top_p, top_k=1 if greedy else 0,
+        min_p=0.0, repeat_penalty=1.0, reset=True,
+    ):
+        if cancelled.is_set():
+            return
+        if token in stop_ids:
+            finish = "stop"
+            break
+        produced += 1
+        logprob = token_logprob(llm, token, request.top_logprobs) if request.top_logprobs else None
+        text, hit = scanner.feed(decoder.decode(llm.detokenize([token])))
+        emit(GeneratedToken(text=text, logprob=logprob))
+        if hit:
+            finish = "stop"
+            break
+        if produced >= params.max_tokens:
+            break
+    if finish == "length":
+        tail = scanner.flush() + decoder.decode(b"", final=True)
+        if tail:
+            emit(GeneratedToken(text=tail))
+    emit(GenerationFinished(finish, len(prompt_tokens), produced))  # type: ignore[arg-type]

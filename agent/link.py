@@ -1,0 +1,162 @@
+"""The node's one outbound websocket: connect, authenticate, take jobs, reconnect forever.
+
+Frames go in and out here; what they mean is decided by :class:`protocol.session.AgentSession`
+and the :class:`agent.worker.JobRunner`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from itertools import cycle
+from urllib.parse import urlsplit, urlunsplit
+
+import pydantic
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from agent.backoff import backoff
+from agent.errors import FatalLinkError
+from agent.worker import JobRunner
+from protocol.chat import WireModel
+from protocol.messages import Challenge, Draining, decode_coordinator_message, encode
+from protocol.session import Accepted, AgentSession, CancelJob, ProtocolViolation, RunJob
+
+log = logging.getLogger(__name__)
+
+CONNECT_PATH = "/v1/nodes/connect"
+FATAL_CLOSE_CODES = {4001: "the coordinator refused this node", 4002: "another agent uses this key"}
+HANDSHAKE_TIMEOUT_S = 15.0
+
+
+def websocket_url(base: str) -> str:
+    """The node endpoint for a coordinator given by its http(s) or ws(s) base URL."""
+    parts = urlsplit(base)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None:
+        raise ValueError(f"unsupported coordinator URL {base!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith(CONNECT_PATH):
+        path += CONNECT_PATH
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+class Link:
+    def __init__(
+        self, coordinators: tuple[str, ...], session: AgentSession, runner: JobRunner, *,
+        drain_grace_s: float, backoff_initial_s: float = 1.0, backoff_max_s: float = 30.0,
+        max_frame_bytes: int = 1 << 20,
+    ) -> None:
+        self._urls = [websocket_url(url) for url in coordinators]
+        self._session = session
+        self._runner = runner
+        self._drain_grace_s = drain_grace_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._max_frame_bytes = max_frame_bytes
+        self.connected = asyncio.Event()
+        self.state = "starting"
+        self.connected_url: str | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set (then drain) or the coordinator refuses the node."""
+        delays = self._delays()
+        for url in cycle(self._urls):
+            if stop.is_set():
+                return
+            self.state = "connecting"
+            try:
+                served = await self._serve(url, stop)
+            except FatalLinkError:
+                self.state = "refused"
+                raise
+            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed,
+                    ProtocolViolation, pydantic.ValidationError) as exc:
+                log.warning("link to %s lost: %s", url, exc or type(exc).__name__)
+                served = False
+            finally:
+                self.connected.clear()
+                self.connected_url = None
+                self._runner.cancel_all()
+            if stop.is_set():
+                return
+            if served:
+                delays = self._delays()
+            self.state = "waiting"
+            delay = next(delays)
+            log.info("reconnecting in %.1fs", delay)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    def _delays(self):  # type: ignore[no-untyped-def]
+        return backoff(self._backoff_initial_s, self._backoff_max_s)
+
+    async def _serve(self, url: str, stop: asyncio.Event) -> bool:
+        async with connect(
+            url, max_size=self._max_frame_bytes, open_timeout=HANDSHAKE_TIMEOUT_S,
+            ping_interval=10, ping_timeout=10, close_timeout=5,
+        ) as ws:
+            await self._handshake(ws)
+            self.state = "connected"
+            self.connected_url = url
+            self.connected.set()
+            log.info("serving %s", url)
+            receiving = asyncio.ensure_future(self._receive(ws))
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stopping.done():
+                    await self._drain(ws)
+                    return True
+                receiving.result()
+            finally:
+                receiving.cancel()
+                stopping.cancel()
+            return True
+
+    async def _handshake(self, ws: ClientConnection) -> None:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                challenge = decode_coordinator_message(await ws.recv())
+                if not isinstance(challenge, Challenge):
+                    raise ProtocolViolation("expected a challenge")
+                await ws.send(encode(self._session.answer(challenge, datetime.now(UTC))))
+                event = self._session.receive(decode_coordinator_message(await ws.recv()))
+        except ConnectionClosed as exc:
+            self._raise_if_fatal(exc)
+            raise
+        if not isinstance(event, Accepted):
+            raise ProtocolViolation("expected registration")
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        async def send(message: WireModel) -> None:
+            await ws.send(encode(message))
+
+        try:
+            async for frame in ws:
+                event = self._session.receive(decode_coordinator_message(frame))
+                if isinstance(event, RunJob):
+                    self._runner.start(event.job, send)
+                elif isinstance(event, CancelJob):
+                    self._runner.cancel(event.job_id)
+        except ConnectionClosed as exc:
+            self._raise_if_fatal(exc)
+            raise
+        raise ConnectionError("coordinator closed the connection")
+
+    async def _drain(self, ws: ClientConnection) -> None:
+        self.state = "draining"
+        log.info("draining: finishing %d job(s)", self._runner.in_flight)
+        await ws.send(encode(Draining()))
+        await self._runner.drain(self._drain_grace_s)
+        await ws.close()
+
+    @staticmethod
+    def _raise_if_fatal(exc: ConnectionClosed) -> None:
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        if code in FATAL_CLOSE_CODES:
+            reason = exc.rcvd.reason if exc.rcvd is not None else ""
+            raise FatalLinkError(f"{FATAL_CLOSE_CODES[code]}: {reason}") from exc

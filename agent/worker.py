@@ -1,0 +1,125 @@
+"""Running the coordinator's jobs on the engine, up to the node's declared slots."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from agent.engines.base import Engine, GeneratedToken, GenerationRequest
+from agent.errors import ContextLengthExceeded, EngineError, RequestRejected
+from protocol.chat import WireModel
+from protocol.ids import JobId, ModelId
+from protocol.messages import FailureCode, Job, JobDone, JobFailed, TokenDelta
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[WireModel], Awaitable[None]]
+
+
+@dataclass
+class WorkStats:
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    tokens_served: int = 0
+
+
+class JobRunner:
+    """Starts, streams and cancels jobs; refuses what it cannot take rather than queueing it."""
+
+    def __init__(self, engine: Engine, model_id: ModelId, slots: int) -> None:
+        self._engine = engine
+        self._model_id = model_id
+        self.slots = slots
+        self._running: dict[JobId, asyncio.Task[None]] = {}
+        self.draining = False
+        self.stats = WorkStats()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def start(self, job: Job, send: Send) -> None:
+        refusal = self._refusal(job)
+        if refusal is not None:
+            code, message = refusal
+            asyncio.get_running_loop().create_task(
+                send(JobFailed(job_id=job.job_id, code=code, message=message))
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._run(job, send))
+        self._running[job.job_id] = task
+        task.add_done_callback(lambda _: self._running.pop(job.job_id, None))
+
+    def cancel(self, job_id: JobId) -> None:
+        task = self._running.get(job_id)
+        if task is not None:
+            task.cancel()
+
+    def cancel_all(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+
+    async def drain(self, grace_s: float) -> None:
+        """Take no new jobs; give those running ``grace_s`` to finish, then cancel them."""
+        self.draining = True
+        tasks = list(self._running.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    def _refusal(self, job: Job) -> tuple[FailureCode, str] | None:
+        if self.draining:
+            return "draining", "the node is shutting down"
+        if job.model != self._model_id:
+            return "unsupported_model", f"this node serves {self._model_id}, not {job.model}"
+        if len(self._running) >= self.slots:
+            return "busy", f"all {self.slots} slots are in use"
+        if job.job_id in self._running:
+            return "bad_request", "duplicate job id"
+        return None
+
+    async def _run(self, job: Job, send: Send) -> None:
+        request = GenerationRequest(job.messages, job.params, job.top_logprobs, job.continuation)
+        try:
+            async with aclosing(self._engine.generate(request)) as events:
+                async for event in events:
+                    if isinstance(event, GeneratedToken):
+                        logprobs = (event.logprob,) if event.logprob is not None else ()
+                        await send(TokenDelta(
+                            job_id=job.job_id, text=event.text, tokens=1, logprobs=logprobs
+                        ))
+                    else:
+                        self.stats.jobs_done += 1
+                        self.stats.tokens_served += event.completion_tokens
+                        await send(JobDone(
+                            job_id=job.job_id, finish_reason=event.finish_reason,
+                            prompt_tokens=event.prompt_tokens,
+                            completion_tokens=event.completion_tokens,
+                        ))
+        except asyncio.CancelledError:
+            await _send_quietly(send, JobFailed(job_id=job.job_id, code="cancelled", message=""))
+            raise
+        except RequestRejected as exc:
+            code: FailureCode = (
+                "context_length" if isinstance(exc, ContextLengthExceeded) else "bad_request"
+            )
+            await _send_quietly(send, JobFailed(job_id=job.job_id, code=code, message=str(exc)))
+        except EngineError as exc:
+            self.stats.jobs_failed += 1
+            log.error("job %s failed: %s", job.job_id, exc)
+            await _send_quietly(
+                send, JobFailed(job_id=job.job_id, code="engine_error", message=str(exc)[:500])
+            )
+
+
+async def _send_quietly(send: Send, message: WireModel) -> None:
+    try:
+        await send(message)
+    except Exception:  # the link is gone; the coordinator already treats the job as lost
+        log.debug("could not report %s", message)

@@ -1,0 +1,62 @@
+"""The coordinator's aiohttp application: ``create_app(settings)`` and its lifecycle."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from coordinator.accounts.api_keys import KeyAuthenticator
+from coordinator.catalogue import Catalogue
+from coordinator.clock import Clock, SystemClock
+from coordinator.gateway.chat import chat_completions
+from coordinator.gateway.errors import openai_errors
+from coordinator.gateway.models import list_models
+from coordinator.hub.connect import node_connect
+from coordinator.hub.live import NodeHub
+from coordinator.routing import Router
+from coordinator.services import SERVICES, Services
+from coordinator.settings import CoordinatorSettings
+from coordinator.store.database import Database
+
+
+async def network_constants(request: web.Request) -> web.Response:
+    constants = request.app[SERVICES].settings.routing
+    return web.Response(text=constants.model_dump_json(), content_type="application/json")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "nodes": len(request.app[SERVICES].hub)})
+
+
+def create_app(
+    settings: CoordinatorSettings, *, clock: Clock | None = None, rng: random.Random | None = None
+) -> web.Application:
+    app = web.Application(
+        middlewares=[openai_errors], client_max_size=settings.max_request_bytes
+    )
+    the_clock = clock or SystemClock()
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        database = await Database.open(settings.database_url)
+        app[SERVICES] = Services(
+            settings=settings,
+            clock=the_clock,
+            database=database,
+            catalogue=Catalogue.default(),
+            hub=NodeHub(),
+            router=Router(settings.routing),
+            keys=KeyAuthenticator(database),
+            rng=rng or random.Random(),
+        )
+        yield
+        await database.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/nodes/connect", node_connect)
+    app.router.add_get("/v1/network/constants", network_constants)
+    app.router.add_get("/healthz", healthz)
+    return app

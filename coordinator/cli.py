@@ -1,0 +1,70 @@
+"""``koretex-coordinator``: run the coordinator and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import typer
+from aiohttp import web
+from rich.console import Console
+
+from coordinator.accounts.api_keys import create_key, local_account
+from coordinator.app import create_app
+from coordinator.settings import CoordinatorSettings
+from coordinator.store.database import Database
+
+app = typer.Typer(no_args_is_help=True, help="The Koretex coordinator.")
+keys_app = typer.Typer(no_args_is_help=True, help="Consumer API keys.")
+app.add_typer(keys_app, name="keys")
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to listen on [default: settings]."),
+    port: int = typer.Option(None, help="Port to listen on [default: settings]."),
+) -> None:
+    """Serve the gateway, the node hub and the dashboard."""
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = CoordinatorSettings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(
+        create_app(settings), host=settings.host, port=settings.port,
+        handler_cancellation=True, print=lambda _: console.print(
+            f"koretex coordinator listening on http://{settings.host}:{settings.port}"
+        ),
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option("default", help="A name to recognise the key by."),
+    account: str = typer.Option("local", help="The local account the key spends from."),
+) -> None:
+    """Create an API key for a local account and print it (shown only this once)."""
+
+    async def run() -> str:
+        settings = CoordinatorSettings()
+        database = await Database.open(settings.database_url)
+        try:
+            now = datetime.now(UTC)
+            async with database.session() as session, session.begin():
+                owner = await local_account(session, account, now)
+                _, secret = await create_key(session, owner.id, name, now)
+            return secret
+        finally:
+            await database.close()
+
+    print(asyncio.run(run()))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,214 @@
+"""``POST /v1/chat/completions``: parse, authenticate, route, and stream or answer whole.
+
+The response is committed (status and headers) only when the first token has arrived, so every
+retry before it is invisible to the consumer, and errors before it are ordinary HTTP errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from contextlib import aclosing
+
+import pydantic
+from aiohttp import web
+
+from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
+from coordinator.gateway.auth import require_api_key
+from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
+from coordinator.gateway.openai_types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    ChoiceLogprobs,
+    TokenLogprobOut,
+    TopLogprobOut,
+    Usage,
+)
+from coordinator.services import SERVICES, Services
+from protocol.chat import SamplingParams, TokenLogprob
+from protocol.ids import ModelId
+
+log = logging.getLogger(__name__)
+
+NODE_HEADER = "X-Koretex-Node"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    await require_api_key(request)
+    body = await _parse(request, services)
+    spec = _spec(body, services)
+    pieces = stream_completion(services, spec)
+    async with aclosing(pieces):
+        first = await anext(pieces)  # raises CoordinatorError before anything is committed
+        if body.stream:
+            return await _stream(request, body, pieces, first)
+        return await _whole(body, pieces, first)
+
+
+async def _parse(request: web.Request, services: Services) -> ChatCompletionRequest:
+    limit = services.settings.max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLarge(f"request body exceeds {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise RequestTooLarge(f"request body exceeds {limit} bytes")
+    try:
+        body = ChatCompletionRequest.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise InvalidRequest(f"invalid request body: {first['msg']}", param=param) from exc
+    if len(body.messages) > services.settings.max_messages:
+        raise InvalidRequest(
+            f"at most {services.settings.max_messages} messages per request", param="messages"
+        )
+    return body
+
+
+def _spec(body: ChatCompletionRequest, services: Services) -> CompletionSpec:
+    priced = services.catalogue.get(body.model)
+    if priced is None:
+        raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
+    settings = services.settings
+    max_tokens = body.requested_max_tokens() or settings.default_max_tokens
+    if max_tokens > settings.max_tokens_limit:
+        raise InvalidRequest(
+            f"max_tokens may be at most {settings.max_tokens_limit}", param="max_tokens"
+        )
+    params = SamplingParams(
+        max_tokens=max_tokens,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        stop=body.stop_sequences(),
+        seed=body.seed,
+    )
+    top = (body.top_logprobs or 0) if body.logprobs else 0
+    messages = tuple(m.to_chat() for m in body.messages)
+    return CompletionSpec(ModelId(priced.id), messages, params, top)
+
+
+def _logprobs_out(logprobs: tuple[TokenLogprob, ...]) -> list[TokenLogprobOut]:
+    return [
+        TokenLogprobOut(
+            token=lp.token, logprob=lp.logprob, bytes=list(lp.token.encode()),
+            top_logprobs=[
+                TopLogprobOut(token=t.token, logprob=t.logprob, bytes=list(t.token.encode()))
+                for t in lp.top
+            ],
+        )
+        for lp in logprobs
+    ]
+
+
+async def _whole(body: ChatCompletionRequest, pieces, first: Piece | Finished) -> web.Response:  # type: ignore[no-untyped-def]
+    text: list[str] = []
+    logprobs: list[TokenLogprobOut] = []
+    node_id = first.node_id if isinstance(first, Piece) else None
+    item = first
+    while not isinstance(item, Finished):
+        text.append(item.text)
+        if body.logprobs:
+            logprobs.extend(_logprobs_out(item.logprobs))
+        item = await anext(pieces)
+    completion = ChatCompletion(
+        id=_completion_id(), created=int(time.time()), model=body.model,
+        choices=[
+            Choice(
+                message=AssistantMessage(content="".join(text)),
+                logprobs=ChoiceLogprobs(content=logprobs) if body.logprobs else None,
+                finish_reason="length" if item.finish_reason == "length" else "stop",
+            )
+        ],
+        usage=_usage(item),
+    )
+    headers = {NODE_HEADER: node_id} if node_id else {}
+    return web.Response(
+        text=completion.model_dump_json(), content_type="application/json", headers=headers
+    )
+
+
+async def _stream(
+    request: web.Request, body: ChatCompletionRequest, pieces, first: Piece | Finished  # type: ignore[no-untyped-def]
+) -> web.StreamResponse:
+    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    if isinstance(first, Piece):
+        headers[NODE_HEADER] = first.node_id
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    encoder = _ChunkEncoder(_completion_id(), int(time.time()), body.model)
+    await response.write(encoder.role())
+    item = first
+    try:
+        while not isinstance(item, Finished):
+            lp = _logprobs_out(item.logprobs) if body.logprobs else None
+            await response.write(encoder.content(item.text, lp))
+            item = await anext(pieces)
+    except CoordinatorError as error:
+        await response.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
+        return response
+    reason = "length" if item.finish_reason == "length" else "stop"
+    await response.write(encoder.finish(reason))
+    if body.stream_options is not None and body.stream_options.include_usage:
+        await response.write(encoder.usage(_usage(item)))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+def _usage(finished: Finished) -> Usage:
+    return Usage(
+        prompt_tokens=finished.prompt_tokens,
+        completion_tokens=finished.completion_tokens,
+        total_tokens=finished.prompt_tokens + finished.completion_tokens,
+    )
+
+
+def _completion_id() -> str:
+    return "chatcmpl-" + secrets.token_urlsafe(18)
+
+
+class _ChunkEncoder:
+    """SSE frames of ``chat.completion.chunk`` objects for one response.
+
+    Frames are assembled around a pre-encoded envelope: only the changing part is encoded per
+    token, which keeps the hot path cheap. Tests check every frame against ChatCompletionChunk.
+    """
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        envelope = json.dumps(
+            {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+             "model": model}
+        )
+        self._head = b"data: " + envelope[:-1].encode() + b', "choices": [{"index": 0, '
+        self._envelope = envelope
+
+    def _frame(self, choice_rest: str) -> bytes:
+        return self._head + choice_rest.encode() + b"}]}\n\n"
+
+    def role(self) -> bytes:
+        return self._frame(
+            '"delta": {"role": "assistant", "content": ""}, "logprobs": null, '
+            '"finish_reason": null'
+        )
+
+    def content(self, text: str, logprobs: list[TokenLogprobOut] | None) -> bytes:
+        lp = "null"
+        if logprobs is not None:
+            lp = json.dumps({"content": [x.model_dump() for x in logprobs]})
+        return self._frame(
+            f'"delta": {{"content": {json.dumps(text)}}}, "logprobs": {lp}, '
+            '"finish_reason": null'
+        )
+
+    def finish(self, reason: str) -> bytes:
+        return self._frame(f'"delta": {{}}, "logprobs": null, "finish_reason": "{reason}"')
+
+    def usage(self, usage: Usage) -> bytes:
+        return (
+            b"data: " + self._envelope[:-1].encode() + b', "choices": [], "usage": '
+            + usage.model_dump_json().encode() + b"}\n\n"
+        )

@@ -1,0 +1,232 @@
+"""One consumer completion, carried to the end across whichever nodes it takes.
+
+``stream_completion`` chooses a node, dispatches the job and yields the text as it arrives. A node
+that fails before its first token is replaced transparently (never the same node twice); a node
+that fails after streaming is replaced by one that resumes from the text already delivered, so
+the consumer sees one unbroken answer. Only when no candidate is left does it raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+from coordinator.errors import (
+    InvalidRequest,
+    NoCapacity,
+    QueueFull,
+    UpstreamFailed,
+)
+from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
+from coordinator.routing import Outcome
+from coordinator.services import Services
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
+from protocol.ids import JobId, ModelId, NodeId
+from protocol.messages import NEUTRAL_FAILURES, Job, JobDone, JobFailed, TokenDelta
+
+MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
+MAX_RESUMES = 2
+_job_counter = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionSpec:
+    model: ModelId
+    messages: tuple[ChatMessage, ...]
+    params: SamplingParams
+    top_logprobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Text delivered to the consumer, and the node that produced it."""
+
+    node_id: NodeId
+    text: str
+    tokens: int
+    logprobs: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_by_node: dict[NodeId, int]
+
+
+@dataclass
+class _Progress:
+    text: list[str] = field(default_factory=list)
+    completion_tokens: int = 0
+    tokens_by_node: dict[NodeId, int] = field(default_factory=dict)
+    tried: set[NodeId] = field(default_factory=set)
+    failures_before_first_token: int = 0
+    resumes: int = 0
+
+
+class _NodeFailed(Exception):
+    def __init__(self, reason: str, outcome: Outcome) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.outcome = outcome
+
+
+def new_job_id() -> JobId:
+    return JobId(f"job-{secrets.token_hex(8)}-{next(_job_counter)}")
+
+
+async def stream_completion(
+    services: Services, spec: CompletionSpec
+) -> AsyncIterator[Piece | Finished]:
+    """Yield the completion's pieces, then one :class:`Finished`; raises a CoordinatorError."""
+    progress = _Progress()
+    last_error = "no node could serve the request"
+    while True:
+        node_id = await _choose_or_wait(services, spec.model, progress.tried)
+        progress.tried.add(node_id)
+        job = _job_for(spec, progress)
+        started = False
+        try:
+            async with aclosing(_run_on(services, node_id, job)) as events:
+                async for event in events:
+                    if isinstance(event, TokenDelta):
+                        started = True
+                        progress.text.append(event.text)
+                        progress.completion_tokens += event.tokens
+                        progress.tokens_by_node[node_id] = (
+                            progress.tokens_by_node.get(node_id, 0) + event.tokens
+                        )
+                        yield Piece(node_id, event.text, event.tokens, event.logprobs)
+                    else:
+                        yield Finished(
+                            finish_reason=event.finish_reason,
+                            prompt_tokens=event.prompt_tokens,
+                            completion_tokens=progress.completion_tokens,
+                            tokens_by_node=progress.tokens_by_node,
+                        )
+                        return
+        except _NodeFailed as failure:
+            last_error = failure.reason
+        if progress.text:
+            progress.resumes += 1
+            if progress.resumes > MAX_RESUMES:
+                raise UpstreamFailed(f"generation interrupted: {last_error}")
+            if progress.completion_tokens >= spec.params.max_tokens:
+                yield Finished("length", 0, progress.completion_tokens, progress.tokens_by_node)
+                return
+        elif not started:
+            progress.failures_before_first_token += 1
+            if progress.failures_before_first_token > MAX_RETRIES_BEFORE_FIRST_TOKEN:
+                raise UpstreamFailed(f"every node tried failed: {last_error}")
+
+
+def _job_for(spec: CompletionSpec, progress: _Progress) -> Job:
+    params = spec.params
+    if progress.completion_tokens:
+        remaining = max(1, params.max_tokens - progress.completion_tokens)
+        params = params.model_copy(update={"max_tokens": remaining})
+    return Job(
+        job_id=new_job_id(), model=spec.model, messages=spec.messages, params=params,
+        top_logprobs=spec.top_logprobs, continuation="".join(progress.text),
+    )
+
+
+async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]) -> NodeId:
+    """A node for the next attempt, waiting a bounded time while every candidate is busy."""
+    settings = services.settings
+    deadline = services.clock.monotonic() + settings.queue_wait_s
+    queue = services.waiting.setdefault(model, 0)
+    while True:
+        node_id = services.router.choose(
+            model, now=services.clock.monotonic(), rng=services.rng, exclude=tried
+        )
+        if node_id is not None:
+            services.router.job_started(node_id, now=services.clock.monotonic())
+            return node_id
+        serving = [n for n in services.hub.nodes_serving(model) if n.node_id not in tried]
+        if not serving:
+            raise NoCapacity(
+                f"no live node serves {model!r} right now",
+                retry_after_s=settings.no_capacity_retry_after_s,
+            )
+        remaining = deadline - services.clock.monotonic()
+        if remaining <= 0:
+            raise NoCapacity(
+                f"every node serving {model!r} is busy",
+                retry_after_s=settings.no_capacity_retry_after_s,
+            )
+        if queue >= settings.queue_length:
+            raise QueueFull(
+                f"too many requests waiting for {model!r}",
+                retry_after_s=settings.no_capacity_retry_after_s,
+            )
+        services.waiting[model] = services.waiting.get(model, 0) + 1
+        try:
+            changed = services.hub.changed
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
+            except TimeoutError:
+                pass
+        finally:
+            services.waiting[model] -= 1
+        queue = services.waiting[model]
+
+
+async def _run_on(services: Services, node_id: NodeId, job: Job) -> AsyncIterator[
+    TokenDelta | JobDone
+]:
+    """The job's events from one node; raises ``_NodeFailed`` and records every outcome."""
+    hub, router, clock, settings = services.hub, services.router, services.clock, services.settings
+    # Neutral unless the node is to blame: a consumer who leaves costs the node nothing.
+    outcome = Outcome.NEUTRAL
+    try:
+        try:
+            channel = await hub.dispatch(node_id, job)
+        except NodeGone as exc:
+            raise _NodeFailed("node left before the job could start", Outcome.NEUTRAL) from exc
+        timeout = settings.first_token_timeout_s
+        while True:
+            event = await _next_event(channel, timeout)
+            if event is None:
+                raise _NodeFailed("node timed out", Outcome.FAILURE)
+            if isinstance(event, NodeLost):
+                raise _NodeFailed(event.reason, Outcome.FAILURE)
+            if isinstance(event, JobFailed):
+                if event.code in NEUTRAL_FAILURES:
+                    raise InvalidRequest(event.message, param="messages")
+                neutral = event.code in ("busy", "draining", "cancelled", "unsupported_model")
+                raise _NodeFailed(
+                    f"node failed: {event.code}", Outcome.NEUTRAL if neutral else Outcome.FAILURE
+                )
+            if isinstance(event, JobDone):
+                outcome = Outcome.SUCCESS
+                yield event
+                return
+            timeout = settings.inter_token_timeout_s
+            yield event
+    except _NodeFailed as failure:
+        outcome = failure.outcome
+        raise
+    finally:
+        if outcome is not Outcome.SUCCESS:
+            await hub.cancel(node_id, job.job_id)
+        router.job_finished(
+            node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp()
+        )
+        hub.notify_capacity()
+
+
+async def _next_event(channel: asyncio.Queue[ChannelEvent], timeout: float) -> ChannelEvent | None:
+    try:
+        return channel.get_nowait()
+    except asyncio.QueueEmpty:
+        pass
+    try:
+        return await asyncio.wait_for(channel.get(), timeout)
+    except TimeoutError:
+        return None

@@ -1,0 +1,45 @@
+"""The one place that turns failures into OpenAI-shaped error responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from coordinator.errors import CoordinatorError, InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: CoordinatorError) -> web.Response:
+    headers = {}
+    if error.retry_after_s is not None:
+        headers["Retry-After"] = str(error.retry_after_s)
+    return web.json_response(error.body(), status=error.status, headers=headers)
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CoordinatorError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/v1/"):
+            raise
+        mapped: CoordinatorError
+        if exc.status == 404:
+            mapped = NotFound(f"no route for {request.method} {request.path}")
+        elif exc.status == 405:
+            mapped = InvalidRequest(f"{request.method} is not allowed on {request.path}")
+            mapped.status = 405
+        else:
+            mapped = InvalidRequest(exc.reason)
+            mapped.status = exc.status
+        return error_response(mapped)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(CoordinatorError("internal error"))

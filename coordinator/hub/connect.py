@@ -1,0 +1,133 @@
+"""``GET /v1/nodes/connect``: the websocket every node dials, and its receive loop.
+
+The loop only moves frames: the protocol session decides, the hub routes job events to the
+requests waiting on them, and the router learns who is live.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import base58
+import pydantic
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from coordinator.hub.live import LiveNode
+from coordinator.routing import NodeInfo
+from coordinator.services import SERVICES, Services
+from coordinator.store.nodes import record_registration
+from protocol.messages import Register, Registered, decode_node_message, encode
+from protocol.session import CoordinatorSession, NodeDraining, NodeRegistered, ProtocolViolation
+
+log = logging.getLogger(__name__)
+
+REGISTER_TIMEOUT_S = 15.0
+CLOSE_AUTH_FAILED = 4001
+CLOSE_REPLACED = 4002
+
+
+async def node_connect(request: web.Request) -> web.WebSocketResponse:
+    services = request.app[SERVICES]
+    settings = services.settings
+    ws = web.WebSocketResponse(
+        heartbeat=settings.heartbeat_interval_s, max_msg_size=settings.max_frame_bytes
+    )
+    await ws.prepare(request)
+    session = CoordinatorSession(
+        domain=settings.domain,
+        nonce=base58.b58encode(secrets.token_bytes(32)).decode(),
+        opened_at=services.clock.now(),
+    )
+    await ws.send_str(encode(session.challenge()))
+    try:
+        node = await _register(ws, session, services)
+    except ProtocolViolation as exc:
+        log.info("node refused: %s", exc.reason)
+        await ws.close(code=CLOSE_AUTH_FAILED, message=exc.reason.encode()[:120])
+        return ws
+    if node is None:
+        return ws
+    try:
+        await _serve(ws, node, services)
+    finally:
+        services.hub.detach(node, "node disconnected")
+        if services.hub.get(node.node_id) is None:
+            services.router.remove_node(node.node_id)
+        log.info("node %s left", node.node_id)
+    return ws
+
+
+async def _register(
+    ws: web.WebSocketResponse, session: CoordinatorSession, services: Services
+) -> LiveNode | None:
+    try:
+        frame = await ws.receive(timeout=REGISTER_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise ProtocolViolation("no registration in time") from exc
+    if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        return None
+    if frame.type is not WSMsgType.TEXT:
+        raise ProtocolViolation("expected a text frame")
+    try:
+        message = decode_node_message(frame.data)
+    except pydantic.ValidationError as exc:
+        raise ProtocolViolation("malformed registration") from exc
+    if not isinstance(message, Register):
+        raise ProtocolViolation("register first")
+    event = session.receive(message, services.clock.now())
+    assert isinstance(event, NodeRegistered)
+    for offer in message.models:
+        if not services.catalogue.accepts_weights(offer.model, offer.weights_sha256):
+            raise ProtocolViolation(f"weights do not match catalogue model {offer.model!r}")
+
+    now = services.clock.now()
+    async with services.database.session() as db, db.begin():
+        row = await record_registration(db, message, now)
+        operator = row.operator_account_id
+        first_seen = row.first_seen
+    node = LiveNode(
+        node_id=message.node_id, register=message, session=session, send=ws.send_str,
+        close=lambda code, reason: ws.close(code=code, message=reason.encode()),
+        connected_at=now, operator_account_id=operator,
+    )
+    previous = services.hub.attach(node)
+    if previous is not None:
+        services.hub.detach(previous, "node reconnected")
+        await previous.close(CLOSE_REPLACED, "replaced by a newer connection")
+    services.router.upsert_node(
+        NodeInfo(
+            node_id=message.node_id, models=node.models, slots=message.slots,
+            declared_tok_s=message.declared_tok_s, first_seen=first_seen.timestamp(),
+        ),
+        now=services.clock.monotonic(),
+        wall_now=now.timestamp(),
+    )
+    await ws.send_str(encode(Registered(node_id=message.node_id)))
+    log.info("node %s joined serving %s", message.node_id, sorted(node.models))
+    return node
+
+
+async def _serve(ws: web.WebSocketResponse, node: LiveNode, services: Services) -> None:
+    async for frame in ws:
+        if frame.type is not WSMsgType.TEXT:
+            if frame.type is WSMsgType.BINARY:
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"text frames only")
+            break
+        try:
+            message = decode_node_message(frame.data)
+            event = node.session.receive(message, services.clock.now())
+        except (pydantic.ValidationError, ProtocolViolation) as exc:
+            reason = exc.reason if isinstance(exc, ProtocolViolation) else "malformed message"
+            log.warning("node %s closed: %s", node.node_id, reason)
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
+            break
+        if event is None:
+            continue
+        if isinstance(event, NodeDraining):
+            node.draining = True
+            services.router.set_draining(node.node_id, now=services.clock.monotonic())
+            continue
+        if isinstance(event, NodeRegistered):  # pragma: no cover - the session forbids it
+            continue
+        services.hub.deliver(node, event)

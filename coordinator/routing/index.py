@@ -1,0 +1,67 @@
+"""The per-model index of nodes that can take a job now, best first.
+
+Keys sort by most spare capacity, then best health, then node id, so the best nodes are a
+contiguous run at the front; a pick is two bisections and a random index into that run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Collection
+
+from sortedcontainers import SortedList
+
+from protocol.ids import NodeId
+
+RouteKey = tuple[float, float, NodeId]
+"""``(-spare_capacity, -health_score, node_id)``: smaller is better."""
+
+
+def route_key(spare: float, health: float, node_id: NodeId) -> RouteKey:
+    return (-spare, -health, node_id)
+
+
+class CandidateIndex:
+    """Eligible nodes for one model, ordered by :data:`RouteKey`."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys = SortedList()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: RouteKey) -> bool:
+        return key in self._keys
+
+    def add(self, key: RouteKey) -> None:
+        self._keys.add(key)
+
+    def remove(self, key: RouteKey) -> None:
+        self._keys.remove(key)
+
+    def best(self, rng: random.Random, excluded: Collection[RouteKey] = ()) -> NodeId | None:
+        """A uniformly random node among the best-keyed ones not in ``excluded``.
+
+        Costs O(log n) per run of equal (spare, health) keys that exclusions empty, so
+        O(k log n) with k exclusions.
+        """
+        keys = self._keys
+        skipped = sorted(self._keys.bisect_left(key) for key in excluded if key in keys)
+        start = 0
+        while start < len(keys):
+            neg_spare, neg_health, _ = keys[start]
+            end: int = keys.bisect_left((neg_spare, math.nextafter(neg_health, math.inf)))
+            in_run = [position for position in skipped if start <= position < end]
+            available = end - start - len(in_run)
+            if available > 0:
+                position = start + rng.randrange(available)
+                for taken in in_run:
+                    if taken <= position:
+                        position += 1
+                chosen: RouteKey = keys[position]
+                return chosen[2]
+            start = end
+        return None

@@ -1,0 +1,320 @@
+"""The routing table: which live node should take the next job for a model.
+
+:class:`Router` keeps, per model, an index of exactly the nodes that could take a job now, and
+updates it as jobs start and finish, so :meth:`Router.choose` costs O(log n) rather than a scan.
+It never reads a clock and owns no randomness: ``now`` is monotonic seconds (breaker),
+``wall_now`` epoch seconds (health window, ramp-up), and ``rng`` is passed to each pick.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable, Set
+from dataclasses import dataclass
+
+from coordinator.routing.breaker import Breaker, BreakerState
+from coordinator.routing.constants import RoutingConstants
+from coordinator.routing.health import HealthBucket, HealthWindow
+from coordinator.routing.index import CandidateIndex, RouteKey, route_key
+from coordinator.routing.outcome import Outcome
+from coordinator.routing.rules import admitted_capacity, passes_floor, ramp_fraction, spare_capacity
+from protocol.ids import ModelId, NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """What a node declared when it registered, plus when the network first saw it."""
+
+    node_id: NodeId
+    models: frozenset[ModelId]
+    slots: int
+    declared_tok_s: float | None
+    first_seen: float
+    """Wall-clock epoch seconds; ramp-up counts from here."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """A read-only view of one node's routing state, for display and metrics."""
+
+    node_id: NodeId
+    models: frozenset[ModelId]
+    live: bool
+    draining: bool
+    slots: int
+    admitted_capacity: int
+    in_flight: int
+    spare_capacity: float
+    breaker_state: BreakerState
+    park_until: float | None
+    """Monotonic seconds, on the clock passed in as ``now``."""
+    health_score: float
+    declared_tok_s: float | None
+    measured_tok_s: float | None
+    candidate: bool
+    """Whether the node could be chosen for one of its models right now."""
+
+
+class _Node:
+    __slots__ = (
+        "admitted",
+        "breaker",
+        "draining",
+        "health",
+        "health_score",
+        "in_flight",
+        "info",
+        "key",
+        "live",
+        "measured_tok_s",
+    )
+
+    def __init__(self, info: NodeInfo, breaker: Breaker, health: HealthWindow) -> None:
+        self.info = info
+        self.breaker = breaker
+        self.health = health
+        self.health_score = 0.5
+        self.live = True
+        self.draining = False
+        self.in_flight = 0
+        self.measured_tok_s: float | None = None
+        self.admitted = 1
+        self.key: RouteKey | None = None
+
+
+class Router:
+    """Least-loaded routing over live nodes, with breaker, speed floor and ramp-up applied.
+
+    A removed node is remembered (breaker, health, measurement, in-flight count) until
+    :meth:`forget_node`, so reconnecting does not clear a parked breaker.
+    Unknown node ids raise :class:`KeyError`.
+    """
+
+    def __init__(self, constants: RoutingConstants | None = None) -> None:
+        self._constants = constants if constants is not None else RoutingConstants()
+        self._nodes: dict[NodeId, _Node] = {}
+        self._indices: dict[ModelId, CandidateIndex] = {}
+        self._park_expiries: list[tuple[float, NodeId]] = []
+
+    @property
+    def constants(self) -> RoutingConstants:
+        return self._constants
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    # --- membership ----------------------------------------------------------------------------
+
+    def upsert_node(
+        self,
+        info: NodeInfo,
+        *,
+        now: float,
+        wall_now: float,
+        health: Iterable[HealthBucket] = (),
+    ) -> None:
+        """Add a node that registered, or refresh one that re-registered (ending any drain).
+
+        ``health`` restores saved buckets for a node not already known; a known node keeps the
+        history held here, which is newer.
+        """
+        node = self._nodes.get(info.node_id)
+        if node is None:
+            window = HealthWindow.from_buckets(
+                health, window_days=self._constants.health_window_days
+            )
+            node = _Node(info, Breaker(self._constants), window)
+            self._nodes[info.node_id] = node
+        else:
+            self._set_key(node, None)
+            node.info = info
+        node.live = True
+        node.draining = False
+        node.health_score = node.health.score(wall_now)
+        node.admitted = self._admitted(info, wall_now)
+        self._sync(node, now)
+
+    def remove_node(self, node_id: NodeId) -> None:
+        """The node disconnected: it takes no more jobs, but its record is kept."""
+        node = self._nodes[node_id]
+        node.live = False
+        self._set_key(node, None)
+
+    def forget_node(self, node_id: NodeId) -> None:
+        """Drop everything known about a node (save its health buckets first)."""
+        node = self._nodes.pop(node_id)
+        self._set_key(node, None)
+
+    def set_draining(self, node_id: NodeId, *, now: float) -> None:
+        """The node is shutting down: it finishes its jobs but receives no new ones."""
+        node = self._nodes[node_id]
+        node.draining = True
+        self._sync(node, now)
+
+    def record_measurement(self, node_id: NodeId, tok_s: float, *, now: float) -> None:
+        """Replace the node's measured sustained speed; from now on it, not the declared speed,
+        is held against the floor."""
+        node = self._nodes[node_id]
+        node.measured_tok_s = tok_s
+        self._sync(node, now)
+
+    # --- jobs and outcomes ---------------------------------------------------------------------
+
+    def job_started(self, node_id: NodeId, *, now: float) -> None:
+        """A job was sent to the node; call it right after :meth:`choose`, with no await between."""
+        node = self._nodes[node_id]
+        node.in_flight += 1
+        self._sync(node, now)
+
+    def job_finished(
+        self, node_id: NodeId, outcome: Outcome, *, now: float, wall_now: float
+    ) -> None:
+        """A job on the node ended: free its slot, and feed the outcome to breaker and health."""
+        node = self._nodes[node_id]
+        if node.in_flight <= 0:
+            raise ValueError(f"node {node_id} has no job in flight")
+        node.in_flight -= 1
+        parked_before = node.breaker.park_until
+        node.breaker.record(outcome, now)
+        parked_after = node.breaker.park_until
+        if parked_after is not None and parked_after != parked_before:
+            heapq.heappush(self._park_expiries, (parked_after, node_id))
+        node.health.record(outcome, wall_now)
+        node.health_score = node.health.score(wall_now)
+        self._sync(node, now)
+
+    def record_probe(
+        self, node_id: NodeId, outcome: Outcome, *, now: float, wall_now: float
+    ) -> None:
+        """A probe's verdict: it counts in the health window but leaves the breaker alone."""
+        node = self._nodes[node_id]
+        node.health.record(outcome, wall_now, probe=True)
+        node.health_score = node.health.score(wall_now)
+        self._sync(node, now)
+
+    def add_online(self, node_id: NodeId, seconds: float, *, wall_now: float) -> None:
+        """Credit time online to the node's health window (not part of the score yet)."""
+        self._nodes[node_id].health.add_online(seconds, wall_now)
+
+    def refresh(self, *, now: float, wall_now: float) -> None:
+        """Re-apply what changes with the passing of time alone: ramp-up and health ageing.
+
+        O(n log n); the coordinator calls it periodically (minutes apart is plenty).
+        """
+        self._wake_parked(now)
+        for node in self._nodes.values():
+            node.admitted = self._admitted(node.info, wall_now)
+            node.health_score = node.health.score(wall_now)
+            self._sync(node, now)
+
+    # --- choosing ------------------------------------------------------------------------------
+
+    def choose(
+        self,
+        model: ModelId,
+        *,
+        now: float,
+        rng: random.Random,
+        exclude: Set[NodeId] = frozenset(),
+    ) -> NodeId | None:
+        """The least-loaded candidate for ``model`` not in ``exclude``, or ``None``.
+
+        Most spare capacity wins, then the higher health score, then a uniform draw from
+        ``rng``. Does not reserve the slot: call :meth:`job_started` for the node chosen.
+        """
+        self._wake_parked(now)
+        index = self._indices.get(model)
+        if index is None or len(index) == 0:
+            return None
+        excluded: list[RouteKey] = []
+        for node_id in exclude:
+            node = self._nodes.get(node_id)
+            if node is not None and node.key is not None and model in node.info.models:
+                excluded.append(node.key)
+        return index.best(rng, excluded)
+
+    def candidate_count(self, model: ModelId, *, now: float) -> int:
+        """How many nodes could take a job for ``model`` right now."""
+        self._wake_parked(now)
+        index = self._indices.get(model)
+        return 0 if index is None else len(index)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def snapshot(self, node_id: NodeId, *, now: float) -> NodeSnapshot:
+        node = self._nodes[node_id]
+        capacity = self._capacity(node, now)
+        return NodeSnapshot(
+            node_id=node_id,
+            models=node.info.models,
+            live=node.live,
+            draining=node.draining,
+            slots=node.info.slots,
+            admitted_capacity=node.admitted,
+            in_flight=node.in_flight,
+            spare_capacity=spare_capacity(capacity, node.in_flight) if capacity > 0 else 0.0,
+            breaker_state=node.breaker.state(now),
+            park_until=node.breaker.park_until,
+            health_score=node.health_score,
+            declared_tok_s=node.info.declared_tok_s,
+            measured_tok_s=node.measured_tok_s,
+            candidate=self._desired_key(node, now) is not None,
+        )
+
+    def snapshots(self, *, now: float) -> list[NodeSnapshot]:
+        return [self.snapshot(node_id, now=now) for node_id in self._nodes]
+
+    def health_buckets(self, node_id: NodeId, *, wall_now: float) -> tuple[HealthBucket, ...]:
+        """The node's health window as plain data, for the store to save."""
+        return self._nodes[node_id].health.buckets(wall_now)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _admitted(self, info: NodeInfo, wall_now: float) -> int:
+        fraction = ramp_fraction(wall_now - info.first_seen, self._constants)
+        return admitted_capacity(info.slots, fraction)
+
+    def _capacity(self, node: _Node, now: float) -> int:
+        cap = node.breaker.slot_cap(now)
+        return node.admitted if cap is None else min(node.admitted, cap)
+
+    def _desired_key(self, node: _Node, now: float) -> RouteKey | None:
+        if not node.live or node.draining:
+            return None
+        floor = self._constants.floor_tok_s
+        if not passes_floor(node.info.declared_tok_s, node.measured_tok_s, floor):
+            return None
+        capacity = self._capacity(node, now)
+        if node.in_flight >= capacity:
+            return None
+        spare = spare_capacity(capacity, node.in_flight)
+        return route_key(spare, node.health_score, node.info.node_id)
+
+    def _sync(self, node: _Node, now: float) -> None:
+        self._set_key(node, self._desired_key(node, now))
+
+    def _set_key(self, node: _Node, key: RouteKey | None) -> None:
+        if key == node.key:
+            return
+        for model in node.info.models:
+            index = self._indices.get(model)
+            if index is None:
+                index = self._indices[model] = CandidateIndex()
+            if node.key is not None:
+                index.remove(node.key)
+            if key is not None:
+                index.add(key)
+        node.key = key
+
+    def _wake_parked(self, now: float) -> None:
+        """Return nodes whose park has ended to the index, as half-open."""
+        expiries = self._park_expiries
+        while expiries and expiries[0][0] <= now:
+            _, node_id = heapq.heappop(expiries)
+            node = self._nodes.get(node_id)
+            if node is not None:
+                self._sync(node, now)

@@ -1,0 +1,33 @@
+"""Everything a request handler needs, built once per app and reached through one AppKey."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from coordinator.accounts.api_keys import KeyAuthenticator
+from coordinator.catalogue import Catalogue
+from coordinator.clock import Clock
+from coordinator.hub.live import NodeHub
+from coordinator.routing import Router
+from coordinator.settings import CoordinatorSettings
+from coordinator.store.database import Database
+from protocol.ids import ModelId
+
+
+@dataclass
+class Services:
+    settings: CoordinatorSettings
+    clock: Clock
+    database: Database
+    catalogue: Catalogue
+    hub: NodeHub
+    router: Router
+    keys: KeyAuthenticator
+    rng: random.Random = field(default_factory=random.Random)
+    waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,40 @@
+"""The coordinator's settings: one typed object, loaded once from ``KORETEX_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from coordinator.paths import default_database_url
+from coordinator.routing import RoutingConstants
+
+
+class CoordinatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KORETEX_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8420, ge=0, le=65535)
+    domain: str = Field(
+        default="localhost",
+        description="The public domain nodes and wallets sign for; never taken from a request.",
+    )
+    database_url: str = Field(default_factory=default_database_url)
+
+    routing: RoutingConstants = Field(default_factory=RoutingConstants)
+    node_clock_skew_s: float = Field(default=300.0, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_timeout_s: float = Field(
+        default=10.0, gt=0, description="A node silent this long after a ping is gone."
+    )
+    first_token_timeout_s: float = Field(default=30.0, gt=0)
+    inter_token_timeout_s: float = Field(default=15.0, gt=0)
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    max_frame_bytes: int = Field(default=1_048_576, ge=1024)
+    max_messages: int = Field(default=256, ge=1)
+    max_tokens_limit: int = Field(default=8192, ge=1)
+    default_max_tokens: int = Field(default=512, ge=1)
+    queue_length: int = Field(default=64, ge=0, description="Requests that may wait per model.")
+    queue_wait_s: float = Field(default=10.0, ge=0, description="How long a request waits.")
+    no_capacity_retry_after_s: int = Field(default=5, ge=1)

@@ -1,0 +1,42 @@
+"""Chat content and sampling parameters carried inside jobs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChatMessage(WireModel):
+    role: Role
+    content: str
+
+
+class SamplingParams(WireModel):
+    max_tokens: int = Field(ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+class TopLogprob(WireModel):
+    token: str
+    logprob: float
+
+
+class TokenLogprob(WireModel):
+    """The log-probability of one emitted token and of its strongest alternatives."""
+
+    token_id: int
+    token: str
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()

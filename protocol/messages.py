@@ -1,0 +1,161 @@
+"""Every message exchanged on the node websocket, as frozen pydantic models.
+
+Each message carries a ``type`` tag; :func:`decode_node_message` and
+:func:`decode_coordinator_message` turn a JSON text frame into the matching model and raise
+:class:`pydantic.ValidationError` on anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob, WireModel
+from protocol.ids import JobId, ModelId, NodeId
+
+FinishReason = Literal["stop", "length"]
+
+FailureCode = Literal[
+    "bad_request",  # the consumer's input is unusable: neutral for the node
+    "context_length",  # prompt plus max_tokens exceed the model's context: neutral
+    "busy",  # every slot is taken: the coordinator should not have sent it
+    "unsupported_model",  # the node does not serve the model named in the job
+    "engine_error",  # the engine crashed or misbehaved: counts against the node
+    "cancelled",  # the coordinator asked for it
+    "draining",  # the node is shutting down and takes no new work
+]
+
+NEUTRAL_FAILURES: frozenset[str] = frozenset({"bad_request", "context_length"})
+"""Failures caused by the consumer's input; they never count against a node."""
+
+
+# --- node -> coordinator -----------------------------------------------------------------------
+
+
+class Hardware(WireModel):
+    system: str
+    machine: str
+    chip: str
+    cores: int = Field(ge=0)
+    memory_bytes: int = Field(ge=0)
+    gpu: str | None = None
+
+
+class ModelOffer(WireModel):
+    """A catalogue model the node serves, and which weights it serves it with."""
+
+    model: ModelId
+    weights_sha256: str | None = None
+    context_length: int = Field(ge=1)
+
+
+class Register(WireModel):
+    """The node's answer to a challenge: who it is (signed) and what it offers."""
+
+    type: Literal["register"] = "register"
+    protocol_version: int
+    node_id: NodeId
+    nonce: str
+    issued_at: str  # ISO 8601, UTC; part of the signed text
+    signature: str  # base58 ed25519 signature over protocol.auth.challenge_text(...)
+    agent_version: str
+    engine: str
+    models: tuple[ModelOffer, ...] = Field(min_length=1, max_length=32)
+    slots: int = Field(ge=1, le=256)
+    declared_tok_s: float | None = Field(default=None, ge=0)
+    hardware: Hardware
+    enrollment_token: str | None = None
+
+
+class TokenDelta(WireModel):
+    """One or more tokens the engine produced for a job, in order."""
+
+    type: Literal["delta"] = "delta"
+    job_id: JobId
+    text: str
+    tokens: int = Field(ge=0)
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+class JobDone(WireModel):
+    type: Literal["done"] = "done"
+    job_id: JobId
+    finish_reason: FinishReason
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+
+class JobFailed(WireModel):
+    type: Literal["failed"] = "failed"
+    job_id: JobId
+    code: FailureCode
+    message: str = Field(max_length=2000)
+
+
+class Draining(WireModel):
+    """The node stops taking jobs and finishes those in flight before it leaves."""
+
+    type: Literal["draining"] = "draining"
+
+
+NodeMessage = Annotated[
+    Register | TokenDelta | JobDone | JobFailed | Draining, Field(discriminator="type")
+]
+
+
+# --- coordinator -> node -----------------------------------------------------------------------
+
+
+class Challenge(WireModel):
+    type: Literal["challenge"] = "challenge"
+    protocol_version: int
+    domain: str
+    nonce: str
+    server_time: str
+
+
+class Registered(WireModel):
+    type: Literal["registered"] = "registered"
+    node_id: NodeId
+    operator: str | None = None  # the wallet this node earns for, once enrolled
+
+
+class Job(WireModel):
+    """A chat generation. Probes and paid jobs have exactly this shape."""
+
+    type: Literal["job"] = "job"
+    job_id: JobId
+    model: ModelId
+    messages: tuple[ChatMessage, ...] = Field(min_length=1)
+    params: SamplingParams
+    top_logprobs: int = Field(default=0, ge=0, le=20)
+    continuation: str = ""  # assistant text already delivered; generation resumes after it
+
+
+class Cancel(WireModel):
+    type: Literal["cancel"] = "cancel"
+    job_id: JobId
+
+
+CoordinatorMessage = Annotated[
+    Challenge | Registered | Job | Cancel, Field(discriminator="type")
+]
+
+_node_adapter: TypeAdapter[NodeMessage] = TypeAdapter(NodeMessage)
+_coordinator_adapter: TypeAdapter[CoordinatorMessage] = TypeAdapter(CoordinatorMessage)
+
+
+def decode_node_message(frame: str | bytes) -> NodeMessage:
+    """Parse a frame sent by a node; raises ``pydantic.ValidationError``."""
+    return _node_adapter.validate_json(frame)
+
+
+def decode_coordinator_message(frame: str | bytes) -> CoordinatorMessage:
+    """Parse a frame sent by the coordinator; raises ``pydantic.ValidationError``."""
+    return _coordinator_adapter.validate_json(frame)
+
+
+def encode(message: WireModel) -> str:
+    """The JSON text frame for a message."""
+    return message.model_dump_json()

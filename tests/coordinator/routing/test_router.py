@@ -1,0 +1,583 @@
+"""The router: least-loaded choice under floor, breaker, drain and ramp, checked against a
+brute-force chooser written here from the rules."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Set
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coordinator.routing import (
+    BreakerState,
+    CandidateIndex,
+    HealthBucket,
+    NodeInfo,
+    Outcome,
+    Router,
+    RoutingConstants,
+    admitted_capacity,
+    laplace_score,
+    ramp_fraction,
+    route_key,
+)
+from protocol.ids import ModelId, NodeId
+
+DAY = 86_400.0
+WALL0 = 1_700_000_000.0
+MODEL = ModelId("gemma-3-270m")
+OTHER = ModelId("qwen-2.5-0.5b")
+S, F, N = Outcome.SUCCESS, Outcome.FAILURE, Outcome.NEUTRAL
+CONSTANTS = RoutingConstants()
+
+# Upper 0.1% points of the chi-square distribution.
+CHI2_CRITICAL_999 = {6: 22.458, 9: 27.877}
+
+
+def node(
+    name: str,
+    *,
+    slots: int = 4,
+    declared: float | None = None,
+    models: Iterable[ModelId] = (MODEL,),
+    first_seen: float = WALL0 - 30 * DAY,
+) -> NodeInfo:
+    return NodeInfo(
+        node_id=NodeId(name),
+        models=frozenset(models),
+        slots=slots,
+        declared_tok_s=declared,
+        first_seen=first_seen,
+    )
+
+
+def router_with(*infos: NodeInfo, now: float = 0.0) -> Router:
+    router = Router()
+    for info in infos:
+        router.upsert_node(info, now=now, wall_now=WALL0)
+    return router
+
+
+def start(router: Router, name: str, jobs: int = 1, now: float = 0.0) -> None:
+    for _ in range(jobs):
+        router.job_started(NodeId(name), now=now)
+
+
+def finish(router: Router, name: str, outcome: Outcome, now: float = 0.0) -> None:
+    router.job_finished(NodeId(name), outcome, now=now, wall_now=WALL0 + now)
+
+
+def picks(router: Router, count: int, now: float = 0.0, seed: int = 7) -> Counter[NodeId | None]:
+    rng = random.Random(seed)
+    return Counter(router.choose(MODEL, now=now, rng=rng) for _ in range(count))
+
+
+def chi_square(counts: Iterable[int], expected: float) -> float:
+    return sum((observed - expected) ** 2 / expected for observed in counts)
+
+
+def park(router: Router, name: str, now: float) -> None:
+    for _ in range(CONSTANTS.breaker_failures):
+        start(router, name, now=now)
+        finish(router, name, F, now=now)
+
+
+# --- least-loaded ---------------------------------------------------------------------------------
+
+
+def test_empty_router_and_unknown_model_choose_nothing() -> None:
+    rng = random.Random(1)
+    assert Router().choose(MODEL, now=0.0, rng=rng) is None
+    assert router_with(node("a")).choose(OTHER, now=0.0, rng=rng) is None
+
+
+def test_most_spare_capacity_wins() -> None:
+    router = router_with(node("a", slots=4), node("b", slots=2), node("c", slots=8))
+    start(router, "a", 2)  # 0.5 spare
+    start(router, "b", 1)  # 0.5 spare
+    start(router, "c", 2)  # 0.75 spare
+    assert picks(router, 50) == {NodeId("c"): 50}
+
+
+def test_full_nodes_are_never_chosen() -> None:
+    router = router_with(node("a", slots=1), node("b", slots=2))
+    start(router, "a")
+    start(router, "b", 2)
+    assert picks(router, 10) == {None: 10}
+    finish(router, "b", S)
+    assert picks(router, 10) == {NodeId("b"): 10}
+
+
+def test_equal_spare_is_broken_by_health() -> None:
+    router = router_with(node("a"), node("b"), node("c"))
+    finish_with(router, "a", F)
+    finish_with(router, "b", S)
+    assert picks(router, 100) == {NodeId("b"): 100}
+
+
+def test_spare_capacity_outranks_health() -> None:
+    router = router_with(node("a"), node("b"))
+    finish_with(router, "a", S)
+    start(router, "a")
+    assert picks(router, 20) == {NodeId("b"): 20}
+
+
+def finish_with(router: Router, name: str, outcome: Outcome) -> None:
+    start(router, name)
+    finish(router, name, outcome)
+
+
+def test_ties_spread_uniformly() -> None:
+    names = [f"n{i}" for i in range(10)]
+    router = router_with(*(node(name, slots=2) for name in names))
+    counts = picks(router, 20_000)
+    assert set(counts) == {NodeId(name) for name in names}
+    assert chi_square(counts.values(), 2_000) < CHI2_CRITICAL_999[9]
+
+
+def test_ties_spread_uniformly_around_exclusions() -> None:
+    names = [f"n{i}" for i in range(10)]
+    router = router_with(*(node(name, slots=2) for name in names))
+    excluded = frozenset(NodeId(name) for name in names[:3])
+    rng = random.Random(11)
+    counts = Counter(
+        router.choose(MODEL, now=0.0, rng=rng, exclude=excluded) for _ in range(14_000)
+    )
+    assert set(counts) == {NodeId(name) for name in names[3:]}
+    assert chi_square(counts.values(), 2_000) < CHI2_CRITICAL_999[6]
+
+
+def test_no_ranking_by_speed_above_the_floor() -> None:
+    router = router_with(node("slow"), node("fast"))
+    router.record_measurement(NodeId("slow"), 5.0, now=0.0)
+    router.record_measurement(NodeId("fast"), 500.0, now=0.0)
+    counts = picks(router, 2_000)
+    assert chi_square(counts.values(), 1_000) < 10.83  # one degree of freedom
+
+
+def test_exclude_never_gives_the_same_node_twice() -> None:
+    router = router_with(*(node(f"n{i}") for i in range(6)))
+    start(router, "n0", 2)
+    rng = random.Random(3)
+    tried: set[NodeId] = set()
+    while (chosen := router.choose(MODEL, now=0.0, rng=rng, exclude=frozenset(tried))) is not None:
+        assert chosen not in tried
+        tried.add(chosen)
+    assert tried == {NodeId(f"n{i}") for i in range(6)}
+
+
+def test_exclusion_of_the_whole_best_run_falls_to_the_next() -> None:
+    router = router_with(node("a"), node("b"), node("c"))
+    start(router, "c")
+    rng = random.Random(5)
+    assert router.choose(MODEL, now=0.0, rng=rng, exclude={NodeId("a"), NodeId("b")}) == "c"
+
+
+def test_models_are_routed_separately() -> None:
+    router = router_with(node("a", models=[MODEL]), node("b", models=[MODEL, OTHER]))
+    rng = random.Random(2)
+    assert {router.choose(OTHER, now=0.0, rng=rng) for _ in range(20)} == {"b"}
+    router.upsert_node(node("a", models=[OTHER]), now=0.0, wall_now=WALL0)
+    router.job_started(NodeId("b"), now=0.0)
+    assert router.choose(MODEL, now=0.0, rng=rng) == "b"
+    assert router.choose(OTHER, now=0.0, rng=rng) == "a"
+
+
+# --- floor, drain, membership ---------------------------------------------------------------------
+
+
+def test_floor_admits_unmeasured_nodes_on_their_declaration() -> None:
+    router = router_with(node("none"), node("quick", declared=30.0), node("slow", declared=4.0))
+    assert set(picks(router, 200)) == {NodeId("none"), NodeId("quick")}
+
+
+def test_measurement_moves_nodes_across_the_floor() -> None:
+    router = router_with(node("a", declared=100.0))
+    router.record_measurement(NodeId("a"), 4.9, now=0.0)
+    assert picks(router, 5) == {None: 5}
+    router.record_measurement(NodeId("a"), 5.0, now=0.0)
+    assert picks(router, 5) == {NodeId("a"): 5}
+
+
+def test_draining_and_removed_nodes_are_not_chosen() -> None:
+    router = router_with(node("a"), node("b"), node("c"))
+    router.set_draining(NodeId("a"), now=0.0)
+    router.remove_node(NodeId("b"))
+    assert picks(router, 30) == {NodeId("c"): 30}
+    router.upsert_node(node("a"), now=0.0, wall_now=WALL0)
+    assert set(picks(router, 100)) == {NodeId("a"), NodeId("c")}
+
+
+def test_jobs_can_finish_after_the_node_is_removed() -> None:
+    router = router_with(node("a"))
+    start(router, "a")
+    router.remove_node(NodeId("a"))
+    finish(router, "a", F)
+    assert router.snapshot(NodeId("a"), now=0.0).in_flight == 0
+    router.forget_node(NodeId("a"))
+    assert NodeId("a") not in router
+    with pytest.raises(KeyError):
+        router.job_started(NodeId("a"), now=0.0)
+
+
+def test_finishing_a_job_that_never_started_is_an_error() -> None:
+    router = router_with(node("a"))
+    with pytest.raises(ValueError):
+        finish(router, "a", S)
+
+
+# --- breaker in the router -----------------------------------------------------------------------
+
+
+def test_parked_node_returns_half_open_for_exactly_one_trial() -> None:
+    router = router_with(node("a", slots=4))
+    park(router, "a", now=10.0)
+    snap = router.snapshot(NodeId("a"), now=10.0)
+    assert snap.breaker_state is BreakerState.PARKED
+    assert snap.park_until == 25.0
+    assert picks(router, 5, now=24.9) == {None: 5}
+    assert picks(router, 5, now=25.0) == {NodeId("a"): 5}
+    start(router, "a", now=25.0)
+    assert picks(router, 5, now=26.0) == {None: 5}
+    finish(router, "a", S, now=27.0)
+    assert router.snapshot(NodeId("a"), now=27.0).breaker_state is BreakerState.CLOSED
+    start(router, "a", 3, now=27.0)
+    assert picks(router, 5, now=27.0) == {NodeId("a"): 5}
+
+
+def test_failed_trial_parks_again() -> None:
+    router = router_with(node("a"))
+    park(router, "a", now=0.0)
+    start(router, "a", now=15.0)
+    finish(router, "a", F, now=16.0)
+    assert router.snapshot(NodeId("a"), now=16.0).park_until == 31.0
+    assert picks(router, 3, now=30.9) == {None: 3}
+    assert picks(router, 3, now=31.0) == {NodeId("a"): 3}
+
+
+def test_neutral_trial_leaves_the_node_half_open_and_free() -> None:
+    router = router_with(node("a"))
+    park(router, "a", now=0.0)
+    start(router, "a", now=15.0)
+    finish(router, "a", N, now=16.0)
+    assert router.snapshot(NodeId("a"), now=16.0).breaker_state is BreakerState.HALF_OPEN
+    assert picks(router, 3, now=16.0) == {NodeId("a"): 3}
+    start(router, "a", now=16.0)
+    assert picks(router, 3, now=16.0) == {None: 3}
+
+
+def test_reconnecting_does_not_clear_a_park() -> None:
+    router = router_with(node("a"))
+    park(router, "a", now=0.0)
+    router.remove_node(NodeId("a"))
+    router.upsert_node(node("a"), now=1.0, wall_now=WALL0)
+    assert picks(router, 3, now=1.0) == {None: 3}
+    assert picks(router, 3, now=15.0) == {NodeId("a"): 3}
+
+
+# --- ramp-up and health ---------------------------------------------------------------------------
+
+
+def test_new_node_ramps_from_a_quarter_to_all_slots() -> None:
+    router = Router()
+    router.upsert_node(node("a", slots=8, first_seen=WALL0), now=0.0, wall_now=WALL0)
+    assert router.snapshot(NodeId("a"), now=0.0).admitted_capacity == 2
+    start(router, "a", 2)
+    assert picks(router, 3) == {None: 3}
+    router.refresh(now=0.0, wall_now=WALL0 + 3.5 * DAY)
+    assert router.snapshot(NodeId("a"), now=0.0).admitted_capacity == 5
+    router.refresh(now=0.0, wall_now=WALL0 + 7 * DAY)
+    snap = router.snapshot(NodeId("a"), now=0.0)
+    assert snap.admitted_capacity == 8
+    assert snap.spare_capacity == 0.75
+
+
+def test_refresh_ages_health_out_of_the_window() -> None:
+    router = router_with(node("a"))
+    finish_with(router, "a", F)
+    assert router.snapshot(NodeId("a"), now=0.0).health_score == laplace_score(0, 1)
+    router.refresh(now=0.0, wall_now=WALL0 + 15 * DAY)
+    assert router.snapshot(NodeId("a"), now=0.0).health_score == 0.5
+
+
+def test_health_is_restored_from_saved_buckets_and_probes_count() -> None:
+    saved = (HealthBucket(start=int(WALL0 // 3600) * 3600, successes=6, failures=2),)
+    router = Router()
+    router.upsert_node(node("a"), now=0.0, wall_now=WALL0, health=saved)
+    assert router.snapshot(NodeId("a"), now=0.0).health_score == laplace_score(6, 2)
+    router.record_probe(NodeId("a"), F, now=0.0, wall_now=WALL0)
+    router.add_online(NodeId("a"), 60.0, wall_now=WALL0)
+    (bucket,) = router.health_buckets(NodeId("a"), wall_now=WALL0)
+    assert (bucket.successes, bucket.failures, bucket.probe_failures) == (6, 2, 1)
+    assert bucket.online_s == 60.0
+    assert router.snapshot(NodeId("a"), now=0.0).health_score == laplace_score(6, 3)
+
+
+def test_candidate_index_skips_exclusions_within_and_across_runs() -> None:
+    index = CandidateIndex()
+    keys = [route_key(1.0, 0.5, NodeId(n)) for n in "abc"] + [route_key(0.5, 0.9, NodeId("d"))]
+    for key in keys:
+        index.add(key)
+    rng = random.Random(0)
+    assert {index.best(rng, keys[:1]) for _ in range(200)} == {"b", "c"}
+    assert index.best(rng, keys[:3]) == "d"
+    assert index.best(rng, keys) is None
+
+
+# --- brute force reference ------------------------------------------------------------------------
+
+
+@dataclass
+class Shadow:
+    """What the test itself knows about a node, kept without looking at the router."""
+
+    info: NodeInfo
+    admitted: int
+    live: bool = True
+    draining: bool = False
+    measured: float | None = None
+    in_flight: int = 0
+
+
+def naive_best(
+    router: Router, shadows: dict[NodeId, Shadow], model: ModelId, now: float, exclude: Set[NodeId]
+) -> set[NodeId]:
+    """Every node the rules allow to be chosen: an O(n) scan from first principles."""
+    scored: list[tuple[float, float, NodeId]] = []
+    for node_id, shadow in shadows.items():
+        snap = router.snapshot(node_id, now=now)
+        assert snap.in_flight == shadow.in_flight
+        assert snap.admitted_capacity == shadow.admitted
+        speed = shadow.measured if shadow.measured is not None else shadow.info.declared_tok_s
+        if (
+            node_id in exclude
+            or not shadow.live
+            or shadow.draining
+            or model not in shadow.info.models
+            or (speed is not None and speed < CONSTANTS.floor_tok_s)
+            or snap.breaker_state is BreakerState.PARKED
+        ):
+            continue
+        capacity = shadow.admitted if snap.breaker_state is BreakerState.CLOSED else 1
+        if shadow.in_flight >= capacity:
+            continue
+        scored.append(((capacity - shadow.in_flight) / capacity, snap.health_score, node_id))
+    if not scored:
+        return set()
+    top = max((spare, health) for spare, health, _ in scored)
+    return {node_id for spare, health, node_id in scored if (spare, health) == top}
+
+
+outcomes = st.sampled_from([S, F, F, N])
+node_index = st.integers(0, 999)
+
+
+@dataclass(frozen=True)
+class Choose:
+    exclude_mask: int
+    other_model: bool
+
+
+@dataclass(frozen=True)
+class Finish:
+    index: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Advance:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Measure:
+    index: int
+    tok_s: float
+
+
+@dataclass(frozen=True)
+class Drain:
+    index: int
+
+
+@dataclass(frozen=True)
+class Remove:
+    index: int
+
+
+@dataclass(frozen=True)
+class Rejoin:
+    index: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    index: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Days:
+    days: float
+
+
+Operation = Choose | Finish | Advance | Measure | Drain | Remove | Rejoin | Probe | Days
+
+operations: st.SearchStrategy[Operation] = st.one_of(
+    st.builds(Choose, st.integers(0, 2**20), st.booleans()),
+    st.builds(Choose, st.just(0), st.just(False)),
+    st.builds(Finish, node_index, outcomes),
+    st.builds(Advance, st.floats(0.0, 20.0)),
+    st.builds(Measure, node_index, st.sampled_from([0.0, 4.9, 5.0, 40.0])),
+    st.builds(Drain, node_index),
+    st.builds(Remove, node_index),
+    st.builds(Rejoin, node_index),
+    st.builds(Probe, node_index, outcomes),
+    st.builds(Days, st.floats(0.0, 4.0)),
+)
+node_specs = st.tuples(
+    st.integers(1, 6),
+    st.sampled_from([None, 3.0, 5.0, 50.0]),
+    st.sampled_from([(MODEL,), (OTHER,), (MODEL, OTHER)]),
+    st.floats(0.0, 10.0),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(node_specs, min_size=1, max_size=20),
+    st.lists(operations, min_size=1, max_size=100),
+    st.integers(0, 2**32 - 1),
+)
+def test_router_agrees_with_the_naive_chooser_over_random_histories(
+    specs: list[tuple[int, float | None, tuple[ModelId, ...], float]],
+    ops: list[Operation],
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    router = Router()
+    now, wall = 0.0, WALL0
+    shadows: dict[NodeId, Shadow] = {}
+
+    def admitted(info: NodeInfo) -> int:
+        return admitted_capacity(info.slots, ramp_fraction(wall - info.first_seen, CONSTANTS))
+
+    for i, (slots, declared, models, age_days) in enumerate(specs):
+        info = node(
+            f"n{i}", slots=slots, declared=declared, models=models, first_seen=wall - age_days * DAY
+        )
+        router.upsert_node(info, now=now, wall_now=wall)
+        shadows[info.node_id] = Shadow(info=info, admitted=admitted(info))
+    ids = list(shadows)
+
+    def at(index: int) -> Shadow:
+        return shadows[ids[index % len(ids)]]
+
+    for op in ops:
+        match op:
+            case Choose(exclude_mask=mask, other_model=other_model):
+                model = OTHER if other_model else MODEL
+                exclude = frozenset(ids[j] for j in range(len(ids)) if mask >> j & 1)
+                best = naive_best(router, shadows, model, now, exclude)
+                chosen = router.choose(model, now=now, rng=rng, exclude=exclude)
+                assert (chosen is None) == (not best)
+                if chosen is not None:
+                    assert chosen in best
+                    router.job_started(chosen, now=now)
+                    shadows[chosen].in_flight += 1
+                everyone = naive_best(router, shadows, model, now, frozenset())
+                assert router.candidate_count(model, now=now) == len(
+                    [s for s in router.snapshots(now=now) if s.candidate and model in s.models]
+                )
+                assert (router.candidate_count(model, now=now) == 0) == (not everyone)
+            case Finish(index=index, outcome=outcome) if at(index).in_flight:
+                router.job_finished(at(index).info.node_id, outcome, now=now, wall_now=wall)
+                at(index).in_flight -= 1
+            case Advance(seconds=seconds):
+                now += seconds
+                wall += seconds
+            case Measure(index=index, tok_s=tok_s):
+                router.record_measurement(at(index).info.node_id, tok_s, now=now)
+                at(index).measured = tok_s
+            case Drain(index=index) if at(index).live:
+                router.set_draining(at(index).info.node_id, now=now)
+                at(index).draining = True
+            case Remove(index=index):
+                router.remove_node(at(index).info.node_id)
+                at(index).live = False
+            case Rejoin(index=index):
+                shadow = at(index)
+                router.upsert_node(shadow.info, now=now, wall_now=wall)
+                shadow.live, shadow.draining = True, False
+                shadow.admitted = admitted(shadow.info)
+            case Probe(index=index, outcome=outcome):
+                router.record_probe(at(index).info.node_id, outcome, now=now, wall_now=wall)
+            case Days(days=days):
+                wall += days * DAY
+                router.refresh(now=now, wall_now=wall)
+                for shadow in shadows.values():
+                    shadow.admitted = admitted(shadow.info)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(50, 400), st.integers(0, 2**32 - 1))
+def test_many_nodes_choice_is_always_best_and_never_ineligible(count: int, seed: int) -> None:
+    draw = random.Random(seed)
+    rng = random.Random(seed + 1)
+    router = Router()
+    shadows: dict[NodeId, Shadow] = {}
+    for i in range(count):
+        info = node(
+            f"n{i:04d}",
+            slots=draw.choice([1, 2, 4, 8]),
+            declared=draw.choice([None, 2.0, 10.0]),
+            first_seen=WALL0 - draw.choice([0.0, 3.0, 30.0]) * DAY,
+        )
+        router.upsert_node(info, now=0.0, wall_now=WALL0)
+        shadow = Shadow(
+            info=info,
+            admitted=admitted_capacity(
+                info.slots, ramp_fraction(WALL0 - info.first_seen, CONSTANTS)
+            ),
+        )
+        shadows[info.node_id] = shadow
+        for _ in range(draw.randrange(shadow.admitted + 1)):
+            router.job_started(info.node_id, now=0.0)
+            shadow.in_flight += 1
+        roll = draw.random()
+        if roll < 0.1:
+            router.set_draining(info.node_id, now=0.0)
+            shadow.draining = True
+        elif roll < 0.2:
+            for _ in range(3):
+                router.job_started(info.node_id, now=0.0)
+                router.job_finished(info.node_id, F, now=draw.uniform(0, 20), wall_now=WALL0)
+        elif roll < 0.3:
+            shadow.measured = draw.choice([1.0, 6.0])
+            router.record_measurement(info.node_id, shadow.measured, now=0.0)
+        for _ in range(draw.randrange(3)):
+            router.record_probe(info.node_id, draw.choice([S, F]), now=0.0, wall_now=WALL0)
+
+    for step in range(40):
+        now = step * 0.5
+        exclude = frozenset(draw.sample(list(shadows), 3))
+        best = naive_best(router, shadows, MODEL, now, exclude)
+        chosen = router.choose(MODEL, now=now, rng=rng, exclude=exclude)
+        assert (chosen is None) == (not best)
+        if chosen is None:
+            continue
+        assert chosen in best
+        snap = router.snapshot(chosen, now=now)
+        assert snap.live and not snap.draining and snap.candidate
+        assert snap.breaker_state is not BreakerState.PARKED
+        assert snap.in_flight < snap.admitted_capacity
+        speed = snap.measured_tok_s if snap.measured_tok_s is not None else snap.declared_tok_s
+        assert speed is None or speed >= CONSTANTS.floor_tok_s
+        router.job_started(chosen, now=now)
+        shadows[chosen].in_flight += 1
+        assert math.isfinite(snap.health_score)
