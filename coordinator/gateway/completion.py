@@ -87,7 +87,15 @@ async def stream_completion(
     progress = _Progress()
     last_error = "no node could serve the request"
     while True:
-        node_id = await _choose_or_wait(services, spec.model, progress.tried)
+        try:
+            node_id = await _choose_or_wait(services, spec.model, progress.tried)
+        except (NoCapacity, QueueFull) as exc:
+            if not progress.text and not progress.tried:
+                raise
+            raise UpstreamFailed(
+                f"generation interrupted ({last_error}) and no other node could take over: "
+                f"{exc.message}"
+            ) from exc
         progress.tried.add(node_id)
         job = _job_for(spec, progress)
         started = False

