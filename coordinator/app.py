@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.catalogue import Catalogue
@@ -15,6 +16,7 @@ from coordinator.gateway.errors import openai_errors
 from coordinator.gateway.models import list_models
 from coordinator.hub.connect import node_connect
 from coordinator.hub.live import NodeHub
+from coordinator.maintenance import run_upkeep, save_health
 from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
@@ -50,10 +52,19 @@ def create_app(
             keys=KeyAuthenticator(database),
             rng=rng or random.Random(),
         )
+        upkeep = asyncio.create_task(run_upkeep(app[SERVICES], settings.upkeep_interval_s))
         yield
+        upkeep.cancel()
+        await asyncio.gather(upkeep, return_exceptions=True)
+        await save_health(app[SERVICES], [node.node_id for node in app[SERVICES].hub.nodes()])
         await database.close()
 
+    async def close_node_links(app: web.Application) -> None:
+        # Nodes reconnect (to this replica once it is back, or to another) within their backoff.
+        await app[SERVICES].hub.close_all(WSCloseCode.SERVICE_RESTART, "coordinator restarting")
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/nodes/connect", node_connect)

@@ -12,6 +12,7 @@ from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock
 from coordinator.hub.live import NodeHub
 from coordinator.routing import Router
+from coordinator.routing.throughput import ThroughputBook
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database
 from protocol.ids import ModelId
@@ -27,6 +28,7 @@ class Services:
     router: Router
     keys: KeyAuthenticator
     rng: random.Random = field(default_factory=random.Random)
+    throughput: ThroughputBook = field(default_factory=ThroughputBook)
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
 
 

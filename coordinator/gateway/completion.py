@@ -23,6 +23,7 @@ from coordinator.errors import (
 )
 from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
 from coordinator.routing import Outcome
+from coordinator.routing.throughput import generation_speed
 from coordinator.services import Services
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 from protocol.ids import JobId, ModelId, NodeId
@@ -198,6 +199,7 @@ async def _run_on(services: Services, node_id: NodeId, job: Job) -> AsyncIterato
         except NodeGone as exc:
             raise _NodeFailed("node left before the job could start", Outcome.NEUTRAL) from exc
         timeout = settings.first_token_timeout_s
+        tokens, first_token_at, last_token_at = 0, 0.0, 0.0
         while True:
             event = await _next_event(channel, timeout)
             if event is None:
@@ -213,8 +215,13 @@ async def _run_on(services: Services, node_id: NodeId, job: Job) -> AsyncIterato
                 )
             if isinstance(event, JobDone):
                 outcome = Outcome.SUCCESS
+                _record_speed(services, node_id, job.model, tokens, first_token_at, last_token_at)
                 yield event
                 return
+            last_token_at = clock.monotonic()
+            if not tokens:
+                first_token_at = last_token_at
+            tokens += event.tokens
             timeout = settings.inter_token_timeout_s
             yield event
     except _NodeFailed as failure:
@@ -227,6 +234,17 @@ async def _run_on(services: Services, node_id: NodeId, job: Job) -> AsyncIterato
             node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp()
         )
         hub.notify_capacity()
+
+
+def _record_speed(
+    services: Services, node_id: NodeId, model: ModelId, tokens: int, first: float, last: float
+) -> None:
+    speed = generation_speed(tokens, first, last)
+    if speed is None:
+        return
+    sustained = services.throughput.record(node_id, model, speed)
+    if node_id in services.router:
+        services.router.record_measurement(node_id, sustained, now=services.clock.monotonic())
 
 
 async def _next_event(channel: asyncio.Queue[ChannelEvent], timeout: float) -> ChannelEvent | None:

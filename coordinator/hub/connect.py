@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 
 import base58
 import pydantic
@@ -16,6 +17,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from coordinator.hub.live import LiveNode
 from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
+from coordinator.maintenance import save_health
+from coordinator.store.health import load_buckets
 from coordinator.store.nodes import record_registration
 from protocol.messages import Register, Registered, decode_node_message, encode
 from protocol.session import CoordinatorSession, NodeDraining, NodeRegistered, ProtocolViolation
@@ -54,6 +57,7 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
         services.hub.detach(node, "node disconnected")
         if services.hub.get(node.node_id) is None:
             services.router.remove_node(node.node_id)
+            await save_health(services, [node.node_id])
         log.info("node %s left", node.node_id)
     return ws
 
@@ -86,6 +90,8 @@ async def _register(
         row = await record_registration(db, message, now)
         operator = row.operator_account_id
         first_seen = row.first_seen
+        window_start = now - timedelta(days=services.settings.routing.health_window_days)
+        health = await load_buckets(db, message.node_id, int(window_start.timestamp()))
     node = LiveNode(
         node_id=message.node_id, register=message, session=session, send=ws.send_str,
         close=lambda code, reason: ws.close(code=code, message=reason.encode()),
@@ -102,6 +108,7 @@ async def _register(
         ),
         now=services.clock.monotonic(),
         wall_now=now.timestamp(),
+        health=health,
     )
     await ws.send_str(encode(Registered(node_id=message.node_id)))
     log.info("node %s joined serving %s", message.node_id, sorted(node.models))

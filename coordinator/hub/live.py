@@ -130,6 +130,12 @@ class NodeHub:
             del node.channels[event.job_id]
         channel.put_nowait(event)
 
+    async def close_all(self, code: int, reason: str) -> None:
+        """Close every node's connection (on shutdown)."""
+        await asyncio.gather(
+            *(node.close(code, reason) for node in self._nodes.values()), return_exceptions=True
+        )
+
     def notify_capacity(self) -> None:
         """Wake requests waiting for a free slot."""
         self._notify()

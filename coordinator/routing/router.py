@@ -44,8 +44,10 @@ class NodeSnapshot:
     draining: bool
     slots: int
     admitted_capacity: int
+    """Slots granted by ramp-up; while half-open the breaker allows only one of them."""
     in_flight: int
     spare_capacity: float
+    """Against the capacity in force now (ramp-up and breaker); 0.0 while parked."""
     breaker_state: BreakerState
     park_until: float | None
     """Monotonic seconds, on the clock passed in as ``now``."""
@@ -156,8 +158,7 @@ class Router:
         self._sync(node, now)
 
     def record_measurement(self, node_id: NodeId, tok_s: float, *, now: float) -> None:
-        """Replace the node's measured sustained speed; from now on it, not the declared speed,
-        is held against the floor."""
+        """Set the node's measured sustained speed, which replaces its declared one at the floor."""
         node = self._nodes[node_id]
         node.measured_tok_s = tok_s
         self._sync(node, now)

@@ -71,3 +71,18 @@ class Node(Base):
     engine: Mapped[str] = mapped_column(String(32))
     models: Mapped[list[str]] = mapped_column(JSON)
     hardware: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class NodeHealthBucket(Base):
+    """One hour of a node's routing outcomes, so the 14-day window survives restarts."""
+
+    __tablename__ = "node_health"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True)
+    bucket_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    neutrals: Mapped[int] = mapped_column(Integer, default=0)
+    probe_successes: Mapped[int] = mapped_column(Integer, default=0)
+    probe_failures: Mapped[int] = mapped_column(Integer, default=0)
+    online_s: Mapped[float] = mapped_column(default=0.0)

@@ -164,7 +164,7 @@ class ReferenceBreaker:
             return
         if outcome is F:
             self.failures.append(now)
-            if len([t for t in self.failures if now - t <= 60.0]) >= 3:
+            if len([t for t in self.failures if t >= now - 60.0]) >= 3:
                 self.park_until, self.failures = now + 15.0, []
 
 

@@ -33,7 +33,7 @@ def test_constants_defaults_are_the_published_promise() -> None:
 
 def test_constants_are_frozen_strict_and_described() -> None:
     with pytest.raises(ValidationError):
-        CONSTANTS.floor_tok_s = 1.0  # type: ignore[misc]
+        CONSTANTS.floor_tok_s = 1.0  # type: ignore[misc, unused-ignore]
     with pytest.raises(ValidationError):
         RoutingConstants(unknown=1)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):

@@ -1,0 +1,41 @@
+"""Background upkeep: time-driven routing rules, online time, and saving health windows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from coordinator.services import Services
+from coordinator.store.health import save_buckets
+
+log = logging.getLogger(__name__)
+
+
+async def save_health(services: Services, node_ids: list[str]) -> None:
+    wall_now = services.clock.now().timestamp()
+    router = services.router
+    async with services.database.session() as session, session.begin():
+        for node_id in node_ids:
+            if node_id in router:
+                await save_buckets(
+                    session, node_id, router.health_buckets(node_id, wall_now=wall_now)  # type: ignore[arg-type]
+                )
+
+
+async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: int = 2) -> None:
+    """Forever: refresh ramp-up and health ageing, credit online time, save health windows."""
+    tick = 0
+    while True:
+        await asyncio.sleep(interval_s)
+        tick += 1
+        clock, router = services.clock, services.router
+        wall_now = clock.now().timestamp()
+        live = [node.node_id for node in services.hub.nodes()]
+        for node_id in live:
+            router.add_online(node_id, interval_s, wall_now=wall_now)
+        router.refresh(now=clock.monotonic(), wall_now=wall_now)
+        if tick % save_every == 0:
+            try:
+                await save_health(services, list(live))
+            except Exception:
+                log.exception("could not save node health")

@@ -1,0 +1,116 @@
+"""A real agent process (real link, session and worker) around a scripted engine.
+
+The engine replies with the words of a fixed text at a set pace, and fails on cue, so tests can
+make a node misbehave exactly when they need it to. A continued job resumes from the word after
+the continuation, so a seamless resume reproduces the full reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from agent import hardware  # noqa: E402
+from agent.engines.base import (  # noqa: E402
+    GeneratedToken,
+    GenerationEvent,
+    GenerationFinished,
+    GenerationRequest,
+    ModelInfo,
+)
+from agent.errors import ContextLengthExceeded, EngineError  # noqa: E402
+from agent.keys import load_or_create  # noqa: E402
+from agent.link import Link  # noqa: E402
+from agent.worker import JobRunner  # noqa: E402
+from protocol.ids import ModelId  # noqa: E402
+from protocol.messages import ModelOffer  # noqa: E402
+from protocol.session import AgentSession, Offer  # noqa: E402
+
+REPLY = " ".join(f"w{i}" for i in range(1000))
+
+
+class ScriptedEngine:
+    name = "scripted"
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.jobs = 0
+        self.words = REPLY.split(" ")
+
+    @property
+    def model(self) -> ModelInfo:
+        return ModelInfo("scripted", "0" * 64, 4096)
+
+    async def load(self) -> None:
+        return None
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        self.jobs += 1
+        args = self.args
+        if self.jobs <= args.fail_first:
+            await asyncio.sleep(args.delay)
+            raise EngineError("scripted failure")
+        if any("context overflow" in m.content for m in request.messages):
+            raise ContextLengthExceeded("scripted context overflow")
+        start = len(request.continuation.split()) if request.continuation else 0
+        produced = 0
+        await asyncio.sleep(args.first_token_delay)
+        for word in self.words[start:]:
+            if produced >= request.params.max_tokens:
+                break
+            if args.die_after and produced >= args.die_after:
+                os._exit(9)
+            if args.stall_after and produced >= args.stall_after:
+                await asyncio.sleep(3600)
+            text = word if start == 0 and produced == 0 else " " + word
+            produced += 1
+            yield GeneratedToken(text=text)
+            await asyncio.sleep(args.delay)
+        yield GenerationFinished("length", 7, produced)
+
+    async def close(self) -> None:
+        return None
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--coordinator", action="append", required=True)
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--slots", type=int, default=1)
+    parser.add_argument("--delay", type=float, default=0.01, help="seconds between tokens")
+    parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--fail-first", type=int, default=0, help="jobs to fail with an error")
+    parser.add_argument("--die-after", type=int, default=0, help="exit after N tokens of a job")
+    parser.add_argument("--stall-after", type=int, default=0, help="go silent after N tokens")
+    parser.add_argument("--declared-tok-s", type=float, default=None)
+    args = parser.parse_args()
+
+    key = load_or_create("file", Path(os.environ["KORETEX_KEY_FILE"]))
+    engine = ScriptedEngine(args)
+    offer = Offer(
+        agent_version="scripted", engine="scripted",
+        models=(ModelOffer(model=ModelId(args.model), context_length=4096),),
+        slots=args.slots, hardware=hardware.detect(), declared_tok_s=args.declared_tok_s,
+    )
+    link = Link(
+        tuple(args.coordinator), AgentSession(key.signing_key, offer),
+        JobRunner(engine, ModelId(args.model), args.slots), drain_grace_s=5,
+        backoff_initial_s=float(os.environ.get("KORETEX_BACKOFF_INITIAL_S", "0.2")),
+        backoff_max_s=float(os.environ.get("KORETEX_BACKOFF_MAX_S", "2")),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await link.run(stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
