@@ -40,7 +40,7 @@ async def serve(settings: AgentSettings, key: NodeKey, model: ResolvedModel) -> 
     )
     runner = JobRunner(engine, model.model_id, settings.slots)
     link = Link(
-        settings.coordinator, AgentSession(key.signing_key, offer), runner,
+        settings.coordinator, lambda: AgentSession(key.signing_key, offer), runner,
         drain_grace_s=settings.drain_grace_s, backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import cycle
 from urllib.parse import urlsplit, urlunsplit
@@ -44,12 +45,14 @@ def websocket_url(base: str) -> str:
 
 class Link:
     def __init__(
-        self, coordinators: tuple[str, ...], session: AgentSession, runner: JobRunner, *,
+        self, coordinators: tuple[str, ...], new_session: Callable[[], AgentSession],
+        runner: JobRunner, *,
         drain_grace_s: float, backoff_initial_s: float = 1.0, backoff_max_s: float = 30.0,
         max_frame_bytes: int = 1 << 20,
     ) -> None:
         self._urls = [websocket_url(url) for url in coordinators]
-        self._session = session
+        self._new_session = new_session
+        self._session = new_session()
         self._runner = runner
         self._drain_grace_s = drain_grace_s
         self._backoff_initial_s = backoff_initial_s
@@ -95,6 +98,7 @@ class Link:
         return backoff(self._backoff_initial_s, self._backoff_max_s)
 
     async def _serve(self, url: str, stop: asyncio.Event) -> bool:
+        self._session = self._new_session()  # every connection authenticates afresh
         async with connect(
             url, max_size=self._max_frame_bytes, open_timeout=HANDSHAKE_TIMEOUT_S,
             ping_interval=10, ping_timeout=10, close_timeout=5,

@@ -56,12 +56,14 @@ def create_app(
         yield
         upkeep.cancel()
         await asyncio.gather(upkeep, return_exceptions=True)
-        await save_health(app[SERVICES], [node.node_id for node in app[SERVICES].hub.nodes()])
         await database.close()
 
     async def close_node_links(app: web.Application) -> None:
         # Nodes reconnect (to this replica once it is back, or to another) within their backoff.
-        await app[SERVICES].hub.close_all(WSCloseCode.SERVICE_RESTART, "coordinator restarting")
+        services = app[SERVICES]
+        known = [snapshot.node_id for snapshot in services.router.snapshots(now=services.clock.monotonic())]
+        await save_health(services, known)
+        await services.hub.close_all(WSCloseCode.SERVICE_RESTART, "coordinator restarting")
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_node_links)

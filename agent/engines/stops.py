@@ -13,10 +13,13 @@ class StopScanner:
     def feed(self, text: str) -> tuple[str, bool]:
         """Add generated text; returns the text safe to emit and whether a stop was hit."""
         held = self._held + text
-        first_hit = min((i for i in (held.find(s) for s in self._stops) if i >= 0), default=-1)
-        if first_hit >= 0:
+        # The stop that completes first wins, as if the text had arrived one character at a
+        # time; a stop nested inside a longer one must not cut at the longer one's start only
+        # when both happen to arrive in the same piece.
+        hits = [(i + len(s), i) for s in self._stops if (i := held.find(s)) >= 0]
+        if hits:
             self._held = ""
-            return held[:first_hit], True
+            return held[: min(hits)[1]], True
         keep = _longest_stop_prefix_suffix(held, self._stops)
         self._held = held[len(held) - keep :] if keep else ""
         return held[: len(held) - keep], False

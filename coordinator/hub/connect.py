@@ -57,7 +57,10 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
         services.hub.detach(node, "node disconnected")
         if services.hub.get(node.node_id) is None:
             services.router.remove_node(node.node_id)
-            await save_health(services, [node.node_id])
+            try:
+                await save_health(services, [node.node_id])
+            except Exception:  # shutting down: the app saved every window already
+                log.debug("health of %s not saved on leave", node.node_id, exc_info=True)
         log.info("node %s left", node.node_id)
     return ws
 

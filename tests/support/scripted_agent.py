@@ -100,7 +100,7 @@ async def main() -> None:
         slots=args.slots, hardware=hardware.detect(), declared_tok_s=args.declared_tok_s,
     )
     link = Link(
-        tuple(args.coordinator), AgentSession(key.signing_key, offer),
+        tuple(args.coordinator), lambda: AgentSession(key.signing_key, offer),
         JobRunner(engine, ModelId(args.model), args.slots), drain_grace_s=5,
         backoff_initial_s=float(os.environ.get("KORETEX_BACKOFF_INITIAL_S", "0.2")),
         backoff_max_s=float(os.environ.get("KORETEX_BACKOFF_MAX_S", "2")),

