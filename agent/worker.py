@@ -56,7 +56,10 @@ class JobRunner:
     def cancel(self, job_id: JobId) -> None:
         task = self._running.get(job_id)
         if task is not None:
-            task.cancel()
+            # A Cancel read in the same batch as its Job would otherwise reach the task before
+            # its first step, outside _run's handlers, and the job would end without a word.
+            # The task's first step is already queued, so this cancel lands after it.
+            asyncio.get_running_loop().call_soon(task.cancel)
 
     def cancel_all(self) -> None:
         for task in list(self._running.values()):

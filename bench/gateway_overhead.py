@@ -29,8 +29,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import openai
 from rich.console import Console
@@ -64,6 +64,9 @@ PROMPTS: tuple[str, ...] = (
     "Why is the sky blue? Answer for a curious ten-year-old.",
     "List the main differences between TCP and UDP.",
 )
+# Warm-up asks something else: llama.cpp reuses a context's cached prefix, so warming up on a
+# measured prompt would make that prompt's first measured run look instant.
+WARM_UP_PROMPT = "In one sentence, what is a large language model?"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Cell:
     requests_per_worker: int  # per round: each of `concurrency` workers sends this many in turn
 
 
-CELLS = (Cell(1, rounds=4, requests_per_worker=2), Cell(8, rounds=2, requests_per_worker=2))
+CELLS = (Cell(1, rounds=4, requests_per_worker=2), Cell(8, rounds=2, requests_per_worker=1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,8 @@ class Lane:
 
 
 def messages(prompt: int) -> list[ChatMessage]:
-    return [ChatMessage(role="user", content=PROMPTS[prompt])]
+    """The chat for prompt number ``prompt``; -1 is the warm-up prompt."""
+    return [ChatMessage(role="user", content=PROMPTS[prompt] if prompt >= 0 else WARM_UP_PROMPT)]
 
 
 def direct(engine: LlamaCppEngine) -> Ask:
@@ -176,7 +180,7 @@ async def run_round(lane: Lane, cell: Cell, offset: int, record: bool = True) ->
 
     async def worker(index: int) -> list[Sample]:
         return [
-            await lane.ask((offset + index + turn) % len(PROMPTS))
+            await lane.ask((offset + index + turn) % len(PROMPTS) if record else -1)
             for turn in range(cell.requests_per_worker)
         ]
 
@@ -206,6 +210,18 @@ def percentile(values: list[float], quantile: float) -> float:
     if len(values) < 2:
         return values[0] if values else math.nan
     return statistics.quantiles(values, n=100, method="inclusive")[round(quantile * 100) - 1]
+
+
+def added_ttft_ms(a: Lane, b: Lane) -> float:
+    """Median over prompts of b's TTFT minus a's: pairing by prompt removes prompt length."""
+    by_prompt: dict[int, tuple[list[float], list[float]]] = {}
+    for lane_index, lane in enumerate((a, b)):
+        for s in lane.samples:
+            by_prompt.setdefault(s.prompt, ([], []))[lane_index].append(s.ttft_ms)
+    return statistics.median(
+        statistics.median(in_b) - statistics.median(in_a)
+        for in_a, in_b in by_prompt.values() if in_a and in_b
+    )
 
 
 def peak_generating(samples: list[Sample]) -> int:
@@ -287,7 +303,7 @@ def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
     notes: list[str] = []
     for cell, a, b in results:
         ratio = b.aggregate_tok_s / a.aggregate_tok_s
-        added = b.ttft_ms(0.5) - a.ttft_ms(0.5)
+        added = added_ttft_ms(a, b)
         for lane in (a, b):
             is_b = lane is b
             gateway_cpu = f"{lane.gateway_cpu_s / lane.tokens * 1000:.2f}" if is_b else "—"
@@ -323,8 +339,9 @@ def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
     console.print(
         f"Engine: {MODEL}, context {CONTEXT_LENGTH}, {THREADS} thread(s) per slot, slots = "
         f"concurrency; temperature 0, max_tokens {MAX_TOKENS}; rounds alternate A B B A after "
-        "a warm-up round per path. TTFT = request start to first token; req. tok/s = completion "
-        "tokens / request time; agg. = all completion tokens / wall time of the rounds."
+        "a warm-up round per path. TTFT = request start to first token; +TTFT = median over "
+        "prompts of the gateway's TTFT minus the direct one; req. tok/s = completion tokens / "
+        "request time; agg. = all completion tokens / wall time of the rounds."
     )
     for note in notes:
         console.print(f"  {note} (direct / gateway)")

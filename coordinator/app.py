@@ -11,6 +11,7 @@ from aiohttp import WSCloseCode, web
 from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
+from coordinator.economy.ledger import Ledger, ensure_system_books
 from coordinator.gateway.chat import chat_completions
 from coordinator.gateway.errors import openai_errors
 from coordinator.gateway.models import list_models
@@ -42,7 +43,10 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         database = await Database.open(settings.database_url)
+        books = await ensure_system_books(database, the_clock.now())
+        ledger = Ledger(database, settings.economy, the_clock, books)
         app[SERVICES] = Services(
+            ledger=ledger,
             settings=settings,
             clock=the_clock,
             database=database,
@@ -56,6 +60,7 @@ def create_app(
         yield
         upkeep.cancel()
         await asyncio.gather(upkeep, return_exceptions=True)
+        await ledger.close()
         await database.close()
 
     async def close_node_links(app: web.Application) -> None:

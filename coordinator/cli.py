@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from datetime import UTC, datetime
 
 import typer
 from aiohttp import web
 from rich.console import Console
 
-from coordinator.accounts.api_keys import create_key, local_account
+from coordinator.accounts.accounts import grant, open_account
+from coordinator.accounts.api_keys import create_key
+from coordinator.catalogue import MICRO
+from coordinator.economy.ledger import ensure_system_books
 from coordinator.app import create_app
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database
@@ -48,16 +52,26 @@ def serve(
 def keys_create(
     name: str = typer.Option("default", help="A name to recognise the key by."),
     account: str = typer.Option("local", help="The local account the key spends from."),
+    credits: float = typer.Option(
+        None, help="Credits to grant the account now [default: the starter amount]."
+    ),
 ) -> None:
-    """Create an API key for a local account and print it (shown only this once)."""
+    """Create an API key for a local account, grant it credits, print the key (shown once)."""
 
     async def run() -> str:
         settings = CoordinatorSettings()
         database = await Database.open(settings.database_url)
         try:
             now = datetime.now(UTC)
+            books = await ensure_system_books(database, now)
+            amount = (
+                settings.economy.starter_credits if credits is None else round(credits * MICRO)
+            )
             async with database.session() as session, session.begin():
-                owner = await local_account(session, account, now)
+                owner = await open_account(session, books, now, 0, label=account)
+                await grant(session, books, owner.id, amount, now,
+                            reference=f"operator-grant:{secrets.token_hex(8)}",
+                            memo=f"granted by the operator with key {name!r}")
                 _, secret = await create_key(session, owner.id, name, now)
             return secret
         finally:

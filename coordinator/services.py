@@ -9,13 +9,14 @@ from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.catalogue import Catalogue
+from coordinator.economy.ledger import Ledger
 from coordinator.clock import Clock
 from coordinator.hub.live import NodeHub
 from coordinator.routing import Router
 from coordinator.routing.throughput import ThroughputBook
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database
-from protocol.ids import ModelId
+from protocol.ids import ModelId, NodeId
 
 
 @dataclass
@@ -27,8 +28,10 @@ class Services:
     hub: NodeHub
     router: Router
     keys: KeyAuthenticator
+    ledger: Ledger
     rng: random.Random = field(default_factory=random.Random)
     throughput: ThroughputBook = field(default_factory=ThroughputBook)
+    departed_payees: dict[NodeId, int] = field(default_factory=dict)  # pay for nodes gone mid-call
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
 
 

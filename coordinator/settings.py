@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coordinator.economy.settings import EconomySettings
 from coordinator.paths import default_database_url
 from coordinator.routing import RoutingConstants
 
@@ -23,6 +24,7 @@ class CoordinatorSettings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
 
     routing: RoutingConstants = Field(default_factory=RoutingConstants)
+    economy: EconomySettings = Field(default_factory=EconomySettings)
     node_clock_skew_s: float = Field(default=300.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     heartbeat_timeout_s: float = Field(

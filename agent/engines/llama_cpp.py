@@ -158,6 +158,7 @@ def _run(
     scanner = StopScanner(params.stop)
     produced = 0
     finish: str = "length"
+    stop_hit = False
     for token in llm.generate(
         tokens, temp=params.temperature, top_p=params.top_p, top_k=1 if greedy else 0,
         min_p=0.0, repeat_penalty=1.0, reset=True,
@@ -172,11 +173,11 @@ def _run(
         text, hit = scanner.feed(decoder.decode(llm.detokenize([token])))
         emit(GeneratedToken(text=text, logprob=logprob))
         if hit:
-            finish = "stop"
+            finish, stop_hit = "stop", True
             break
         if produced >= params.max_tokens:
             break
-    if finish == "length":
+    if not stop_hit:  # text held back for a stop that never came, even if the turn ended
         tail = scanner.flush() + decoder.decode(b"", final=True)
         if tail:
             emit(GeneratedToken(text=tail))

@@ -13,9 +13,8 @@ class StopScanner:
     def feed(self, text: str) -> tuple[str, bool]:
         """Add generated text; returns the text safe to emit and whether a stop was hit."""
         held = self._held + text
-        # The stop that completes first wins, as if the text had arrived one character at a
-        # time; a stop nested inside a longer one must not cut at the longer one's start only
-        # when both happen to arrive in the same piece.
+        # The stop completed first wins (on a tie, the longer one), so where the text is cut
+        # does not depend on how the engine's tokens happened to split it.
         hits = [(i + len(s), i) for s in self._stops if (i := held.find(s)) >= 0]
         if hits:
             self._held = ""

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.store.database import Database
-from coordinator.store.models import Account, ApiKey
+from coordinator.store.models import ApiKey
 
 KEY_PREFIX = "ktx-"
 SHOWN_PREFIX_LENGTH = 12
@@ -44,16 +44,6 @@ def hash_secret(secret: str) -> str:
     # Keys carry 256 bits of entropy, so a fast unsalted hash is enough to make the table useless
     # to a thief; a slow KDF would only slow down every request.
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-async def local_account(session: AsyncSession, label: str, now: datetime) -> Account:
-    """The operator's named local account, created on first use."""
-    account = await session.scalar(select(Account).where(Account.label == label))
-    if account is None:
-        account = Account(kind="user", label=label, created_at=now)
-        session.add(account)
-        await session.flush()
-    return account
 
 
 async def create_key(

@@ -10,11 +10,14 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import pydantic
 from aiohttp import web
 
+from coordinator.catalogue import Price
+from coordinator.economy.billing import CallMeter, hold_for_call, settle_call, worst_case_cost
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
@@ -35,19 +38,27 @@ from protocol.ids import ModelId
 log = logging.getLogger(__name__)
 
 NODE_HEADER = "X-Koretex-Node"
+Pieces = AsyncIterator[Piece | Finished]
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    await require_api_key(request)
+    owner = await require_api_key(request)
     body = await _parse(request, services)
-    spec = _spec(body, services)
-    pieces = stream_completion(services, spec)
-    async with aclosing(pieces):
-        first = await anext(pieces)  # raises CoordinatorError before anything is committed
-        if body.stream:
-            return await _stream(request, body, pieces, first)
-        return await _whole(body, pieces, first)
+    spec, price = _spec(body, services)
+    hold = await hold_for_call(
+        services, owner, worst_case_cost(price, spec.messages, spec.params.max_tokens)
+    )
+    meter = CallMeter(model=spec.model, price=price)
+    try:
+        pieces = stream_completion(services, spec)
+        async with aclosing(pieces):
+            first = await anext(pieces)  # raises CoordinatorError before anything is committed
+            if body.stream:
+                return await _stream(request, body, pieces, first, meter)
+            return await _whole(body, pieces, first, meter)
+    finally:
+        settle_call(services, hold, meter)
 
 
 async def _parse(request: web.Request, services: Services) -> ChatCompletionRequest:
@@ -70,7 +81,7 @@ async def _parse(request: web.Request, services: Services) -> ChatCompletionRequ
     return body
 
 
-def _spec(body: ChatCompletionRequest, services: Services) -> CompletionSpec:
+def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSpec, Price]:
     priced = services.catalogue.get(body.model)
     if priced is None:
         raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
@@ -89,7 +100,7 @@ def _spec(body: ChatCompletionRequest, services: Services) -> CompletionSpec:
     )
     top = (body.top_logprobs or 0) if body.logprobs else 0
     messages = tuple(m.to_chat() for m in body.messages)
-    return CompletionSpec(ModelId(priced.id), messages, params, top)
+    return CompletionSpec(ModelId(priced.id), messages, params, top), priced.price
 
 
 def _logprobs_out(logprobs: tuple[TokenLogprob, ...]) -> list[TokenLogprobOut]:
@@ -105,16 +116,20 @@ def _logprobs_out(logprobs: tuple[TokenLogprob, ...]) -> list[TokenLogprobOut]:
     ]
 
 
-async def _whole(body: ChatCompletionRequest, pieces, first: Piece | Finished) -> web.Response:  # type: ignore[no-untyped-def]
+async def _whole(
+    body: ChatCompletionRequest, pieces: Pieces, first: Piece | Finished, meter: CallMeter
+) -> web.Response:
     text: list[str] = []
     logprobs: list[TokenLogprobOut] = []
     node_id = first.node_id if isinstance(first, Piece) else None
     item = first
     while not isinstance(item, Finished):
         text.append(item.text)
+        meter.delivered(item.node_id, item.tokens)
         if body.logprobs:
             logprobs.extend(_logprobs_out(item.logprobs))
         item = await anext(pieces)
+    meter.prompt_tokens = item.prompt_tokens
     completion = ChatCompletion(
         id=_completion_id(), created=int(time.time()), model=body.model,
         choices=[
@@ -133,7 +148,8 @@ async def _whole(body: ChatCompletionRequest, pieces, first: Piece | Finished) -
 
 
 async def _stream(
-    request: web.Request, body: ChatCompletionRequest, pieces, first: Piece | Finished  # type: ignore[no-untyped-def]
+    request: web.Request, body: ChatCompletionRequest, pieces: Pieces, first: Piece | Finished,
+    meter: CallMeter,
 ) -> web.StreamResponse:
     headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     if isinstance(first, Piece):
@@ -147,10 +163,12 @@ async def _stream(
         while not isinstance(item, Finished):
             lp = _logprobs_out(item.logprobs) if body.logprobs else None
             await response.write(encoder.content(item.text, lp))
+            meter.delivered(item.node_id, item.tokens)
             item = await anext(pieces)
     except CoordinatorError as error:
         await response.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
         return response
+    meter.prompt_tokens = item.prompt_tokens
     reason = "length" if item.finish_reason == "length" else "stop"
     await response.write(encoder.finish(reason))
     if body.stream_options is not None and body.stream_options.include_usage:

@@ -14,6 +14,7 @@ import base58
 import pydantic
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from coordinator.accounts.accounts import node_earnings_account
 from coordinator.hub.live import LiveNode
 from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
@@ -54,6 +55,7 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
     try:
         await _serve(ws, node, services)
     finally:
+        services.departed_payees[node.node_id] = node.payee_account_id
         services.hub.detach(node, "node disconnected")
         if services.hub.get(node.node_id) is None:
             services.router.remove_node(node.node_id)
@@ -91,14 +93,19 @@ async def _register(
     now = services.clock.now()
     async with services.database.session() as db, db.begin():
         row = await record_registration(db, message, now)
-        operator = row.operator_account_id
+        if row.operator_account_id is None and row.earnings_account_id is None:
+            row.earnings_account_id = await node_earnings_account(db, message.node_id, now)
+        payee = row.operator_account_id or row.earnings_account_id
+        assert payee is not None
         first_seen = row.first_seen
+        model_switched_at = row.model_switched_at
         window_start = now - timedelta(days=services.settings.routing.health_window_days)
         health = await load_buckets(db, message.node_id, int(window_start.timestamp()))
     node = LiveNode(
         node_id=message.node_id, register=message, session=session, send=ws.send_str,
         close=lambda code, reason: ws.close(code=code, message=reason.encode()),
-        connected_at=now, operator_account_id=operator,
+        connected_at=now, payee_account_id=payee, first_seen=first_seen,
+        model_switched_at=model_switched_at,
     )
     previous = services.hub.attach(node)
     if previous is not None:

@@ -37,7 +37,9 @@ class LiveNode:
     send: Send
     close: Close
     connected_at: datetime
-    operator_account_id: int | None = None
+    payee_account_id: int
+    first_seen: datetime
+    model_switched_at: datetime | None = None
     channels: dict[JobId, asyncio.Queue[ChannelEvent]] = field(default_factory=dict)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     draining: bool = False

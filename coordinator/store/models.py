@@ -42,7 +42,13 @@ class Account(Base):
     kind: Mapped[str] = mapped_column(String(16))  # user | platform | system
     wallet: Mapped[str | None] = mapped_column(String(64), unique=True)
     label: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    oidc_subject: Mapped[str | None] = mapped_column(String(300), unique=True)
     created_at: Mapped[datetime]
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Micro-credits: the sum of this account's ledger entries, kept in the same transaction."""
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Micro-credits held for calls in flight (not a ledger movement: nothing has moved yet)."""
 
 
 class ApiKey(Base):
@@ -54,6 +60,8 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(64))
     spend_limit: Mapped[int | None] = mapped_column(BigInteger)
+    spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -71,6 +79,9 @@ class Node(Base):
     engine: Mapped[str] = mapped_column(String(32))
     models: Mapped[list[str]] = mapped_column(JSON)
     hardware: Mapped[dict[str, object]] = mapped_column(JSON)
+    earnings_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    """Where the node's pay goes until an operator claims it (a per-node account)."""
+    model_switched_at: Mapped[datetime | None]
 
 
 class NodeHealthBucket(Base):
@@ -86,3 +97,85 @@ class NodeHealthBucket(Base):
     probe_successes: Mapped[int] = mapped_column(Integer, default=0)
     probe_failures: Mapped[int] = mapped_column(Integer, default=0)
     online_s: Mapped[float] = mapped_column(default=0.0)
+
+
+class LedgerTransaction(Base):
+    """One balanced movement of credits; its entries sum to zero."""
+
+    __tablename__ = "ledger_transactions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)  # call | grant | topup | transfer
+    reference: Mapped[str | None] = mapped_column(String(160), unique=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    model: Mapped[str | None] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    memo: Mapped[str | None] = mapped_column(String(200))
+
+
+class LedgerEntry(Base):
+    """One account's side of a transaction; append-only (corrections are new transactions)."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(24))
+    node_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Hold(Base):
+    """Credits reserved for a call in flight; released by its settlement or when it expires."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Session(Base):
+    """A signed-in browser or API session, by the hash of its bearer token."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class SignInNonce(Base):
+    """A single-use sign-in nonce; consumed by deleting it."""
+
+    __tablename__ = "signin_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class TopupInvoice(Base):
+    """A request to pay USDC on Solana, watched by its Solana Pay reference key."""
+
+    __tablename__ = "topup_invoices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    amount_raw: Mapped[int] = mapped_column(BigInteger)  # USDC base units (6 decimals)
+    credits: Mapped[int] = mapped_column(BigInteger)  # micro-credits to grant when paid
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | credited | expired
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    signature: Mapped[str | None] = mapped_column(String(100), unique=True)
+    paid_raw: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(300))

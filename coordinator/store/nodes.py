@@ -21,6 +21,8 @@ async def record_registration(session: AsyncSession, register: Register, now: da
         )
         session.add(node)
     else:
+        if sorted(node.models) != models:
+            node.model_switched_at = now  # starts the anti-flapping payout reduction
         node.last_seen = now
         node.engine = register.engine
         node.models = models

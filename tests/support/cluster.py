@@ -17,7 +17,8 @@ import nacl.signing
 import openai
 from aiohttp import web
 
-from coordinator.accounts.api_keys import create_key, local_account
+from coordinator.accounts.accounts import open_account
+from coordinator.accounts.api_keys import create_key
 from coordinator.app import create_app
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
@@ -49,12 +50,22 @@ class RunningCoordinator:
     def services(self) -> Services:
         return self.runner.app[SERVICES]
 
-    async def api_key(self, account: str = "tester") -> str:
+    async def api_key(
+        self, account: str = "tester", *, spend_limit: int | None = None,
+        starter_credits: int | None = None,
+    ) -> str:
+        """A key on a local account opened with starter credits (the default amount)."""
         services = self.services
         now = services.clock.now()
+        starter = (
+            services.settings.economy.starter_credits if starter_credits is None
+            else starter_credits
+        )
         async with services.database.session() as session, session.begin():
-            owner = await local_account(session, account, now)
-            _, secret = await create_key(session, owner.id, "test", now)
+            owner = await open_account(
+                session, services.ledger.books, now, starter, label=account
+            )
+            _, secret = await create_key(session, owner.id, "test", now, spend_limit)
         return secret
 
     async def client(self, account: str = "tester") -> openai.AsyncOpenAI:

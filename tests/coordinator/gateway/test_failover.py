@@ -66,20 +66,25 @@ async def test_failure_before_first_token_is_retried_invisibly(
 ) -> None:
     coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP)
     try:
-        broken = await spawn(coordinator, "--fail-first", "1000")
-        healthy = await spawn(coordinator)
+        broken = await spawn(coordinator, "--fail-first", "1000", "--delay", "1")
         client = await coordinator.client()
-        for _ in range(6):
+        first = asyncio.create_task(client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=PROMPT, max_tokens=3  # type: ignore[arg-type]
+        ))
+        await wait_for(lambda: broken.node_id in _busy_nodes(coordinator), 10, "job start")
+        healthy = await spawn(coordinator)
+        raw = await asyncio.wait_for(first, 20)
+        assert raw.headers["X-Koretex-Node"] == healthy.node_id
+        assert raw.parse().choices[0].message.content == "w0 w1 w2"
+        services = coordinator.services
+        wall_now = services.clock.now().timestamp()
+        buckets = services.router.health_buckets(broken.node_id, wall_now=wall_now)  # type: ignore[arg-type]
+        assert sum(b.failures for b in buckets) == 1
+        for _ in range(3):  # the healthier node now wins every tie
             raw = await client.chat.completions.with_raw_response.create(
                 model=MODEL, messages=PROMPT, max_tokens=3  # type: ignore[arg-type]
             )
             assert raw.headers["X-Koretex-Node"] == healthy.node_id
-            assert raw.parse().choices[0].message.content == "w0 w1 w2"
-        services = coordinator.services
-        wall_now = services.clock.now().timestamp()
-        buckets = services.router.health_buckets(broken.node_id, wall_now=wall_now)  # type: ignore[arg-type]
-        # tried at least once; after its first failure the healthier node wins every tie
-        assert sum(b.failures for b in buckets) >= 1
     finally:
         await coordinator.stop()
 

@@ -1,0 +1,84 @@
+"""Opening accounts (with their one-time starter credits) and granting credits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coordinator.economy.ledger import SystemBooks, record
+from coordinator.economy.postings import grant_postings
+from coordinator.store.models import Account, LedgerTransaction
+
+
+async def grant(
+    session: AsyncSession, books: SystemBooks, account_id: int, amount: int, now: datetime, *,
+    reference: str, kind: str = "grant", memo: str | None = None,
+) -> bool:
+    """Issue ``amount`` micro-credits to the account once per ``reference``; False if done."""
+    if amount <= 0:
+        return False
+    exists = await session.scalar(
+        select(LedgerTransaction.id).where(LedgerTransaction.reference == reference)
+    )
+    if exists is not None:
+        return False
+    issuer = books.usdc if kind == "topup" else books.issuance
+    await record(session, kind, grant_postings(issuer, account_id, amount, kind), now,
+                 reference=reference, memo=memo)
+    return True
+
+
+async def open_account(
+    session: AsyncSession, books: SystemBooks, now: datetime, starter_credits: int, *,
+    wallet: str | None = None, label: str | None = None, oidc_subject: str | None = None,
+    email: str | None = None,
+) -> Account:
+    """The account for this wallet / label / OIDC subject, opened (with starter credits) if new.
+
+    Runs in the caller's transaction; the starter grant's unique reference makes it once-only
+    even if two requests race to open the same account.
+    """
+    account = await find_account(session, wallet=wallet, label=label, oidc_subject=oidc_subject)
+    if account is not None:
+        return account
+    account = Account(kind="user", wallet=wallet, label=label, oidc_subject=oidc_subject,
+                      email=email, created_at=now, balance=0, reserved=0)
+    try:
+        async with session.begin_nested():
+            session.add(account)
+            await session.flush()
+    except IntegrityError:
+        found = await find_account(session, wallet=wallet, label=label, oidc_subject=oidc_subject)
+        assert found is not None
+        return found
+    await grant(session, books, account.id, starter_credits, now,
+                reference=f"starter:{account.id}", memo="starter credits")
+    return account
+
+
+async def find_account(
+    session: AsyncSession, *, wallet: str | None = None, label: str | None = None,
+    oidc_subject: str | None = None,
+) -> Account | None:
+    if wallet is not None:
+        return await session.scalar(select(Account).where(Account.wallet == wallet))
+    if label is not None:
+        return await session.scalar(select(Account).where(Account.label == label))
+    if oidc_subject is not None:
+        return await session.scalar(select(Account).where(Account.oidc_subject == oidc_subject))
+    raise ValueError("an account is found by wallet, label or OIDC subject")
+
+
+async def node_earnings_account(session: AsyncSession, node_id: str, now: datetime) -> int:
+    """The account that collects a node's pay until an operator claims the node."""
+    label = f"node:{node_id}"[:64]
+    account_id = await session.scalar(select(Account.id).where(Account.label == label))
+    if account_id is None:
+        account = Account(kind="node", label=label, created_at=now, balance=0, reserved=0)
+        session.add(account)
+        await session.flush()
+        account_id = account.id
+    return account_id

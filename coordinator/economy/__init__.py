@@ -1,0 +1,1 @@
+"""Credits: pricing, ledger postings, holds and settlement, bounties, top-ups."""

@@ -1,0 +1,329 @@
+"""The double-entry ledger on the database: holds, batched settlement, grants.
+
+A call first *holds* its worst-case cost (one atomic conditional UPDATE, so no number of
+concurrent calls on any number of keys or replicas can overdraw an account); when it ends, its
+settlement is queued and written with others in one transaction: the hold is released and the
+postings from :mod:`coordinator.economy.postings` are recorded with the balances they move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coordinator.clock import Clock
+from coordinator.economy.postings import Books, Posting, ServingNode, call_postings
+from coordinator.economy.settings import EconomySettings
+from coordinator.errors import InsufficientCredits
+from coordinator.store.database import Database
+from coordinator.store.models import Account, ApiKey, Hold, LedgerEntry, LedgerTransaction
+
+log = logging.getLogger(__name__)
+
+ISSUANCE = "system:issuance"  # starter and operator grants enter the network here
+USDC_CLEARING = "system:usdc"  # top-ups paid on Solana enter here
+PLATFORM = "platform:revenue"
+BOUNTY_POOL = "platform:bounty_pool"
+SYSTEM_LABELS = (ISSUANCE, USDC_CLEARING, PLATFORM, BOUNTY_POOL)
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemBooks:
+    issuance: int
+    usdc: int
+    platform: int
+    bounty_pool: int
+
+    @property
+    def books(self) -> Books:
+        return Books(platform=self.platform, bounty_pool=self.bounty_pool)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettlement:
+    """Everything needed to settle one call once it has ended, however it ended."""
+
+    reference: str
+    account_id: int
+    api_key_id: int | None
+    hold_id: str
+    hold_amount: int
+    cost: int
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    nodes: tuple[ServingNode, ...]
+    bounty_multiplier: float = 1.0
+
+
+@dataclass
+class _Batch:
+    transactions: list[dict[str, object]] = field(default_factory=list)
+    entries: list[dict[str, object]] = field(default_factory=list)
+    balance_deltas: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    reserved_release: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    key_spent: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    key_release: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+async def ensure_system_books(database: Database, now: datetime) -> SystemBooks:
+    """The platform's own accounts, created on first start (safely, if replicas race)."""
+    ids: dict[str, int] = {}
+    for label in SYSTEM_LABELS:
+        for _ in range(2):
+            try:
+                async with database.session() as session, session.begin():
+                    account_id = await session.scalar(
+                        select(Account.id).where(Account.label == label)
+                    )
+                    if account_id is None:
+                        kind = "system" if label.startswith("system:") else "platform"
+                        account = Account(kind=kind, label=label, created_at=now, balance=0,
+                                          reserved=0)
+                        session.add(account)
+                        await session.flush()
+                        account_id = account.id
+                ids[label] = account_id
+                break
+            except IntegrityError:  # another replica created it first: read theirs
+                continue
+    return SystemBooks(ids[ISSUANCE], ids[USDC_CLEARING], ids[PLATFORM], ids[BOUNTY_POOL])
+
+
+async def record(
+    session: AsyncSession, kind: str, postings: Sequence[Posting], now: datetime, *,
+    reference: str | None = None, memo: str | None = None,
+) -> str:
+    """Write one balanced transaction and move the balances, inside the caller's transaction."""
+    if sum(p.amount for p in postings) != 0:
+        raise ValueError("unbalanced postings")
+    transaction_id = new_id()
+    await session.execute(insert(LedgerTransaction).values(
+        id=transaction_id, kind=kind, reference=reference, created_at=now, memo=memo,
+        prompt_tokens=0, completion_tokens=0,
+    ))
+    await session.execute(insert(LedgerEntry), [
+        {"transaction_id": transaction_id, "account_id": p.account_id, "amount": p.amount,
+         "kind": p.kind, "node_id": p.node_id}
+        for p in postings
+    ])
+    deltas: dict[int, int] = defaultdict(int)
+    for p in postings:
+        deltas[p.account_id] += p.amount
+    for account_id in sorted(deltas):
+        await session.execute(
+            update(Account).where(Account.id == account_id)
+            .values(balance=Account.balance + deltas[account_id])
+        )
+    return transaction_id
+
+
+class Ledger:
+    def __init__(
+        self, database: Database, settings: EconomySettings, clock: Clock, books: SystemBooks
+    ) -> None:
+        self._database = database
+        self._settings = settings
+        self._clock = clock
+        self.books = books
+        self._queue: list[CallSettlement] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writer: asyncio.Task[None] | None = None
+
+    # --- holds ---------------------------------------------------------------------------------
+
+    async def reserve(
+        self, account_id: int, amount: int, *, api_key_id: int | None = None,
+        key_has_limit: bool = False,
+    ) -> str:
+        """Hold ``amount`` of the account's spendable balance; raises InsufficientCredits."""
+        hold_id = new_id()
+        expires_at = self._clock.now() + timedelta(seconds=self._settings.hold_ttl_s)
+        async with self._database.session() as session, session.begin():
+            held = await session.execute(
+                update(Account)
+                .where(Account.id == account_id, Account.balance - Account.reserved >= amount)
+                .values(reserved=Account.reserved + amount)
+            )
+            if held.rowcount != 1:  # type: ignore[attr-defined]
+                raise InsufficientCredits(
+                    "insufficient credits for this request: top up, or lower max_tokens"
+                )
+            if key_has_limit and api_key_id is not None:
+                within = await session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.id == api_key_id,
+                           ApiKey.spent + ApiKey.reserved + amount <= ApiKey.spend_limit)
+                    .values(reserved=ApiKey.reserved + amount)
+                )
+                if within.rowcount != 1:  # type: ignore[attr-defined]
+                    raise InsufficientCredits("this API key has reached its spend limit")
+            await session.execute(insert(Hold).values(
+                id=hold_id, account_id=account_id, api_key_id=api_key_id if key_has_limit else None,
+                amount=amount, expires_at=expires_at,
+            ))
+        return hold_id
+
+    async def release_expired(self) -> int:
+        """Release holds whose calls never settled (a replica died mid-call)."""
+        now = self._clock.now()
+        async with self._database.session() as session, session.begin():
+            rows = (await session.execute(
+                delete(Hold).where(Hold.expires_at < now)
+                .returning(Hold.account_id, Hold.api_key_id, Hold.amount)
+            )).all()
+            await self._release(session, [(r[0], r[1], r[2]) for r in rows])
+        return len(rows)
+
+    # --- settlement ----------------------------------------------------------------------------
+
+    def settle(self, settlement: CallSettlement) -> None:
+        """Queue a call's settlement; written within milliseconds, batched with others."""
+        self._queue.append(settlement)
+        self._idle.clear()
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_forever())
+
+    async def flush(self) -> None:
+        """Wait until every queued settlement is written."""
+        if self._queue:
+            self._wake.set()
+            await self._idle.wait()
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self.flush(), timeout_s)
+        except TimeoutError:
+            log.error("%d settlements not written at shutdown", len(self._queue))
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def _write_forever(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._settings.settle_batch_wait_s and len(self._queue) < 8:
+                await asyncio.sleep(self._settings.settle_batch_wait_s)
+            while self._queue:
+                batch = self._queue[: self._settings.settle_batch_max]
+                try:
+                    await self._write(batch)
+                except Exception:
+                    failures += 1
+                    log.exception("settlement batch failed; retrying")
+                    await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                    continue
+                failures = 0
+                del self._queue[: len(batch)]
+            self._idle.set()
+
+    async def _write(self, settlements: list[CallSettlement]) -> None:
+        now = self._clock.now()
+        batch = _Batch()
+        async with self._database.session() as session, session.begin():
+            pool_balance = await session.scalar(
+                select(Account.balance).where(Account.id == self.books.bounty_pool)
+                .with_for_update()
+            ) or 0
+            released = {
+                row[0]: (row[1], row[2]) for row in (await session.execute(
+                    delete(Hold).where(Hold.id.in_([s.hold_id for s in settlements]))
+                    .returning(Hold.id, Hold.amount, Hold.api_key_id)
+                )).all()
+            }
+            for item in settlements:
+                pool_balance = self._post_call(batch, item, now, pool_balance, released)
+            await session.execute(insert(LedgerTransaction), batch.transactions)
+            if batch.entries:
+                await session.execute(insert(LedgerEntry), batch.entries)
+            await _apply_balances(session, batch)
+
+    def _post_call(
+        self, batch: _Batch, item: CallSettlement, now: datetime, pool_balance: int,
+        released: dict[str, tuple[int, int | None]],
+    ) -> int:
+        hold = released.get(item.hold_id)
+        cost = min(item.cost, item.hold_amount)
+        if hold is None:
+            # The hold expired and was released already; still charge what was delivered,
+            # but never more than the account can cover.
+            log.warning("settling %s after its hold expired", item.reference)
+        else:
+            amount, limited_key = hold
+            batch.reserved_release[item.account_id] += amount
+            if limited_key is not None:
+                batch.key_release[limited_key] += amount
+        postings = call_postings(
+            item.account_id, cost, item.nodes, self.books.books, self._settings,
+            bounty_multiplier=item.bounty_multiplier, pool_balance=pool_balance,
+        )
+        transaction_id = new_id()
+        batch.transactions.append({
+            "id": transaction_id, "kind": "call", "reference": item.reference,
+            "created_at": now, "api_key_id": item.api_key_id, "model": item.model,
+            "prompt_tokens": item.prompt_tokens, "completion_tokens": item.completion_tokens,
+            "memo": None,
+        })
+        for p in postings:
+            batch.entries.append({
+                "transaction_id": transaction_id, "account_id": p.account_id,
+                "amount": p.amount, "kind": p.kind, "node_id": p.node_id,
+            })
+            batch.balance_deltas[p.account_id] += p.amount
+            if p.account_id == self.books.bounty_pool:
+                pool_balance += p.amount
+        if item.api_key_id is not None:
+            batch.key_spent[item.api_key_id] += cost
+        return pool_balance
+
+    async def _release(
+        self, session: AsyncSession, holds: list[tuple[int, int | None, int]]
+    ) -> None:
+        batch = _Batch()
+        for account_id, key_id, amount in holds:
+            batch.reserved_release[account_id] += amount
+            if key_id is not None:
+                batch.key_release[key_id] += amount
+        await _apply_balances(session, batch)
+
+
+async def _apply_balances(session: AsyncSession, batch: _Batch) -> None:
+    accounts = sorted(set(batch.balance_deltas) | set(batch.reserved_release))
+    if accounts:
+        # Sorted ids: replicas settling concurrently lock rows in one order, never deadlock.
+        table = Account.__table__
+        await session.execute(
+            update(table).where(table.c.id == bindparam("b_account"))
+            .values(balance=table.c.balance + bindparam("b_delta"),
+                    reserved=table.c.reserved - bindparam("b_release")),
+            [{"b_account": a, "b_delta": batch.balance_deltas.get(a, 0),
+              "b_release": batch.reserved_release.get(a, 0)} for a in accounts],
+        )
+    keys = sorted(set(batch.key_spent) | set(batch.key_release))
+    if keys:
+        keys_table = ApiKey.__table__
+        await session.execute(
+            update(keys_table).where(keys_table.c.id == bindparam("b_key"))
+            .values(spent=keys_table.c.spent + bindparam("b_spent"),
+                    reserved=keys_table.c.reserved - bindparam("b_release")),
+            [{"b_key": k, "b_spent": batch.key_spent.get(k, 0),
+              "b_release": batch.key_release.get(k, 0)} for k in keys],
+        )
