@@ -25,6 +25,8 @@ class CoordinatorSettings(BaseSettings):
 
     routing: RoutingConstants = Field(default_factory=RoutingConstants)
     economy: EconomySettings = Field(default_factory=EconomySettings)
+    session_ttl_s: float = Field(default=7 * 86_400, gt=0)
+    signin_nonce_ttl_s: float = Field(default=300, gt=0)
     node_clock_skew_s: float = Field(default=300.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     heartbeat_timeout_s: float = Field(

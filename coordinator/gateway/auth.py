@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
+from coordinator.accounts.sessions import SESSION_PREFIX, session_account
 from coordinator.errors import AuthenticationFailed
 from coordinator.services import SERVICES
 
@@ -21,3 +22,17 @@ async def require_api_key(request: web.Request) -> KeyOwner:
     if owner is None:
         raise AuthenticationFailed("invalid or revoked API key")
     return owner
+
+
+async def require_session(request: web.Request) -> int:
+    """The signed-in account behind ``Authorization: Bearer <session token>``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(SESSION_PREFIX):
+        raise AuthenticationFailed("sign in first: send 'Authorization: Bearer <session token>'")
+    services = request.app[SERVICES]
+    account_id = await session_account(services.database, token, services.clock.now())
+    if account_id is None:
+        raise AuthenticationFailed("session expired or signed out: sign in again")
+    return account_id
