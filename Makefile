@@ -21,7 +21,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/python scripts/run_local.py
 
+# The suite runs on SQLite and on a throwaway PostgreSQL (and Redis) on loopback ports.
 test: $(VENV)/.installed
+	set -a; eval "$$(scripts/test_services.sh start)"; set +a; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

@@ -27,6 +27,22 @@ class CoordinatorSettings(BaseSettings):
     economy: EconomySettings = Field(default_factory=EconomySettings)
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
+    siws_uri: str = Field(
+        default="http://localhost",
+        description="The URI wallets sign in to (the dashboard's origin, e.g. https://koretex.example);"
+        " a Sign-In With Solana message for any other URI is refused. Set it with the domain.",
+    )
+    siws_chain_id: str = Field(
+        default="solana:mainnet", description="The Chain ID a sign-in message must name."
+    )
+    siws_statement: str = Field(
+        default="Sign in to Koretex. This request costs nothing and does not touch your funds.",
+        pattern=r"^[^\n]*$",
+        description="The one-line statement wallets show above the sign-in fields.",
+    )
+    siws_clock_skew_s: float = Field(
+        default=60.0, ge=0, description="How far in the future a message's Issued At may be."
+    )
     node_clock_skew_s: float = Field(default=300.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     heartbeat_timeout_s: float = Field(

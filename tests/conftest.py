@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
+from support.databases import BACKENDS, drop_database, fresh_database
 
 pytest_plugins: list[str] = []
 
@@ -25,9 +26,19 @@ def timeout_factor() -> float:
     return float(os.environ.get("KORETEX_TEST_TIMEOUT_FACTOR", "1"))
 
 
+@pytest_asyncio.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database on each backend the suite runs against."""
+    url = await fresh_database(request.param, tmp_path / "db")
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
 @pytest_asyncio.fixture
-async def coordinator(tmp_path: Path) -> AsyncIterator[RunningCoordinator]:
-    running = await start_coordinator(tmp_path)
+async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[RunningCoordinator]:
+    running = await start_coordinator(tmp_path, database_url=database_url)
     try:
         yield running
     finally:

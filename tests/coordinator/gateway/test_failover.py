@@ -47,7 +47,10 @@ async def stream_text(
     client: openai.AsyncOpenAI, max_tokens: int, on_token: Callable[[int], None] | None = None
 ) -> tuple[str, str | None, str]:
     raw = await client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=PROMPT, max_tokens=max_tokens, stream=True,  # type: ignore[arg-type]
+        model=MODEL,
+        messages=PROMPT,
+        max_tokens=max_tokens,
+        stream=True,  # type: ignore[arg-type]
     )
     node = raw.headers["X-Koretex-Node"]
     parts: list[str] = []
@@ -62,15 +65,21 @@ async def stream_text(
 
 
 async def test_failure_before_first_token_is_retried_invisibly(
-    tmp_path: Path, spawn: Spawn
+    tmp_path: Path, database_url: str, spawn: Spawn
 ) -> None:
-    coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP)
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
+    )
     try:
         broken = await spawn(coordinator, "--fail-first", "1000", "--delay", "1")
         client = await coordinator.client()
-        first = asyncio.create_task(client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=PROMPT, max_tokens=3  # type: ignore[arg-type]
-        ))
+        first = asyncio.create_task(
+            client.chat.completions.with_raw_response.create(
+                model=MODEL,
+                messages=PROMPT,
+                max_tokens=3,  # type: ignore[arg-type]
+            )
+        )
         await wait_for(lambda: broken.node_id in _busy_nodes(coordinator), 10, "job start")
         healthy = await spawn(coordinator)
         raw = await asyncio.wait_for(first, 20)
@@ -82,15 +91,21 @@ async def test_failure_before_first_token_is_retried_invisibly(
         assert sum(b.failures for b in buckets) == 1
         for _ in range(3):  # the healthier node now wins every tie
             raw = await client.chat.completions.with_raw_response.create(
-                model=MODEL, messages=PROMPT, max_tokens=3  # type: ignore[arg-type]
+                model=MODEL,
+                messages=PROMPT,
+                max_tokens=3,  # type: ignore[arg-type]
             )
             assert raw.headers["X-Koretex-Node"] == healthy.node_id
     finally:
         await coordinator.stop()
 
 
-async def test_retries_are_bounded_and_never_repeat_a_node(tmp_path: Path, spawn: Spawn) -> None:
-    coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP)
+async def test_retries_are_bounded_and_never_repeat_a_node(
+    tmp_path: Path, database_url: str, spawn: Spawn
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
+    )
     try:
         broken = [await spawn(coordinator, "--fail-first", "1000") for _ in range(4)]
         client = await coordinator.client()
@@ -108,8 +123,12 @@ async def test_retries_are_bounded_and_never_repeat_a_node(tmp_path: Path, spawn
         await coordinator.stop()
 
 
-async def test_node_dying_mid_stream_is_resumed_seamlessly(tmp_path: Path, spawn: Spawn) -> None:
-    coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP)
+async def test_node_dying_mid_stream_is_resumed_seamlessly(
+    tmp_path: Path, database_url: str, spawn: Spawn
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
+    )
     try:
         dying = await spawn(coordinator, "--die-after", "5", "--delay", "0.02")
         await spawn(coordinator, "--delay", "0.02")
@@ -128,10 +147,13 @@ async def test_node_dying_mid_stream_is_resumed_seamlessly(tmp_path: Path, spawn
 
 
 async def test_silent_node_is_detected_by_heartbeat_and_replaced(
-    tmp_path: Path, spawn: Spawn
+    tmp_path: Path, database_url: str, spawn: Spawn
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", routing=FULL_RAMP, inter_token_timeout_s=120.0,
+        tmp_path / "c",
+        database_url=database_url,
+        routing=FULL_RAMP,
+        inter_token_timeout_s=120.0,
         heartbeat_interval_s=2.0,
     )
     try:
@@ -157,10 +179,10 @@ async def test_silent_node_is_detected_by_heartbeat_and_replaced(
 
 
 async def test_inter_token_timeout_moves_the_stream_to_another_node(
-    tmp_path: Path, spawn: Spawn
+    tmp_path: Path, database_url: str, spawn: Spawn
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", routing=FULL_RAMP, inter_token_timeout_s=1.0
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP, inter_token_timeout_s=1.0
     )
     try:
         stalling = await spawn(coordinator, "--stall-after", "4")
@@ -175,16 +197,20 @@ async def test_inter_token_timeout_moves_the_stream_to_another_node(
         await coordinator.stop()
 
 
-async def test_first_token_timeout_retries_elsewhere(tmp_path: Path, spawn: Spawn) -> None:
+async def test_first_token_timeout_retries_elsewhere(
+    tmp_path: Path, database_url: str, spawn: Spawn
+) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", routing=FULL_RAMP, first_token_timeout_s=1.0
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP, first_token_timeout_s=1.0
     )
     try:
         slow = await spawn(coordinator, "--first-token-delay", "30")
         client = await coordinator.client()
         task = asyncio.create_task(
             client.chat.completions.with_raw_response.create(
-                model=MODEL, messages=PROMPT, max_tokens=3  # type: ignore[arg-type]
+                model=MODEL,
+                messages=PROMPT,
+                max_tokens=3,  # type: ignore[arg-type]
             )
         )
         await wait_for(lambda: slow.node_id in _busy_nodes(coordinator), 10, "job start")
@@ -196,10 +222,14 @@ async def test_first_token_timeout_retries_elsewhere(tmp_path: Path, spawn: Spaw
 
 
 async def test_busy_network_queues_briefly_then_answers_429_or_503(
-    tmp_path: Path, spawn: Spawn
+    tmp_path: Path, database_url: str, spawn: Spawn
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", routing=FULL_RAMP, queue_length=1, queue_wait_s=1.5
+        tmp_path / "c",
+        database_url=database_url,
+        routing=FULL_RAMP,
+        queue_length=1,
+        queue_wait_s=1.5,
     )
     try:
         await spawn(coordinator, "--delay", "0.1")
@@ -225,15 +255,20 @@ async def test_busy_network_queues_briefly_then_answers_429_or_503(
         await coordinator.stop()
 
 
-async def test_consumer_errors_are_neutral_for_the_node(tmp_path: Path, spawn: Spawn) -> None:
-    coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP)
+async def test_consumer_errors_are_neutral_for_the_node(
+    tmp_path: Path, database_url: str, spawn: Spawn
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
+    )
     try:
         node = await spawn(coordinator)
         client = await coordinator.client()
         for _ in range(5):
             with pytest.raises(openai.BadRequestError):
                 await client.chat.completions.create(
-                    model=MODEL, messages=[{"role": "user", "content": "context overflow"}],
+                    model=MODEL,
+                    messages=[{"role": "user", "content": "context overflow"}],
                 )
         services = coordinator.services
         snapshot = services.router.snapshot(node.node_id, now=services.clock.monotonic())  # type: ignore[arg-type]
@@ -247,14 +282,19 @@ async def test_consumer_errors_are_neutral_for_the_node(tmp_path: Path, spawn: S
 
 
 async def test_cancelled_stream_frees_the_slot_within_a_second(
-    tmp_path: Path, spawn: Spawn
+    tmp_path: Path, database_url: str, spawn: Spawn
 ) -> None:
-    coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP)
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
+    )
     try:
         node = await spawn(coordinator, "--delay", "0.05")
         client = await coordinator.client()
         stream = await client.chat.completions.create(
-            model=MODEL, messages=PROMPT, max_tokens=500, stream=True  # type: ignore[arg-type]
+            model=MODEL,
+            messages=PROMPT,
+            max_tokens=500,
+            stream=True,  # type: ignore[arg-type]
         )
         async for _ in stream:
             break
@@ -273,7 +313,9 @@ async def test_cancelled_stream_frees_the_slot_within_a_second(
         await coordinator.stop()
 
 
-async def test_parked_node_gets_one_trial_after_park_time(tmp_path: Path, spawn: Spawn) -> None:
+async def test_parked_node_gets_one_trial_after_park_time(
+    tmp_path: Path, database_url: str, spawn: Spawn
+) -> None:
     clock = ShiftedClock()
 
     def app_with_clock(settings):  # type: ignore[no-untyped-def]
@@ -281,8 +323,9 @@ async def test_parked_node_gets_one_trial_after_park_time(tmp_path: Path, spawn:
 
         return create_app(settings, clock=clock)
 
-    coordinator = await start_coordinator(tmp_path / "c", app_factory=app_with_clock,
-                                          routing=FULL_RAMP)
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, app_factory=app_with_clock, routing=FULL_RAMP
+    )
     try:
         broken = await spawn(coordinator, "--fail-first", "3")
         client = await coordinator.client()
@@ -308,7 +351,9 @@ async def test_parked_node_gets_one_trial_after_park_time(tmp_path: Path, spawn:
         await coordinator.stop()
 
 
-async def test_new_node_is_ramped_up_over_its_first_week(tmp_path: Path, spawn: Spawn) -> None:
+async def test_new_node_is_ramped_up_over_its_first_week(
+    tmp_path: Path, database_url: str, spawn: Spawn
+) -> None:
     clock = ShiftedClock()
 
     def app_with_clock(settings):  # type: ignore[no-untyped-def]
@@ -316,7 +361,9 @@ async def test_new_node_is_ramped_up_over_its_first_week(tmp_path: Path, spawn: 
 
         return create_app(settings, clock=clock)
 
-    coordinator = await start_coordinator(tmp_path / "c", app_factory=app_with_clock)
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, app_factory=app_with_clock
+    )
     try:
         node = await spawn(coordinator, "--slots", "8")
         router = coordinator.services.router

@@ -15,8 +15,12 @@ PROMPT = [{"role": "user", "content": "Hello"}]
 FULL_RAMP = RoutingConstants(ramp_start_fraction=1.0)
 
 
-async def test_node_measured_below_the_floor_stops_getting_work(tmp_path: Path) -> None:
-    coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP, queue_wait_s=0.5)
+async def test_node_measured_below_the_floor_stops_getting_work(
+    tmp_path: Path, database_url: str
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP, queue_wait_s=0.5
+    )
     slow = AgentProcess.scripted(coordinator, tmp_path / "slow", "--delay", "0.3")
     try:
         await slow.start()
@@ -37,8 +41,12 @@ async def test_node_measured_below_the_floor_stops_getting_work(tmp_path: Path) 
         await coordinator.stop()
 
 
-async def test_health_window_survives_a_coordinator_restart(tmp_path: Path) -> None:
-    coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP)
+async def test_health_window_survives_a_coordinator_restart(
+    tmp_path: Path, database_url: str
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
+    )
     port = coordinator.port
     node = AgentProcess.scripted(coordinator, tmp_path / "node")
     try:
@@ -48,7 +56,9 @@ async def test_health_window_survives_a_coordinator_restart(tmp_path: Path) -> N
             await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=2)  # type: ignore[arg-type]
         await coordinator.stop()
 
-        coordinator = await start_coordinator(tmp_path / "c", routing=FULL_RAMP, port=port)
+        coordinator = await start_coordinator(
+            tmp_path / "c", database_url=database_url, routing=FULL_RAMP, port=port
+        )
         node.coordinator = coordinator
         await node.wait_registered(30)
         services = coordinator.services
