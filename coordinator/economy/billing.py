@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 
 from coordinator.accounts.api_keys import KeyOwner
@@ -40,6 +39,7 @@ class CallMeter:
 
     model: str
     price: Price
+    completion_id: str
     delivered_by_node: dict[NodeId, int] = field(default_factory=dict)
     prompt_tokens: int = 0
 
@@ -89,7 +89,7 @@ def settle_call(services: Services, hold: Hold, meter: CallMeter) -> None:
             ),
         ))
     services.ledger.settle(CallSettlement(
-        reference=f"call:{secrets.token_hex(12)}",
+        reference=f"call:{meter.completion_id}",
         account_id=hold.owner.account_id,
         api_key_id=hold.owner.key_id,
         hold_id=hold.id,

@@ -49,7 +49,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     hold = await hold_for_call(
         services, owner, worst_case_cost(price, spec.messages, spec.params.max_tokens)
     )
-    meter = CallMeter(model=spec.model, price=price)
+    meter = CallMeter(model=spec.model, price=price, completion_id=_completion_id())
     try:
         pieces = stream_completion(services, spec)
         async with aclosing(pieces):
@@ -131,7 +131,7 @@ async def _whole(
         item = await anext(pieces)
     meter.prompt_tokens = item.prompt_tokens
     completion = ChatCompletion(
-        id=_completion_id(), created=int(time.time()), model=body.model,
+        id=meter.completion_id, created=int(time.time()), model=body.model,
         choices=[
             Choice(
                 message=AssistantMessage(content="".join(text)),
@@ -156,7 +156,7 @@ async def _stream(
         headers[NODE_HEADER] = first.node_id
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
-    encoder = _ChunkEncoder(_completion_id(), int(time.time()), body.model)
+    encoder = _ChunkEncoder(meter.completion_id, int(time.time()), body.model)
     await response.write(encoder.role())
     item = first
     try:

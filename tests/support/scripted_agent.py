@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ class ScriptedEngine:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.jobs = 0
+        self.rng = random.Random(args.seed)
         self.words = REPLY.split(" ")
 
     @property
@@ -54,9 +56,12 @@ class ScriptedEngine:
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         self.jobs += 1
         args = self.args
-        if self.jobs <= args.fail_first:
+        if self.jobs <= args.fail_first or self.rng.random() < args.fail_rate:
             await asyncio.sleep(args.delay)
             raise EngineError("scripted failure")
+        break_at = (
+            self.rng.randint(1, 4) if self.rng.random() < args.break_rate else None
+        )
         if any("context overflow" in m.content for m in request.messages):
             raise ContextLengthExceeded("scripted context overflow")
         start = len(request.continuation.split()) if request.continuation else 0
@@ -69,6 +74,8 @@ class ScriptedEngine:
                 os._exit(9)
             if args.stall_after and produced >= args.stall_after:
                 await asyncio.sleep(3600)
+            if break_at is not None and produced >= break_at:
+                raise EngineError("scripted failure mid-stream")
             text = word if start == 0 and produced == 0 else " " + word
             produced += 1
             yield GeneratedToken(text=text)
@@ -89,6 +96,9 @@ async def main() -> None:
     parser.add_argument("--fail-first", type=int, default=0, help="jobs to fail with an error")
     parser.add_argument("--die-after", type=int, default=0, help="exit after N tokens of a job")
     parser.add_argument("--stall-after", type=int, default=0, help="go silent after N tokens")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="P(fail before 1st token)")
+    parser.add_argument("--break-rate", type=float, default=0.0, help="P(fail mid-stream)")
+    parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--declared-tok-s", type=float, default=None)
     args = parser.parse_args()
 
