@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.clock import Clock
+from coordinator.economy.group_commit import GroupCommit
 from coordinator.economy.postings import Books, Posting, ServingNode, call_postings
 from coordinator.economy.settings import EconomySettings
 from coordinator.errors import InsufficientCredits
@@ -69,6 +70,15 @@ class CallSettlement:
     bounty_multiplier: float = 1.0
 
 
+@dataclass(eq=False)
+class _HoldRequest:
+    account_id: int
+    amount: int
+    api_key_id: int | None  # set only when the key has a spend limit
+    outcome: asyncio.Future[str]
+    refusal: str = ""
+
+
 @dataclass
 class _Batch:
     transactions: list[dict[str, object]] = field(default_factory=list)
@@ -115,7 +125,7 @@ async def record(
         id=transaction_id, kind=kind, reference=reference, created_at=now, memo=memo,
         prompt_tokens=0, completion_tokens=0,
     ))
-    await session.execute(insert(LedgerEntry), [
+    await session.execute(insert(LedgerEntry.__table__), [
         {"transaction_id": transaction_id, "account_id": p.account_id, "amount": p.amount,
          "kind": p.kind, "node_id": p.node_id}
         for p in postings
@@ -139,11 +149,13 @@ class Ledger:
         self._settings = settings
         self._clock = clock
         self.books = books
-        self._queue: list[CallSettlement] = []
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._writer: asyncio.Task[None] | None = None
+        self._holds: GroupCommit[_HoldRequest] = GroupCommit(
+            self._write_holds, max_batch=settings.settle_batch_max, linger_s=0.0, retry=False
+        )
+        self._settlements: GroupCommit[CallSettlement] = GroupCommit(
+            self._write, max_batch=settings.settle_batch_max,
+            linger_s=settings.settle_batch_wait_s, retry=True,
+        )
 
     # --- holds ---------------------------------------------------------------------------------
 
@@ -152,32 +164,82 @@ class Ledger:
         key_has_limit: bool = False,
     ) -> str:
         """Hold ``amount`` of the account's spendable balance; raises InsufficientCredits."""
-        hold_id = new_id()
-        expires_at = self._clock.now() + timedelta(seconds=self._settings.hold_ttl_s)
-        async with self._database.session() as session, session.begin():
-            held = await session.execute(
-                update(Account)
-                .where(Account.id == account_id, Account.balance - Account.reserved >= amount)
-                .values(reserved=Account.reserved + amount)
-            )
-            if held.rowcount != 1:  # type: ignore[attr-defined]
-                raise InsufficientCredits(
+        request = _HoldRequest(
+            account_id, amount, api_key_id if key_has_limit else None,
+            asyncio.get_running_loop().create_future(),
+        )
+        self._holds.put(request)
+        return await request.outcome
+
+    async def _write_holds(self, requests: list[_HoldRequest]) -> None:
+        try:
+            accepted = await self._grant_holds(requests)
+        except Exception as exc:
+            for request in requests:
+                if not request.outcome.done():
+                    request.outcome.set_exception(exc)
+            raise
+        for request in requests:
+            if request.outcome.done():
+                continue
+            hold_id = accepted.get(id(request))
+            if hold_id is None:
+                request.outcome.set_exception(InsufficientCredits(
                     "insufficient credits for this request: top up, or lower max_tokens"
-                )
-            if key_has_limit and api_key_id is not None:
-                within = await session.execute(
-                    update(ApiKey)
-                    .where(ApiKey.id == api_key_id,
-                           ApiKey.spent + ApiKey.reserved + amount <= ApiKey.spend_limit)
-                    .values(reserved=ApiKey.reserved + amount)
-                )
-                if within.rowcount != 1:  # type: ignore[attr-defined]
-                    raise InsufficientCredits("this API key has reached its spend limit")
-            await session.execute(insert(Hold).values(
-                id=hold_id, account_id=account_id, api_key_id=api_key_id if key_has_limit else None,
-                amount=amount, expires_at=expires_at,
-            ))
-        return hold_id
+                    if request.refusal == "balance"
+                    else "this API key has reached its spend limit"
+                ))
+            else:
+                request.outcome.set_result(hold_id)
+
+    async def _grant_holds(self, requests: list[_HoldRequest]) -> dict[int, str]:
+        """Decide every request of the batch against locked balances, in arrival order."""
+        expires_at = self._clock.now() + timedelta(seconds=self._settings.hold_ttl_s)
+        accepted: dict[int, str] = {}
+        async with self._database.session() as session, session.begin():
+            if self._database.is_sqlite:
+                await _take_sqlite_write_lock(session)
+            account_ids = sorted({r.account_id for r in requests})
+            spendable = {
+                row[0]: row[1] - row[2] for row in (await session.execute(
+                    select(Account.id, Account.balance, Account.reserved)
+                    .where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update()
+                )).all()
+            }
+            key_ids = sorted({r.api_key_id for r in requests if r.api_key_id is not None})
+            key_room: dict[int, int] = {}
+            if key_ids:
+                key_room = {
+                    row[0]: row[1] - row[2] - row[3] for row in (await session.execute(
+                        select(ApiKey.id, ApiKey.spend_limit, ApiKey.spent, ApiKey.reserved)
+                        .where(ApiKey.id.in_(key_ids)).order_by(ApiKey.id).with_for_update()
+                    )).all() if row[1] is not None
+                }
+            batch = _Batch()
+            holds: list[dict[str, object]] = []
+            for request in requests:
+                if spendable.get(request.account_id, -1) < request.amount:
+                    request.refusal = "balance"
+                    continue
+                if request.api_key_id is not None and (
+                    key_room.get(request.api_key_id, request.amount) < request.amount
+                ):
+                    request.refusal = "key_limit"
+                    continue
+                spendable[request.account_id] -= request.amount
+                batch.reserved_release[request.account_id] -= request.amount
+                if request.api_key_id is not None and request.api_key_id in key_room:
+                    key_room[request.api_key_id] -= request.amount
+                    batch.key_release[request.api_key_id] -= request.amount
+                hold_id = new_id()
+                accepted[id(request)] = hold_id
+                holds.append({"id": hold_id, "account_id": request.account_id,
+                              "api_key_id": request.api_key_id, "amount": request.amount,
+                              "expires_at": expires_at})
+            if holds:
+                await _apply_balances(session, batch)
+                await session.execute(insert(Hold.__table__), holds)
+        return accepted
 
     async def release_expired(self) -> int:
         """Release holds whose calls never settled (a replica died mid-call)."""
@@ -194,51 +256,23 @@ class Ledger:
 
     def settle(self, settlement: CallSettlement) -> None:
         """Queue a call's settlement; written within milliseconds, batched with others."""
-        self._queue.append(settlement)
-        self._idle.clear()
-        self._wake.set()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_forever())
+        self._settlements.put(settlement)
 
     async def flush(self) -> None:
-        """Wait until every queued settlement is written."""
-        if self._queue:
-            self._wake.set()
-            await self._idle.wait()
+        """Wait until every queued hold and settlement is written."""
+        await self._holds.flush()
+        await self._settlements.flush()
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        try:
-            await asyncio.wait_for(self.flush(), timeout_s)
-        except TimeoutError:
-            log.error("%d settlements not written at shutdown", len(self._queue))
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-
-    async def _write_forever(self) -> None:
-        failures = 0
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._settings.settle_batch_wait_s and len(self._queue) < 8:
-                await asyncio.sleep(self._settings.settle_batch_wait_s)
-            while self._queue:
-                batch = self._queue[: self._settings.settle_batch_max]
-                try:
-                    await self._write(batch)
-                except Exception:
-                    failures += 1
-                    log.exception("settlement batch failed; retrying")
-                    await asyncio.sleep(min(5.0, 0.1 * 2**failures))
-                    continue
-                failures = 0
-                del self._queue[: len(batch)]
-            self._idle.set()
+        await self._holds.close(timeout_s)
+        await self._settlements.close(timeout_s)
 
     async def _write(self, settlements: list[CallSettlement]) -> None:
         now = self._clock.now()
         batch = _Batch()
         async with self._database.session() as session, session.begin():
+            if self._database.is_sqlite:
+                await _take_sqlite_write_lock(session)
             pool_balance = await session.scalar(
                 select(Account.balance).where(Account.id == self.books.bounty_pool)
                 .with_for_update()
@@ -251,9 +285,9 @@ class Ledger:
             }
             for item in settlements:
                 pool_balance = self._post_call(batch, item, now, pool_balance, released)
-            await session.execute(insert(LedgerTransaction), batch.transactions)
+            await session.execute(insert(LedgerTransaction.__table__), batch.transactions)
             if batch.entries:
-                await session.execute(insert(LedgerEntry), batch.entries)
+                await session.execute(insert(LedgerEntry.__table__), batch.entries)
             await _apply_balances(session, batch)
 
     def _post_call(
@@ -303,6 +337,12 @@ class Ledger:
             if key_id is not None:
                 batch.key_release[key_id] += amount
         await _apply_balances(session, batch)
+
+
+async def _take_sqlite_write_lock(session: AsyncSession) -> None:
+    # SQLite starts transactions as readers; writing first takes the write lock up front, so
+    # two batch writers queue on busy_timeout instead of deadlocking on a lock upgrade.
+    await session.execute(update(Account).where(Account.id == -1).values(reserved=0))
 
 
 async def _apply_balances(session: AsyncSession, batch: _Batch) -> None:

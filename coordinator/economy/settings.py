@@ -1,8 +1,12 @@
-"""The economy's constants, part of the coordinator's settings (``KORETEX_ECONOMY__*``)."""
+"""The economy's constants, part of the coordinator's settings (``KORETEX_ECONOMY__*``), and the
+USDC top-up settings (``KORETEX_TOPUPS__*``)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from decimal import Decimal
+
+import base58
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MICRO = 1_000_000
 
@@ -35,3 +39,54 @@ class EconomySettings(BaseModel):
     hold_ttl_s: float = Field(default=3600.0, gt=0)
     settle_batch_max: int = Field(default=256, ge=1)
     settle_batch_wait_s: float = Field(default=0.005, ge=0)
+    credits_per_usdc: int = Field(
+        default=MICRO, ge=1, description="Micro-credits a top-up grants per 1 USDC paid."
+    )
+
+
+MAINNET_RPC_URL = "https://api.mainnet-beta.solana.com"
+MAINNET_USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+
+
+class TopupSettings(BaseModel):
+    """Buying credits with USDC on Solana (Solana Pay transfer requests, watched by reference)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    treasury: str | None = Field(
+        default=None,
+        description="The wallet (owner address) USDC is paid to; unset, top-ups are disabled.",
+    )
+    usdc_mint: str = Field(default=MAINNET_USDC_MINT, description="The USDC mint to accept.")
+    solana_rpc_url: str = Field(
+        default=MAINNET_RPC_URL,
+        description="A Solana JSON-RPC endpoint (may embed a provider key: never logged).",
+    )
+    rpc_timeout_s: float = Field(default=10.0, gt=0)
+    ttl_s: float = Field(default=1800.0, gt=0, description="How long an invoice may be paid.")
+    grace_s: float = Field(
+        default=300.0, ge=0,
+        description="How long past its expiry an invoice is still watched, so a payment signed "
+        "at the last moment still lands, finalizes and is credited.",
+    )
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    min_usdc: Decimal = Field(default=Decimal("0.01"), gt=0)
+    max_usdc: Decimal = Field(default=Decimal("10000"), gt=0)
+    max_pending_per_account: int = Field(default=5, ge=1)
+    signatures_per_invoice: int = Field(
+        default=10, ge=1, le=1000, description="Transactions examined per invoice and round."
+    )
+
+    @field_validator("treasury", "usdc_mint")
+    @classmethod
+    def _is_address(cls, value: str | None) -> str | None:
+        if value is not None and not _is_base58_key(value):
+            raise ValueError("must be a base58 Solana address (32 bytes)")
+        return value
+
+
+def _is_base58_key(text: str) -> bool:
+    try:
+        return len(text) <= 44 and len(base58.b58decode(text)) == 32
+    except ValueError:
+        return False

@@ -1,0 +1,114 @@
+"""Settled calls per second through the ledger: hold, then batched settlement.
+
+Each simulated call does what the gateway does for a paid request: one atomic hold of its
+worst-case cost, then a queued settlement of the tokens delivered (revenue share to a node,
+platform and bounty pool). 64 concurrent callers, on SQLite and on PostgreSQL when
+KORETEX_TEST_POSTGRES_URL names a server (``scripts/test_services.sh start`` prints one).
+Target: at least 2,000 settled calls/s on PostgreSQL on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from support.databases import drop_database, fresh_database  # noqa: E402
+from support.ledger_audit import audit  # noqa: E402
+
+from coordinator.accounts.accounts import node_earnings_account, open_account  # noqa: E402
+from coordinator.clock import SystemClock  # noqa: E402
+from coordinator.economy.ledger import CallSettlement, Ledger, ensure_system_books  # noqa: E402
+from coordinator.economy.postings import ServingNode  # noqa: E402
+from coordinator.economy.settings import EconomySettings  # noqa: E402
+from coordinator.store.database import Database  # noqa: E402
+
+CALLERS = 64
+DURATION_S = 6.0
+TARGET = 2000
+
+
+async def measure(url: str) -> tuple[float, int]:
+    clock = SystemClock()
+    database = await Database.open(url)
+    settings = EconomySettings(bounty_multipliers={"gemma-3-270m": 1.2})
+    books = await ensure_system_books(database, clock.now())
+    ledger = Ledger(database, settings, clock, books)
+    async with database.session() as session, session.begin():
+        accounts = [
+            (await open_account(session, books, clock.now(), 10**12, label=f"bench-{i}")).id
+            for i in range(CALLERS)
+        ]
+        node_accounts = [
+            await node_earnings_account(session, f"node-{i}", clock.now()) for i in range(8)
+        ]
+    calls = 0
+    deadline = time.perf_counter() + DURATION_S
+
+    async def caller(index: int) -> None:
+        nonlocal calls
+        account = accounts[index]
+        n = 0
+        while time.perf_counter() < deadline:
+            hold = await ledger.reserve(account, 2_000)
+            ledger.settle(CallSettlement(
+                reference=f"call:bench-{index}-{n}", account_id=account, api_key_id=None,
+                hold_id=hold, hold_amount=2_000, cost=1_370, model="gemma-3-270m",
+                prompt_tokens=25, completion_tokens=56,
+                nodes=(ServingNode(f"node-{n % 8}", node_accounts[n % 8], 56, 0.5, 0.0),),
+                bounty_multiplier=1.2,
+            ))
+            n += 1
+            calls += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(caller(i) for i in range(CALLERS)))
+    await ledger.flush()
+    elapsed = time.perf_counter() - began
+    result = await audit(database, 0, 0)
+    assert result.unbalanced_transactions == 0 and result.balance_mismatches == 0
+    assert result.held_by_accounts == result.minted and result.open_holds == 0
+    await ledger.close()
+    await database.close()
+    return calls / elapsed, calls
+
+
+async def main() -> None:
+    backends = ["sqlite"] + (["postgres"] if os.environ.get("KORETEX_TEST_POSTGRES_URL") else [])
+    table = Table(title=f"Settled calls/s, {CALLERS} concurrent callers (target ≥ {TARGET}/s "
+                        "on PostgreSQL)")
+    for column in ("database", "calls", "calls/s", "vs target", "vs SQLite"):
+        table.add_column(column, justify="right")
+    sqlite_rate = None
+    with tempfile.TemporaryDirectory() as scratch:
+        for backend in backends:
+            url = await fresh_database(backend, Path(scratch) / backend)
+            try:
+                rate, calls = await measure(url)
+            finally:
+                await drop_database(url)
+            sqlite_rate = sqlite_rate or rate
+            table.add_row(backend, f"{calls:,}", f"{rate:,.0f}", f"{rate / TARGET:.2f}×",
+                          f"{rate / sqlite_rate:.2f}×")
+    Console().print(table)
+    if len(backends) == 1:
+        print("PostgreSQL not measured: set KORETEX_TEST_POSTGRES_URL "
+              "(scripts/test_services.sh start)")
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main())

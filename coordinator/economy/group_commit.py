@@ -1,0 +1,80 @@
+"""Group commit: many callers' small writes gathered into one database transaction.
+
+Callers enqueue without awaiting the database; one writer task drains the queue in batches.
+Batching is what lets one coordinator settle thousands of calls a second on two cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+
+
+class GroupCommit(Generic[Item]):
+    def __init__(
+        self, write: Callable[[list[Item]], Awaitable[None]], *, max_batch: int,
+        linger_s: float, retry: bool,
+    ) -> None:
+        """``write`` persists one batch; with ``retry`` a failed batch is written again later,
+        without it the failure is the batch's to report (``write`` must resolve its items)."""
+        self._write = write
+        self._max_batch = max_batch
+        self._linger_s = linger_s
+        self._retry = retry
+        self._queue: list[Item] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writer: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, item: Item) -> None:
+        self._queue.append(item)
+        self._idle.clear()
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain_forever())
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written."""
+        if self._queue:
+            self._wake.set()
+            await self._idle.wait()
+
+    async def close(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self.flush(), timeout_s)
+        except TimeoutError:
+            log.error("%d queued writes lost at shutdown", len(self._queue))
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def _drain_forever(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._linger_s and len(self._queue) < 8:
+                await asyncio.sleep(self._linger_s)  # let a few more arrive
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: len(batch)]
+                try:
+                    await self._write(batch)
+                    failures = 0
+                except Exception:
+                    log.exception("batched write of %d failed", len(batch))
+                    if self._retry:
+                        self._queue[:0] = batch
+                        failures += 1
+                        await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+            self._idle.set()

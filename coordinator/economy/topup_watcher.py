@@ -1,0 +1,219 @@
+"""Watching Solana for top-up payments: the I/O loop around :mod:`coordinator.economy.topups`.
+
+Each round, for every pending invoice: ask the RPC which transactions name the invoice's
+reference key, fetch each at finalized commitment, judge them, and carry out
+:func:`~coordinator.economy.topups.next_step`. Crediting is one database transaction that both
+grants the credits (ledger reference ``topup:<signature>``) and marks the invoice credited with
+that signature; the unique signature column and the unique ledger reference make a payment
+credit once however many rounds, replicas or invoices see it. An RPC failure is written on the
+invoice and retried next round: nothing is credited or expired on a failed look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from coordinator.accounts.accounts import grant
+from coordinator.clock import Clock
+from coordinator.economy.ledger import SystemBooks
+from coordinator.economy.settings import TopupSettings
+from coordinator.economy.solana_rpc import SolanaRpc
+from coordinator.economy.topups import (
+    Paid,
+    PaymentTerms,
+    Rejected,
+    Verdict,
+    credits_for_payment,
+    judge_payment,
+    next_step,
+)
+from coordinator.errors import SolanaRpcFailed
+from coordinator.services import SERVICES
+from coordinator.store.database import Database
+from coordinator.store.models import TopupInvoice
+
+log = logging.getLogger(__name__)
+
+MAX_INVOICES_PER_ROUND = 500
+ERROR_LENGTH = 300  # the width of topup_invoices.last_error
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInvoice:
+    id: str
+    account_id: int
+    reference: str
+    amount_raw: int
+    credits: int
+    expires_at: datetime
+
+
+@dataclass
+class RoundReport:
+    """What one round did, for logs and tests."""
+
+    checked: int = 0
+    credited: list[str] = field(default_factory=list)  # invoice ids
+    expired: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # invoices the RPC could not be asked about
+
+
+CreditOutcome = Literal["credited", "settled_elsewhere", "duplicate"]
+
+
+class _AlreadyGranted(Exception):
+    """The ledger already holds this payment's grant: roll the invoice update back."""
+
+
+class TopupWatcher:
+    def __init__(
+        self, database: Database, books: SystemBooks, settings: TopupSettings, clock: Clock,
+        rpc: SolanaRpc,
+    ) -> None:
+        if settings.treasury is None:
+            raise ValueError("top-ups need a treasury address")
+        self._database = database
+        self._books = books
+        self._settings = settings
+        self._treasury = settings.treasury
+        self._clock = clock
+        self._rpc = rpc
+
+    async def run(self, interval_s: float) -> None:
+        """Forever: a round, then a pause."""
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:  # a database hiccup must not end the watching
+                log.exception("top-up round failed")
+            await asyncio.sleep(interval_s)
+
+    async def poll_once(self) -> RoundReport:
+        """Look once at every pending invoice."""
+        report = RoundReport()
+        for invoice in await self._pending():
+            report.checked += 1
+            await self._check(invoice, report)
+        if report.failed:
+            log.warning("Solana RPC failed for %d top-up invoice(s)", len(report.failed))
+        return report
+
+    async def _pending(self) -> list[PendingInvoice]:
+        async with self._database.session() as session:
+            rows = (await session.execute(
+                select(TopupInvoice.id, TopupInvoice.account_id, TopupInvoice.reference,
+                       TopupInvoice.amount_raw, TopupInvoice.credits, TopupInvoice.expires_at)
+                .where(TopupInvoice.status == "pending")
+                .order_by(TopupInvoice.created_at)
+                .limit(MAX_INVOICES_PER_ROUND)
+            )).all()
+        return [PendingInvoice(*row) for row in rows]
+
+    async def _check(self, invoice: PendingInvoice, report: RoundReport) -> None:
+        terms = PaymentTerms(invoice.reference, invoice.amount_raw, self._treasury,
+                             self._settings.usdc_mint)
+        try:
+            verdicts = await self._judge_all(terms)
+        except SolanaRpcFailed as exc:
+            report.failed.append(invoice.id)
+            await self._record(invoice.id, exc.message, expire=False)
+            return
+        now = self._clock.now()
+        grace = timedelta(seconds=self._settings.grace_s)
+        step = next_step(verdicts, now, invoice.expires_at, grace)
+        while step.credit:
+            payment = step.credit[0]
+            outcome = await self._credit(invoice, payment, now)
+            if outcome == "credited":
+                report.credited.append(invoice.id)
+                log.info("top-up %s credited by transaction %s", invoice.id, payment.signature)
+                return
+            if outcome == "settled_elsewhere":  # another replica credited or expired it
+                return
+            verdicts = [
+                Rejected(v.signature, "this payment was already credited to another invoice")
+                if v == payment else v for v in verdicts
+            ]
+            step = next_step(verdicts, now, invoice.expires_at, grace)
+        await self._record(invoice.id, step.note, expire=step.expire)
+        if step.expire:
+            report.expired.append(invoice.id)
+
+    async def _judge_all(self, terms: PaymentTerms) -> list[Verdict]:
+        statuses = await self._rpc.signatures_for_address(
+            terms.reference, limit=self._settings.signatures_per_invoice
+        )
+        verdicts: list[Verdict] = []
+        for status in reversed(statuses):  # oldest first: the first payment is the one credited
+            signature = str(status.signature)
+            verdicts.append(judge_payment(terms, signature, await self._rpc.transaction(signature)))
+        return verdicts
+
+    async def _credit(self, invoice: PendingInvoice, payment: Paid, now: datetime) -> CreditOutcome:
+        credits = credits_for_payment(invoice.credits, invoice.amount_raw, payment.paid_raw)
+        try:
+            async with self._database.session() as session, session.begin():
+                claimed = await session.execute(
+                    update(TopupInvoice)
+                    .where(TopupInvoice.id == invoice.id, TopupInvoice.status == "pending")
+                    .values(status="credited", signature=payment.signature,
+                            paid_raw=payment.paid_raw, credits=credits, last_error=None)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    return "settled_elsewhere"
+                granted = await grant(
+                    session, self._books, invoice.account_id, credits, now,
+                    reference=f"topup:{payment.signature}", kind="topup",
+                    memo=f"USDC top-up {invoice.id}",
+                )
+                if not granted:
+                    raise _AlreadyGranted
+        except (IntegrityError, _AlreadyGranted):
+            # The signature is on another invoice already (unique column), or its grant is in
+            # the ledger: either way this payment has been credited once, and only once.
+            return "duplicate"
+        return "credited"
+
+    async def _record(self, invoice_id: str, note: str | None, *, expire: bool) -> None:
+        values: dict[str, object] = {"last_error": note[:ERROR_LENGTH] if note else None}
+        if expire:
+            values["status"] = "expired"
+        async with self._database.session() as session, session.begin():
+            await session.execute(
+                update(TopupInvoice)
+                .where(TopupInvoice.id == invoice_id, TopupInvoice.status == "pending")
+                .values(**values)
+            )
+
+
+TOPUP_WATCHER = web.AppKey("topup_watcher", TopupWatcher)
+
+
+async def topup_watching(app: web.Application) -> AsyncIterator[None]:
+    """The app's watcher (a ``cleanup_ctx`` after the one that builds Services): started only
+    when a treasury is configured, stopped before the database closes."""
+    services = app[SERVICES]
+    settings = services.settings.topups
+    if settings.treasury is None:
+        yield
+        return
+    rpc = SolanaRpc(settings.solana_rpc_url, timeout_s=settings.rpc_timeout_s)
+    watcher = TopupWatcher(services.database, services.ledger.books, settings, services.clock, rpc)
+    app[TOPUP_WATCHER] = watcher
+    task = asyncio.create_task(watcher.run(settings.poll_interval_s))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await rpc.close()
+
