@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
+from coordinator.accounts.routes import add_account_routes
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
 from coordinator.economy.ledger import Ledger, ensure_system_books
+from coordinator.economy.topup_routes import add_topup_routes
+from coordinator.economy.topup_watcher import topup_watching
 from coordinator.gateway.chat import chat_completions
 from coordinator.gateway.errors import openai_errors
 from coordinator.gateway.models import list_models
@@ -71,10 +74,13 @@ def create_app(
         await services.hub.close_all(WSCloseCode.SERVICE_RESTART, "coordinator restarting")
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(topup_watching)  # after lifecycle: it needs Services
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/nodes/connect", node_connect)
     app.router.add_get("/v1/network/constants", network_constants)
     app.router.add_get("/healthz", healthz)
+    add_account_routes(app)
+    add_topup_routes(app)
     return app

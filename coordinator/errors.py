@@ -11,7 +11,10 @@
     ├── RateLimited                       429 rate_limit_error (Retry-After)
     │   └── QueueFull                     429 queue_full
     ├── NoCapacity                        503 service_unavailable (Retry-After)
-    └── UpstreamFailed                    502 upstream_error: every node that tried failed
+    ├── TopupsUnavailable                 503 topups_disabled: no treasury configured
+    ├── UpstreamFailed                    502 upstream_error: every node that tried failed
+    └── SolanaRpcFailed                   502 solana_rpc_error: the Solana RPC did not answer
+                                              usefully (only the top-up watcher meets it)
 
 ``coordinator.gateway.errors`` turns any of these into the response; nothing else writes error
 bodies.
@@ -101,3 +104,18 @@ class UpstreamFailed(CoordinatorError):
     status = 502
     error_type = "server_error"
     code = "upstream_error"
+
+
+class TopupsUnavailable(CoordinatorError):
+    status = 503
+    error_type = "service_unavailable"
+    code = "topups_disabled"
+
+
+class SolanaRpcFailed(CoordinatorError):
+    """Any failure talking to the Solana JSON-RPC endpoint: transport, HTTP, JSON-RPC error,
+    or an answer that does not have the documented shape. Messages never carry the RPC URL."""
+
+    status = 502
+    error_type = "server_error"
+    code = "solana_rpc_error"

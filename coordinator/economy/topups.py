@@ -15,6 +15,7 @@ Underpayment is not credited at all (the invoice stays open and says why).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -141,7 +142,8 @@ def judge_payment(
     if not transaction.signatures or str(transaction.signatures[0]) != signature:
         return Rejected(signature, "the RPC answered with a different transaction")
     if meta.err is not None:
-        return Rejected(signature, f"the transaction failed on chain ({meta.err})"[:200])
+        error = json.dumps(json.loads(meta.to_json())["err"])  # as the RPC wrote it
+        return Rejected(signature, f"the transaction failed on chain: {error}"[:200])
     # jsonParsed lists every account, static and loaded from lookup tables, as {pubkey, ...}
     # (solders' stub calls the item ParsedAccount; at run time it is ParsedAccountTxStatus).
     accounts = {str(key.pubkey) for key in transaction.message.account_keys}  # type: ignore[attr-defined]
