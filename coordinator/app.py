@@ -19,6 +19,7 @@ from coordinator.gateway.chat import chat_completions
 from coordinator.gateway.errors import openai_errors
 from coordinator.gateway.models import list_models
 from coordinator.hub.connect import node_connect
+from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
 from coordinator.maintenance import run_upkeep, save_health
 from coordinator.routing import Router
@@ -83,4 +84,5 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     add_account_routes(app)
     add_topup_routes(app)
+    add_enrollment_routes(app)
     return app

@@ -22,6 +22,14 @@ class CoordinatorSettings(BaseSettings):
         description="The public domain nodes and wallets sign for; never taken from a request.",
     )
     database_url: str = Field(default_factory=default_database_url)
+    public_url: str | None = Field(
+        default=None,
+        description="The URL operators and nodes reach this coordinator at (e.g."
+        " https://koretex.example); install commands name it. Default: http://{host}:{port}.",
+    )
+    enrollment_ttl_s: float = Field(
+        default=3600.0, gt=0, description="How long a node enrollment token may be redeemed."
+    )
 
     routing: RoutingConstants = Field(default_factory=RoutingConstants)
     economy: EconomySettings = Field(default_factory=EconomySettings)
@@ -60,3 +68,8 @@ class CoordinatorSettings(BaseSettings):
     queue_length: int = Field(default=64, ge=0, description="Requests that may wait per model.")
     queue_wait_s: float = Field(default=10.0, ge=0, description="How long a request waits.")
     no_capacity_retry_after_s: int = Field(default=5, ge=1)
+
+    @property
+    def public_base_url(self) -> str:
+        """Where this coordinator is reached from outside, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

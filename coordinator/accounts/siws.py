@@ -247,6 +247,11 @@ def check_sign_in(
     return fields.nonce
 
 
+def to_milliseconds(moment: datetime) -> datetime:
+    """``moment`` as precise as the message can say it, so stored and signed times agree."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def iso_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and ``Z``, as JavaScript's ``toISOString`` writes."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -197,8 +197,6 @@ class Ledger:
         expires_at = self._clock.now() + timedelta(seconds=self._settings.hold_ttl_s)
         accepted: dict[int, str] = {}
         async with self._database.session() as session, session.begin():
-            if self._database.is_sqlite:
-                await _take_sqlite_write_lock(session)
             account_ids = sorted({r.account_id for r in requests})
             spendable = {
                 row[0]: row[1] - row[2] for row in (await session.execute(
@@ -271,8 +269,6 @@ class Ledger:
         now = self._clock.now()
         batch = _Batch()
         async with self._database.session() as session, session.begin():
-            if self._database.is_sqlite:
-                await _take_sqlite_write_lock(session)
             pool_balance = await session.scalar(
                 select(Account.balance).where(Account.id == self.books.bounty_pool)
                 .with_for_update()
@@ -337,12 +333,6 @@ class Ledger:
             if key_id is not None:
                 batch.key_release[key_id] += amount
         await _apply_balances(session, batch)
-
-
-async def _take_sqlite_write_lock(session: AsyncSession) -> None:
-    # SQLite starts transactions as readers; writing first takes the write lock up front, so
-    # two batch writers queue on busy_timeout instead of deadlocking on a lock upgrade.
-    await session.execute(update(Account).where(Account.id == -1).values(reserved=0))
 
 
 async def _apply_balances(session: AsyncSession, batch: _Batch) -> None:

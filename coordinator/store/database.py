@@ -20,12 +20,21 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A deferred SQLite transaction that reads and then writes can fail with "database is
+    # locked" when another writer got in between; taking the write lock up front makes
+    # writers queue on busy_timeout instead. (WAL keeps plain reads from blocking each other.)
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -51,6 +60,7 @@ class Database:
         engine = create_async_engine(url, **kwargs)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
         database = cls(engine)
         await database.migrate()
         return database

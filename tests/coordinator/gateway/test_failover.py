@@ -130,18 +130,28 @@ async def test_node_dying_mid_stream_is_resumed_seamlessly(
         tmp_path / "c", database_url=database_url, routing=FULL_RAMP
     )
     try:
-        dying = await spawn(coordinator, "--die-after", "5", "--delay", "0.02")
-        await spawn(coordinator, "--delay", "0.02")
+        dying = await spawn(coordinator, "--delay", "0.05")
         client = await coordinator.client()
-        for _ in range(12):  # routing between two idle nodes is a coin toss: land on the dying one
-            text, finish, node = await stream_text(client, max_tokens=20)
-            assert text == " ".join(REPLY[:20]), "the consumer sees one unbroken answer"
-            assert finish == "length"
-            if node == dying.node_id:
-                break
-        else:
-            pytest.fail("the dying node was never chosen")
-        assert await dying.wait_exit(5) == 9
+        killed: list[int] = []
+        standby: list[AgentProcess] = []
+
+        def kill_after_five(count: int) -> None:
+            if count >= 5 and standby and not killed:
+                dying.signal(signal.SIGKILL)
+                killed.append(count)
+
+        async def start_standby() -> None:
+            await wait_for(lambda: dying.node_id in _busy_nodes(coordinator), 10, "job start")
+            standby.append(await spawn(coordinator, "--delay", "0.01"))
+
+        text, finish, node = (await asyncio.gather(
+            stream_text(client, 200, kill_after_five), start_standby()
+        ))[0]
+        assert killed, "the first node was killed mid-stream"
+        assert node == dying.node_id
+        assert text == " ".join(REPLY[:200]), "the consumer sees one unbroken answer"
+        assert finish == "length"
+        assert await dying.wait_exit(5) == -signal.SIGKILL
     finally:
         await coordinator.stop()
 
