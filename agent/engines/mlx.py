@@ -1,0 +1,430 @@
+"""MLX through mlx-lm: one model shared by every slot, on one thread that takes turns a token each.
+
+MLX is not safe for concurrent generations on one model from several threads, and a copy of the
+weights per slot would multiply the memory of the model the node is bought to serve. So every
+MLX call of an engine runs on its own thread: each generation is a generator advanced one token
+per turn, round-robin, so with several slots all of them make progress (each at a share of the
+speed), a new job waits at most one round for its prefill, and a closed stream is dropped
+before its next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.engines.base import (
+    GeneratedToken,
+    GenerationEvent,
+    GenerationFinished,
+    GenerationRequest,
+    ModelInfo,
+)
+from agent.engines.chat_format import ChatFormat
+from agent.engines.stops import StopScanner
+from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
+from protocol.chat import ChatMessage, TokenLogprob, TopLogprob
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: Exception
+
+
+_DONE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    model: Any  # mlx.nn.Module
+    tokenizer: Any  # mlx_lm TokenizerWrapper
+    chat_format: ChatFormat
+    pieces: tuple[bytes, ...]  # the bytes each token id adds to the text
+    stop_ids: frozenset[int]
+
+
+class MlxEngine:
+    """Streams chat completions from a directory of MLX weights (config.json + safetensors).
+
+    ``chat_format`` None renders prompts with the tokenizer's own chat template.
+    """
+
+    name = "mlx"
+
+    def __init__(self, model: ModelInfo, chat_format: ChatFormat | None, *, slots: int = 1) -> None:
+        self._model = model
+        self._format = chat_format
+        self._free_slots = asyncio.Semaphore(slots)
+        self._thread: _MlxThread | None = None
+        self._loaded: _Loaded | None = None
+        self._load_lock = asyncio.Lock()
+
+    @property
+    def model(self) -> ModelInfo:
+        return self._model
+
+    async def load(self) -> None:
+        async with self._load_lock:
+            if self._loaded is not None:
+                return
+            if self._thread is None:
+                self._thread = _MlxThread(f"mlx {Path(self._model.path).name}")
+            self._loaded = await asyncio.wrap_future(self._thread.call(self._load_blocking))
+
+    def _load_blocking(self) -> _Loaded:
+        try:
+            import mlx.core as mx
+            import mlx_lm
+        except ImportError as exc:
+            raise EngineUnavailable("mlx-lm is not installed: pip install 'koretex[mlx]'") from exc
+        path = Path(self._model.path)
+        # mlx_lm.load fetches a missing path from the Hugging Face hub: only ever hand it a
+        # directory that is already here.
+        if not (path / "config.json").is_file():
+            raise EngineError(f"{path} is not a directory of MLX weights (no config.json)")
+        try:
+            model, tokenizer = mlx_lm.load(str(path))[:2]
+        except (OSError, ValueError, KeyError) as exc:
+            raise EngineError(f"mlx-lm could not load {path}: {exc}") from exc
+        recommended = mx.device_info().get("max_recommended_working_set_size")
+        if isinstance(recommended, int):
+            # Metal: keep the weights wired, as mlx-lm's generate does, for as long as the
+            # process lives: a node process serves this one model.
+            mx.set_wired_limit(recommended)
+        chat_format = self._format or template_chat_format(tokenizer)
+        stop_ids = set(tokenizer.eos_token_ids)
+        end_of_turn = tokenizer.encode(chat_format.end_of_turn, add_special_tokens=False)
+        if len(end_of_turn) == 1:
+            stop_ids.add(end_of_turn[0])
+        return _Loaded(model, tokenizer, chat_format, token_pieces(tokenizer), frozenset(stop_ids))
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        if self._loaded is None:
+            await self.load()
+        assert self._loaded is not None and self._thread is not None
+        loaded, thread = self._loaded, self._thread
+        async with self._free_slots:
+            loop = asyncio.get_running_loop()
+            events: asyncio.Queue[object] = asyncio.Queue()
+            cancelled = threading.Event()
+            finished = loop.create_future()
+
+            def emit(item: object) -> None:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+
+            def done() -> None:
+                loop.call_soon_threadsafe(_resolve, finished)
+
+            thread.submit(_generation(
+                loaded, self._model.context_length, request, emit, cancelled, done
+            ))
+            try:
+                while True:
+                    item = await events.get()
+                    if item is _DONE:
+                        return
+                    if isinstance(item, _Failed):
+                        raise item.error
+                    assert isinstance(item, GeneratedToken | GenerationFinished)
+                    yield item
+            finally:
+                cancelled.set()
+                await asyncio.shield(finished)
+
+    async def close(self) -> None:
+        async with self._load_lock:
+            thread, self._thread, self._loaded = self._thread, None, None
+            if thread is not None:
+                await asyncio.to_thread(thread.stop)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+# --- the MLX thread --------------------------------------------------------------------------
+
+
+class _MlxThread:
+    """The one thread an engine's MLX calls run on, taking its generations in turns."""
+
+    def __init__(self, name: str) -> None:
+        self._ready: deque[Iterator[None]] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Iterator[None]) -> None:
+        """Advance ``work`` one step per turn until it is exhausted."""
+        with self._wake:
+            self._ready.append(work)
+            self._wake.notify()
+
+    def call(self, function: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run ``function`` on the thread, in turn with the generations."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def once() -> Iterator[None]:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function())
+                except BaseException as exc:
+                    future.set_exception(exc)
+            return
+            yield
+
+        self.submit(once())
+        return future
+
+    def stop(self) -> None:
+        """Finish the work already submitted, then end the thread (blocks until it has)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._ready and not self._stopping:
+                    self._wake.wait()
+                if not self._ready:
+                    return
+                work = self._ready.popleft()
+            try:
+                next(work)
+            except StopIteration:
+                continue
+            except Exception:  # a generation reports its own failures; this is a bug
+                log.exception("MLX work failed")
+                continue
+            with self._wake:
+                self._ready.append(work)
+
+
+# --- one generation ----------------------------------------------------------------------------
+
+
+def _generation(
+    loaded: _Loaded, context_length: int, request: GenerationRequest,
+    emit: Callable[[object], None], cancelled: threading.Event, done: Callable[[], None],
+) -> Iterator[None]:
+    try:
+        yield from _steps(loaded, context_length, request, emit, cancelled)
+    except (RequestRejected, EngineError) as exc:
+        emit(_Failed(exc))
+    except Exception as exc:  # MLX surfaces its failures as assorted exceptions
+        emit(_Failed(EngineError(f"MLX failed: {exc}")))
+    finally:
+        emit(_DONE)
+        done()
+
+
+def _steps(
+    loaded: _Loaded, context_length: int, request: GenerationRequest,
+    emit: Callable[[object], None], cancelled: threading.Event,
+) -> Iterator[None]:
+    """Generate, yielding after each token so other generations get their turn."""
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+
+    params = request.params
+    tokens = _encode(loaded, loaded.chat_format.render(request.messages, request.continuation))
+    prompt_tokens = len(tokens)
+    if request.continuation:
+        prompt_tokens = len(_encode(loaded, loaded.chat_format.render(request.messages, "")))
+    if len(tokens) + params.max_tokens > context_length:
+        raise ContextLengthExceeded(
+            f"prompt ({len(tokens)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
+            f"context length of {context_length}"
+        )
+    if cancelled.is_set():
+        return
+    sampler = make_request_sampler(params.temperature, params.top_p, params.seed)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    scanner = StopScanner(params.stop)
+    produced = 0
+    finish: str = "length"
+    stop_hit = False
+    step = generate_step(
+        mx.array(tokens), loaded.model, max_tokens=params.max_tokens, sampler=sampler
+    )
+    try:
+        for token_id, logprobs in step:
+            token = int(token_id)
+            if cancelled.is_set():
+                return
+            if token in loaded.stop_ids:
+                finish = "stop"
+                break
+            produced += 1
+            logprob = (
+                token_logprob(logprobs, token, request.top_logprobs, loaded.pieces)
+                if request.top_logprobs else None
+            )
+            text, hit = scanner.feed(decoder.decode(_piece(loaded.pieces, token)))
+            emit(GeneratedToken(text=text, logprob=logprob))
+            if hit:
+                finish, stop_hit = "stop", True
+                break
+            if produced >= params.max_tokens:
+                break
+            yield
+            if cancelled.is_set():
+                return
+    finally:
+        step.close()
+    if not stop_hit:  # text held back for a stop that never came, even if the turn ended
+        tail = scanner.flush() + decoder.decode(b"", final=True)
+        if tail:
+            emit(GeneratedToken(text=tail))
+    emit(GenerationFinished(finish, prompt_tokens, produced))  # type: ignore[arg-type]
+
+
+def _encode(loaded: _Loaded, prompt: str) -> list[int]:
+    bos = loaded.tokenizer.bos_token
+    # A template that writes the BOS itself must not get a second one from the tokenizer.
+    add_special = bos is None or not prompt.startswith(bos)
+    return list(loaded.tokenizer.encode(prompt, add_special_tokens=add_special))
+
+
+# --- sampling, log-probabilities, token text ---------------------------------------------------
+
+
+def make_request_sampler(
+    temperature: float, top_p: float, seed: int | None
+) -> Callable[[Any], Any]:
+    """mlx-lm's sampler for greedy decoding; otherwise top-p then a draw with this request's key.
+
+    make_sampler's draws use MLX's global random state, which generations taking turns on one
+    thread would share; a seed must give the same answer whatever else the node is running.
+    """
+    import mlx.core as mx
+    from mlx_lm.sample_utils import apply_top_p, make_sampler
+
+    if temperature == 0.0:
+        return make_sampler(temp=0.0)
+    key = mx.random.key(seed if seed is not None else random.getrandbits(63))
+
+    def sample(logprobs: Any) -> Any:
+        nonlocal key
+        key, draw = mx.random.split(key)
+        if top_p < 1.0:
+            logprobs = apply_top_p(logprobs, top_p)
+        return mx.random.categorical(logprobs * (1.0 / temperature), key=draw)
+
+    return sample
+
+
+def token_logprob(logprobs: Any, token: int, top_k: int, pieces: Sequence[bytes]) -> TokenLogprob:
+    """The chosen token's log-probability under the model (before sampling transforms).
+
+    ``logprobs`` is the log-softmax of the raw logits that mlx-lm's generate_step yields.
+    """
+    import mlx.core as mx
+
+    top: tuple[TopLogprob, ...] = ()
+    if top_k > 0:
+        best = mx.argpartition(-logprobs, kth=top_k - 1)[:top_k]
+        order = mx.argsort(-logprobs[best])
+        ids: list[int] = best[order].tolist()  # type: ignore[assignment]
+        values: list[float] = logprobs[best[order]].tolist()
+        top = tuple(
+            TopLogprob(token=_piece(pieces, i).decode(errors="replace"), logprob=value)
+            for i, value in zip(ids, values, strict=True)
+        )
+    return TokenLogprob(
+        token_id=token,
+        token=_piece(pieces, token).decode(errors="replace"),
+        logprob=float(logprobs[token].item()),
+        top=top,
+    )
+
+
+def _piece(pieces: Sequence[bytes], token: int) -> bytes:
+    return pieces[token] if token < len(pieces) else b""  # ids past the tokenizer: padded vocab
+
+
+def token_pieces(tokenizer: Any) -> tuple[bytes, ...]:
+    """The bytes each token id adds to the text, so text streams like llama.cpp's detokenize.
+
+    Byte-level BPE and SentencePiece vocabularies spell their bytes in the token strings (mlx-lm
+    tells which a tokenizer is by the detokenizer it picks); any other vocabulary falls back to
+    decoding each token alone. Special tokens add nothing, as in llama.cpp.
+    """
+    from mlx_lm.tokenizer_utils import BPEStreamingDetokenizer, SPMStreamingDetokenizer
+
+    size = len(tokenizer)
+    detokenizer = tokenizer.detokenizer
+    names: list[str] = tokenizer.convert_ids_to_tokens(list(range(size)))
+    if isinstance(detokenizer, BPEStreamingDetokenizer):
+        byte_of = _gpt2_byte_decoder()
+        pieces = [
+            b"".join(bytes([byte_of[c]]) if c in byte_of else c.encode() for c in name)
+            for name in names
+        ]
+    elif isinstance(detokenizer, SPMStreamingDetokenizer):
+        pieces = [
+            bytes([int(name[3:5], 16)]) if _is_byte_token(name)
+            else name.replace("\u2581", " ").encode()
+            for name in names
+        ]
+    else:
+        pieces = [tokenizer.decode([i]).encode() for i in range(size)]
+    for special in tokenizer.all_special_ids:
+        if 0 <= special < size:
+            pieces[special] = b""
+    return tuple(pieces)
+
+
+def _is_byte_token(name: str) -> bool:
+    return len(name) == 6 and name.startswith("<0x") and name.endswith(">")
+
+
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """GPT-2's printable stand-ins for the 256 byte values, mapped back to the bytes."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    stand_ins = dict(zip(printable, printable, strict=True))
+    extra = 0
+    for byte in range(256):
+        if byte not in stand_ins:
+            stand_ins[byte] = 256 + extra
+            extra += 1
+    return {chr(char): byte for byte, char in stand_ins.items()}
+
+
+# --- the tokenizer's own chat template -----------------------------------------------------------
+
+
+def template_chat_format(tokenizer: Any) -> ChatFormat:
+    """A format rendering with the tokenizer's chat template, the continuation appended."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise EngineError("the tokenizer has no chat template and no chat format was given")
+
+    def render(messages: Sequence[ChatMessage], continuation: str) -> str:
+        try:
+            text: str = tokenizer.apply_chat_template(
+                [{"role": m.role, "content": m.content} for m in messages],
+                add_generation_prompt=True, tokenize=False,
+            )
+        except Exception as exc:  # jinja2 raises for conversations a template refuses
+            raise RequestRejected(f"the model's chat template refused the messages: {exc}") from exc
+        return text + continuation
+
+    return ChatFormat("tokenizer", render, tokenizer.eos_token or "")
