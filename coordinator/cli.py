@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import Any
 from datetime import UTC, datetime
 
 import typer
@@ -13,9 +14,9 @@ from rich.console import Console
 
 from coordinator.accounts.accounts import grant, open_account
 from coordinator.accounts.api_keys import create_key
+from coordinator.app import create_app
 from coordinator.catalogue import MICRO
 from coordinator.economy.ledger import ensure_system_books
-from coordinator.app import create_app
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database
 
@@ -31,7 +32,9 @@ def serve(
     port: int = typer.Option(None, help="Port to listen on [default: settings]."),
 ) -> None:
     """Serve the gateway, the node hub and the dashboard."""
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port}.items() if v is not None
+    }
     settings = CoordinatorSettings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from coordinator.services import Services
 from coordinator.store.health import save_buckets
+from protocol.ids import NodeId
 
 log = logging.getLogger(__name__)
 
 
-async def save_health(services: Services, node_ids: list[str]) -> None:
+async def save_health(services: Services, node_ids: Sequence[str]) -> None:
     wall_now = services.clock.now().timestamp()
     router = services.router
     async with services.database.session() as session, session.begin():
         for node_id in node_ids:
             if node_id in router:
                 await save_buckets(
-                    session, node_id, router.health_buckets(node_id, wall_now=wall_now)  # type: ignore[arg-type]
+                    session, node_id, router.health_buckets(NodeId(node_id), wall_now=wall_now)
                 )
 
 

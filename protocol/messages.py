@@ -119,6 +119,7 @@ class Registered(WireModel):
     type: Literal["registered"] = "registered"
     node_id: NodeId
     operator: str | None = None  # the wallet this node earns for, once enrolled
+    earned: int | None = Field(default=None, ge=0)  # micro-credits earned so far, if shared
 
 
 class Job(WireModel):

@@ -15,8 +15,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,13 @@ from coordinator.store.database import Database
 from coordinator.store.models import Account, ApiKey, Hold, LedgerEntry, LedgerTransaction
 
 log = logging.getLogger(__name__)
+
+# Core tables for executemany writes (the ORM would insert row by row to fetch ids).
+_ACCOUNTS = cast(Table, Account.__table__)
+_KEYS = cast(Table, ApiKey.__table__)
+_HOLDS = cast(Table, Hold.__table__)
+_TRANSACTIONS = cast(Table, LedgerTransaction.__table__)
+_ENTRIES = cast(Table, LedgerEntry.__table__)
 
 ISSUANCE = "system:issuance"  # starter and operator grants enter the network here
 USDC_CLEARING = "system:usdc"  # top-ups paid on Solana enter here
@@ -125,7 +133,7 @@ async def record(
         id=transaction_id, kind=kind, reference=reference, created_at=now, memo=memo,
         prompt_tokens=0, completion_tokens=0,
     ))
-    await session.execute(insert(LedgerEntry.__table__), [
+    await session.execute(insert(_ENTRIES), [
         {"transaction_id": transaction_id, "account_id": p.account_id, "amount": p.amount,
          "kind": p.kind, "node_id": p.node_id}
         for p in postings
@@ -236,7 +244,7 @@ class Ledger:
                               "expires_at": expires_at})
             if holds:
                 await _apply_balances(session, batch)
-                await session.execute(insert(Hold.__table__), holds)
+                await session.execute(insert(_HOLDS), holds)
         return accepted
 
     async def release_expired(self) -> int:
@@ -281,9 +289,9 @@ class Ledger:
             }
             for item in settlements:
                 pool_balance = self._post_call(batch, item, now, pool_balance, released)
-            await session.execute(insert(LedgerTransaction.__table__), batch.transactions)
+            await session.execute(insert(_TRANSACTIONS), batch.transactions)
             if batch.entries:
-                await session.execute(insert(LedgerEntry.__table__), batch.entries)
+                await session.execute(insert(_ENTRIES), batch.entries)
             await _apply_balances(session, batch)
 
     def _post_call(
@@ -339,7 +347,7 @@ async def _apply_balances(session: AsyncSession, batch: _Batch) -> None:
     accounts = sorted(set(batch.balance_deltas) | set(batch.reserved_release))
     if accounts:
         # Sorted ids: replicas settling concurrently lock rows in one order, never deadlock.
-        table = Account.__table__
+        table = _ACCOUNTS
         await session.execute(
             update(table).where(table.c.id == bindparam("b_account"))
             .values(balance=table.c.balance + bindparam("b_delta"),
@@ -349,7 +357,7 @@ async def _apply_balances(session: AsyncSession, batch: _Batch) -> None:
         )
     keys = sorted(set(batch.key_spent) | set(batch.key_release))
     if keys:
-        keys_table = ApiKey.__table__
+        keys_table = _KEYS
         await session.execute(
             update(keys_table).where(keys_table.c.id == bindparam("b_key"))
             .values(spent=keys_table.c.spent + bindparam("b_spent"),

@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 import pydantic
@@ -38,7 +38,7 @@ from protocol.ids import ModelId
 log = logging.getLogger(__name__)
 
 NODE_HEADER = "X-Koretex-Node"
-Pieces = AsyncIterator[Piece | Finished]
+Pieces = AsyncGenerator[Piece | Finished, None]
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
 from coordinator.errors import (
@@ -83,7 +83,7 @@ def new_job_id() -> JobId:
 
 async def stream_completion(
     services: Services, spec: CompletionSpec
-) -> AsyncIterator[Piece | Finished]:
+) -> AsyncGenerator[Piece | Finished, None]:
     """Yield the completion's pieces, then one :class:`Finished`; raises a CoordinatorError."""
     progress = _Progress()
     last_error = "no node could serve the request"
@@ -177,18 +177,16 @@ async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]
         services.waiting[model] = services.waiting.get(model, 0) + 1
         try:
             changed = services.hub.changed
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
-            except TimeoutError:
-                pass
         finally:
             services.waiting[model] -= 1
         queue = services.waiting[model]
 
 
-async def _run_on(services: Services, node_id: NodeId, job: Job) -> AsyncIterator[
-    TokenDelta | JobDone
-]:
+async def _run_on(
+    services: Services, node_id: NodeId, job: Job
+) -> AsyncGenerator[TokenDelta | JobDone, None]:
     """The job's events from one node; raises ``_NodeFailed`` and records every outcome."""
     hub, router, clock, settings = services.hub, services.router, services.clock, services.settings
     # Neutral unless the node is to blame: a consumer who leaves costs the node nothing.

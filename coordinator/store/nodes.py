@@ -13,7 +13,7 @@ from protocol.messages import Register
 async def record_registration(session: AsyncSession, register: Register, now: datetime) -> Node:
     """Insert or refresh the node's row; ``first_seen`` never moves once set."""
     node = await session.get(Node, register.node_id)
-    models = sorted(offer.model for offer in register.models)
+    models = sorted(str(offer.model) for offer in register.models)
     if node is None:
         node = Node(
             node_id=register.node_id, first_seen=now, last_seen=now, engine=register.engine,

@@ -179,7 +179,7 @@ async def test_silent_node_is_detected_by_heartbeat_and_replaced(
         task = asyncio.create_task(stream_text(client, 60, stop_node_after_three))
         await wait_for(lambda: bool(started), 10, "the node to be stopped")
         await spawn(coordinator, "--delay", "0.01")
-        text, finish, node = await asyncio.wait_for(task, 30)
+        text, _finish, node = await asyncio.wait_for(task, 30)
         assert time.monotonic() - started[0] < 15
         assert node == stalling.node_id
         assert text == " ".join(REPLY[:60])

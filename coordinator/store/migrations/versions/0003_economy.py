@@ -100,9 +100,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("topup_invoices", "signin_nonces", "sessions", "holds", "ledger_entries",
-                  "ledger_transactions"):
-        op.drop_table(table)
+    for name in ("topup_invoices", "signin_nonces", "sessions", "holds", "ledger_entries",
+                 "ledger_transactions"):
+        op.drop_table(name)
     with op.batch_alter_table("nodes") as table:
         table.drop_constraint("fk_nodes_earnings_account", type_="foreignkey")
         table.drop_column("model_switched_at")
