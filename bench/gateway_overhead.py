@@ -52,6 +52,8 @@ THREADS = 1
 MAX_TOKENS = 64
 TARGET_THROUGHPUT_RATIO = 0.95
 TARGET_ADDED_TTFT_MS = 5.0
+SHUTDOWN_TIMEOUT_S = 15.0
+NOISY_MACHINE = 0.10  # share of the cores other programs may use before results are suspect
 
 PROMPTS: tuple[str, ...] = (
     "Explain in two short paragraphs how a hash map handles collisions.",
@@ -106,11 +108,19 @@ class Lane:
 
     name: str
     ask: Ask
-    cpu_s: Callable[[], tuple[float, float]]  # cumulative: engine's process, gateway + client
+    # Cumulative CPU seconds: the engine's process, the gateway + client's, the whole machine.
+    cpu_s: Callable[[], tuple[float, float, float]]
     samples: list[Sample] = field(default_factory=list)
     wall_s: float = 0.0
     engine_cpu_s: float = 0.0
     gateway_cpu_s: float = 0.0
+    machine_cpu_s: float = 0.0
+
+    @property
+    def others_busy(self) -> float:
+        """The share of the machine's cores other programs used while this lane generated."""
+        ours = self.engine_cpu_s + (0.0 if math.isnan(self.gateway_cpu_s) else self.gateway_cpu_s)
+        return (self.machine_cpu_s - ours) / (self.wall_s * (os.cpu_count() or 1))
 
     @property
     def tokens(self) -> int:
@@ -184,16 +194,19 @@ async def run_round(lane: Lane, cell: Cell, offset: int, record: bool = True) ->
             for turn in range(cell.requests_per_worker)
         ]
 
-    engine_cpu, gateway_cpu = lane.cpu_s()
+    before = lane.cpu_s()
     began = time.perf_counter()
     results = await asyncio.gather(*(worker(i) for i in range(cell.concurrency)))
     wall = time.perf_counter() - began
     if record:
-        engine_after, gateway_after = lane.cpu_s()
+        engine_cpu, gateway_cpu, machine_cpu = (
+            after - start for after, start in zip(lane.cpu_s(), before, strict=True)
+        )
         lane.samples.extend(s for batch in results for s in batch)
         lane.wall_s += wall
-        lane.engine_cpu_s += engine_after - engine_cpu
-        lane.gateway_cpu_s += gateway_after - gateway_cpu
+        lane.engine_cpu_s += engine_cpu
+        lane.gateway_cpu_s += gateway_cpu
+        lane.machine_cpu_s += machine_cpu
 
 
 async def measure_cell(cell: Cell, lanes: tuple[Lane, Lane]) -> None:
@@ -212,18 +225,6 @@ def percentile(values: list[float], quantile: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(quantile * 100) - 1]
 
 
-def added_ttft_ms(a: Lane, b: Lane) -> float:
-    """Median over prompts of b's TTFT minus a's: pairing by prompt removes prompt length."""
-    by_prompt: dict[int, tuple[list[float], list[float]]] = {}
-    for lane_index, lane in enumerate((a, b)):
-        for s in lane.samples:
-            by_prompt.setdefault(s.prompt, ([], []))[lane_index].append(s.ttft_ms)
-    return statistics.median(
-        statistics.median(in_b) - statistics.median(in_a)
-        for in_a, in_b in by_prompt.values() if in_a and in_b
-    )
-
-
 def peak_generating(samples: list[Sample]) -> int:
     """The most requests that were between their first and last token at the same moment."""
     edges = sorted(
@@ -235,6 +236,16 @@ def peak_generating(samples: list[Sample]) -> int:
         running += step
         peak = max(peak, running)
     return peak
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine has spent busy, from /proc (Linux)."""
+    try:
+        ticks = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return math.nan
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu_s(pid: int) -> float:
@@ -279,10 +290,13 @@ async def run_cell(
         assert agent.process is not None
         agent_pid = agent.process.pid
         lanes = (
-            Lane("direct", direct(engine), lambda: (time.process_time(), math.nan)),
+            Lane(
+                "direct", direct(engine),
+                lambda: (time.process_time(), math.nan, machine_busy_s()),
+            ),
             Lane(
                 "gateway", through_gateway(client),
-                lambda: (process_cpu_s(agent_pid), time.process_time()),
+                lambda: (process_cpu_s(agent_pid), time.process_time(), machine_busy_s()),
             ),
         )
         await measure_cell(cell, lanes)
@@ -303,7 +317,7 @@ def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
     notes: list[str] = []
     for cell, a, b in results:
         ratio = b.aggregate_tok_s / a.aggregate_tok_s
-        added = added_ttft_ms(a, b)
+        added = b.ttft_ms(0.5) - a.ttft_ms(0.5)  # both lanes ask the same prompts
         for lane in (a, b):
             is_b = lane is b
             gateway_cpu = f"{lane.gateway_cpu_s / lane.tokens * 1000:.2f}" if is_b else "—"
@@ -332,22 +346,42 @@ def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
         notes.append(
             f"concurrency {cell.concurrency}: {a.wall_s:.1f} s / {b.wall_s:.1f} s of generation "
             f"measured; peak requests generating at once {peak_generating(a.samples)} / "
-            f"{peak_generating(b.samples)}; gateway answers differing from direct: {differing}"
+            f"{peak_generating(b.samples)}; other programs kept {a.others_busy:.0%} / "
+            f"{b.others_busy:.0%} of the cores busy; gateway answers differing from direct: "
+            f"{differing}"
         )
     console = Console(width=160)
     console.print(table)
     console.print(
         f"Engine: {MODEL}, context {CONTEXT_LENGTH}, {THREADS} thread(s) per slot, slots = "
         f"concurrency; temperature 0, max_tokens {MAX_TOKENS}; rounds alternate A B B A after "
-        "a warm-up round per path. TTFT = request start to first token; +TTFT = median over "
-        "prompts of the gateway's TTFT minus the direct one; req. tok/s = completion tokens / "
-        "request time; agg. = all completion tokens / wall time of the rounds."
+        "a warm-up round per path. TTFT = request start to first token; +TTFT = gateway TTFT "
+        "p50 - direct TTFT p50; req. tok/s = completion tokens / request time; agg. = all "
+        "completion tokens / wall time of the rounds."
     )
     for note in notes:
         console.print(f"  {note} (direct / gateway)")
     console.print("Targets:")
     for verdict in verdicts:
         console.print(f"  {verdict}")
+    busiest = max(lane.others_busy for _, *lanes in results for lane in lanes)
+    if busiest > NOISY_MACHINE:
+        console.print(
+            f"[yellow]warning:[/] other programs kept up to {busiest:.0%} of the cores busy, so "
+            "the wall-clock figures (TTFT, tok/s, ratios) are mostly their noise; the CPU "
+            "ms/tok columns hold up better. Rerun on a quiet machine to judge the targets."
+        )
+
+
+async def stop_coordinator(coordinator: RunningCoordinator) -> None:
+    """Stop the coordinator without letting a stuck shutdown keep the bench from exiting."""
+    try:
+        await asyncio.wait_for(coordinator.stop(), timeout=SHUTDOWN_TIMEOUT_S)
+    except TimeoutError:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] the coordinator did not shut down within "
+            f"{SHUTDOWN_TIMEOUT_S:.0f} s; exiting anyway"
+        )
 
 
 async def main() -> None:
@@ -360,16 +394,18 @@ async def main() -> None:
         # A brand-new node gets its full slots, and no speed floor can shut it out at 8-way load.
         routing = RoutingConstants(ramp_start_fraction=1.0, floor_tok_s=0.0)
         coordinator = await start_coordinator(directory / "coordinator", routing=routing)
-        client = await coordinator.client()
-        results: list[tuple[Cell, Lane, Lane]] = []
         try:
-            for cell in CELLS:
-                a, b = await run_cell(cell, coordinator, client, model_path, sha256, directory)
-                results.append((cell, a, b))
+            client = await coordinator.client()
+            results: list[tuple[Cell, Lane, Lane]] = []
+            try:
+                for cell in CELLS:
+                    a, b = await run_cell(cell, coordinator, client, model_path, sha256, directory)
+                    results.append((cell, a, b))
+            finally:
+                await client.close()
+            report(results)
         finally:
-            await client.close()
-            await coordinator.stop()
-    report(results)
+            await stop_coordinator(coordinator)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import asyncio
 import codecs
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ class LlamaCppEngine:
         self._contexts: asyncio.Queue[Any] = asyncio.Queue()
         self._all: list[Any] = []
         self._load_lock = asyncio.Lock()
+        # One thread per slot: the default executor is sized for I/O, not for slots.
+        self._threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="llama-slot")
 
     @property
     def model(self) -> ModelInfo:
@@ -91,7 +94,7 @@ class LlamaCppEngine:
             loop.call_soon_threadsafe(events.put_nowait, item)
 
         worker = loop.run_in_executor(
-            None, _generate_blocking, context, self._format, request, emit, cancelled
+            self._threads, _generate_blocking, context, self._format, request, emit, cancelled
         )
         try:
             while True:
@@ -115,6 +118,10 @@ class LlamaCppEngine:
                 context.close()
             self._all.clear()
             self._contexts = asyncio.Queue()
+            self._threads.shutdown(wait=False)
+            self._threads = ThreadPoolExecutor(
+                max_workers=self._slots, thread_name_prefix="llama-slot"
+            )
 
 
 def _generate_blocking(

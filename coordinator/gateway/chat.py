@@ -6,6 +6,7 @@ retry before it is invisible to the consumer, and errors before it are ordinary 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -46,19 +47,27 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     owner = await require_api_key(request)
     body = await _parse(request, services)
     spec, price = _spec(body, services)
-    hold = await hold_for_call(
-        services, owner, worst_case_cost(price, spec.messages, spec.params.max_tokens)
-    )
     meter = CallMeter(model=spec.model, price=price, completion_id=_completion_id())
-    try:
-        pieces = stream_completion(services, spec)
-        async with aclosing(pieces):
-            first = await anext(pieces)  # raises CoordinatorError before anything is committed
+    pieces = stream_completion(services, spec)
+    async with aclosing(pieces):
+        # The credit hold is written while the node starts on the prompt, so it adds nothing to
+        # time to first token; no byte reaches the consumer before both have succeeded.
+        first_step = asyncio.ensure_future(anext(pieces))
+        try:
+            hold = await hold_for_call(
+                services, owner, worst_case_cost(price, spec.messages, spec.params.max_tokens)
+            )
+        except BaseException:
+            first_step.cancel()
+            await asyncio.gather(first_step, return_exceptions=True)
+            raise
+        try:
+            first = await first_step  # a CoordinatorError here is still a plain HTTP error
             if body.stream:
                 return await _stream(request, body, pieces, first, meter)
             return await _whole(body, pieces, first, meter)
-    finally:
-        settle_call(services, hold, meter)
+        finally:
+            settle_call(services, hold, meter)
 
 
 async def _parse(request: web.Request, services: Services) -> ChatCompletionRequest:
