@@ -27,7 +27,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check protocol agent coordinator tests bench scripts
+	$(BIN)/ruff check protocol agent coordinator installer tests bench scripts
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

@@ -31,6 +31,9 @@ class NodeKey:
 
 def load_or_create(store: Literal["auto", "keyring", "file"], key_file: Path) -> NodeKey:
     """The node's key, created on first use, from the keyring if one works, else a file."""
+    if store == "auto" and key_file.exists():
+        # A key already in the file stays the node's identity even if a keyring appears later.
+        return _from_file(key_file)
     if store in ("auto", "keyring"):
         key = _from_keyring()
         if key is not None:
@@ -85,3 +88,21 @@ def _from_file(path: Path) -> NodeKey:
     with os.fdopen(descriptor, "w") as handle:
         handle.write(base58.b58encode(bytes(signing_key)).decode() + "\n")
     return NodeKey(signing_key, "file", str(path))
+
+
+def forget(key_file: Path) -> str | None:
+    """Delete the node key wherever it is kept (uninstalling); where it was, if anywhere."""
+    places: list[str] = []
+    if _keyring_usable():
+        import keyring
+        import keyring.errors
+
+        try:
+            keyring.delete_password(KEYRING_SERVICE, KEYRING_USER)
+            places.append("the OS keyring")
+        except keyring.errors.KeyringError:  # nothing stored there (or the keyring is locked)
+            pass
+    if key_file.exists():
+        key_file.unlink()
+        places.append(str(key_file))
+    return ", ".join(places) or None

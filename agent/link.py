@@ -7,10 +7,12 @@ and the :class:`agent.worker.JobRunner`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import cycle
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
@@ -21,7 +23,13 @@ from agent.backoff import backoff
 from agent.errors import FatalLinkError
 from agent.worker import JobRunner
 from protocol.chat import WireModel
-from protocol.messages import Challenge, Draining, decode_coordinator_message, encode
+from protocol.messages import (
+    Challenge,
+    Draining,
+    Registered,
+    decode_coordinator_message,
+    encode,
+)
 from protocol.session import Accepted, AgentSession, CancelJob, ProtocolViolation, RunJob
 
 log = logging.getLogger(__name__)
@@ -29,6 +37,8 @@ log = logging.getLogger(__name__)
 CONNECT_PATH = "/v1/nodes/connect"
 FATAL_CLOSE_CODES = {4001: "the coordinator refused this node", 4002: "another agent uses this key"}
 HANDSHAKE_TIMEOUT_S = 15.0
+
+LinkState = Literal["connecting", "connected", "waiting", "draining", "refused"]
 
 
 def websocket_url(base: str) -> str:
@@ -51,6 +61,7 @@ class Link:
         max_frame_bytes: int = 1 << 20,
     ) -> None:
         self._urls = [websocket_url(url) for url in coordinators]
+        self._bases = dict(zip(self._urls, coordinators, strict=True))
         self._new_session = new_session
         self._session = new_session()
         self._runner = runner
@@ -59,8 +70,11 @@ class Link:
         self._backoff_max_s = backoff_max_s
         self._max_frame_bytes = max_frame_bytes
         self.connected = asyncio.Event()
-        self.state = "starting"
+        self.state: LinkState = "connecting"
         self.connected_url: str | None = None
+        self.registration: Registered | None = None  # what the coordinator said last time
+        self.last_error: str | None = None
+        self.changed = asyncio.Event()  # set on every change of state (for the status file)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set (then drain) or the coordinator refuses the node."""
@@ -68,15 +82,17 @@ class Link:
         for url in cycle(self._urls):
             if stop.is_set():
                 return
-            self.state = "connecting"
+            self._set_state("connecting")
             try:
                 served = await self._serve(url, stop)
-            except FatalLinkError:
-                self.state = "refused"
+            except FatalLinkError as exc:
+                self.last_error = str(exc)
+                self._set_state("refused")
                 raise
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed,
                     ProtocolViolation, pydantic.ValidationError) as exc:
                 log.warning("link to %s lost: %s", url, exc or type(exc).__name__)
+                self.last_error = f"{url}: {exc or type(exc).__name__}"
                 served = False
             finally:
                 self.connected.clear()
@@ -86,15 +102,18 @@ class Link:
                 return
             if served:
                 delays = self._delays()
-            self.state = "waiting"
+            self._set_state("waiting")
             delay = next(delays)
             log.info("reconnecting in %.1fs", delay)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
-    def _delays(self):  # type: ignore[no-untyped-def]
+    @property
+    def connected_coordinator(self) -> str | None:
+        """The coordinator connected to, as configured (not its websocket URL)."""
+        return self._bases.get(self.connected_url) if self.connected_url else None
+
+    def _delays(self) -> Iterator[float]:
         return backoff(self._backoff_initial_s, self._backoff_max_s)
 
     async def _serve(self, url: str, stop: asyncio.Event) -> bool:
@@ -104,9 +123,10 @@ class Link:
             ping_interval=10, ping_timeout=10, close_timeout=5,
         ) as ws:
             await self._handshake(ws)
-            self.state = "connected"
             self.connected_url = url
+            self.last_error = None
             self.connected.set()
+            self._set_state("connected")
             log.info("serving %s", url)
             receiving = asyncio.ensure_future(self._receive(ws))
             stopping = asyncio.ensure_future(stop.wait())
@@ -134,6 +154,7 @@ class Link:
             raise
         if not isinstance(event, Accepted):
             raise ProtocolViolation("expected registration")
+        self.registration = event.registered
 
     async def _receive(self, ws: ClientConnection) -> None:
         async def send(message: WireModel) -> None:
@@ -152,11 +173,15 @@ class Link:
         raise ConnectionError("coordinator closed the connection")
 
     async def _drain(self, ws: ClientConnection) -> None:
-        self.state = "draining"
+        self._set_state("draining")
         log.info("draining: finishing %d job(s)", self._runner.in_flight)
         await ws.send(encode(Draining()))
         await self._runner.drain(self._drain_grace_s)
         await ws.close()
+
+    def _set_state(self, state: LinkState) -> None:
+        self.state = state
+        self.changed.set()
 
     @staticmethod
     def _raise_if_fatal(exc: ConnectionClosed) -> None:

@@ -18,6 +18,7 @@ from agent import paths
 
 EngineChoice = Literal["auto", "llama.cpp", "mlx"]
 KeyStore = Literal["auto", "keyring", "file"]
+ServiceManagerChoice = Literal["auto", "launchd", "systemd", "detached"]
 
 
 class AgentSettings(BaseSettings):
@@ -37,10 +38,19 @@ class AgentSettings(BaseSettings):
     threads: int = Field(default=0, ge=0, description="Engine threads per slot (0: automatic).")
     key_store: KeyStore = "auto"
     key_file: Path = Field(default_factory=paths.key_file)
-    enrollment_token: str | None = None
+    enrollment_token: str | None = Field(
+        default=None, description="One-time token that binds this node to your account."
+    )
     drain_grace_s: float = Field(default=30.0, ge=0)
     backoff_initial_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
+    status_interval_s: float = Field(
+        default=2.0, gt=0, description="How often the daemon rewrites its status file."
+    )
+    service_manager: ServiceManagerChoice = Field(
+        default="auto",
+        description="What keeps the agent running: launchd, systemd (user), detached, or auto.",
+    )
 
     @field_validator("coordinator", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -24,13 +25,26 @@ class WorkStats:
     jobs_done: int = 0
     jobs_failed: int = 0
     tokens_served: int = 0
+    decode_tokens: int = 0  # tokens after each job's first, over...
+    decode_s: float = 0.0  # ...the time from its first token to its end
+
+    @property
+    def measured_tok_s(self) -> float | None:
+        """Generation speed per job on this machine, measured on the jobs it served."""
+        if self.decode_tokens <= 0 or self.decode_s <= 0:
+            return None
+        return self.decode_tokens / self.decode_s
 
 
 class JobRunner:
     """Starts, streams and cancels jobs; refuses what it cannot take rather than queueing it."""
 
-    def __init__(self, engine: Engine, model_id: ModelId, slots: int) -> None:
+    def __init__(
+        self, engine: Engine, model_id: ModelId, slots: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
+        self._clock = clock
         self._model_id = model_id
         self.slots = slots
         self._running: dict[JobId, asyncio.Task[None]] = {}
@@ -89,10 +103,13 @@ class JobRunner:
 
     async def _run(self, job: Job, send: Send) -> None:
         request = GenerationRequest(job.messages, job.params, job.top_logprobs, job.continuation)
+        first_token_at: float | None = None
         try:
             async with aclosing(self._engine.generate(request)) as events:
                 async for event in events:
                     if isinstance(event, GeneratedToken):
+                        if first_token_at is None:
+                            first_token_at = self._clock()
                         logprobs = (event.logprob,) if event.logprob is not None else ()
                         await send(TokenDelta(
                             job_id=job.job_id, text=event.text, tokens=1, logprobs=logprobs
@@ -100,6 +117,9 @@ class JobRunner:
                     else:
                         self.stats.jobs_done += 1
                         self.stats.tokens_served += event.completion_tokens
+                        if first_token_at is not None and event.completion_tokens > 1:
+                            self.stats.decode_tokens += event.completion_tokens - 1
+                            self.stats.decode_s += self._clock() - first_token_at
                         await send(JobDone(
                             job_id=job.job_id, finish_reason=event.finish_reason,
                             prompt_tokens=event.prompt_tokens,

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.catalogue import Catalogue
-from coordinator.economy.ledger import Ledger
 from coordinator.clock import Clock
+from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
 from coordinator.routing import Router
 from coordinator.routing.throughput import ThroughputBook

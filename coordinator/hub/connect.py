@@ -15,10 +15,17 @@ import pydantic
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from coordinator.accounts.accounts import node_earnings_account
+from coordinator.accounts.enrollment import (
+    EnrollmentRefused,
+    enroll,
+    node_earned,
+    operator_name,
+    sweep_earnings,
+)
 from coordinator.hub.live import LiveNode
+from coordinator.maintenance import save_health
 from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
-from coordinator.maintenance import save_health
 from coordinator.store.health import load_buckets
 from coordinator.store.nodes import record_registration
 from protocol.messages import Register, Registered, decode_node_message, encode
@@ -93,10 +100,19 @@ async def _register(
     now = services.clock.now()
     async with services.database.session() as db, db.begin():
         row = await record_registration(db, message, now)
+        if message.enrollment_token is not None:
+            try:
+                await enroll(db, row, message.enrollment_token, now)
+            except EnrollmentRefused as exc:  # rolls the whole registration back
+                raise ProtocolViolation(exc.reason) from exc
         if row.operator_account_id is None and row.earnings_account_id is None:
             row.earnings_account_id = await node_earnings_account(db, message.node_id, now)
+        # Pay collected before enrollment, or settled to the old payee since, joins the operator.
+        await sweep_earnings(db, row, now)
         payee = row.operator_account_id or row.earnings_account_id
         assert payee is not None
+        operator = await operator_name(db, row.operator_account_id)
+        earned = await node_earned(db, message.node_id)
         first_seen = row.first_seen
         model_switched_at = row.model_switched_at
         window_start = now - timedelta(days=services.settings.routing.health_window_days)
@@ -120,7 +136,9 @@ async def _register(
         wall_now=now.timestamp(),
         health=health,
     )
-    await ws.send_str(encode(Registered(node_id=message.node_id)))
+    await ws.send_str(
+        encode(Registered(node_id=message.node_id, operator=operator, earned=earned))
+    )
     log.info("node %s joined serving %s", message.node_id, sorted(node.models))
     return node
 

@@ -126,7 +126,7 @@ class LedgerEntry(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(24))
-    node_id: Mapped[str | None] = mapped_column(String(64))
+    node_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class Hold(Base):
@@ -179,3 +179,17 @@ class TopupInvoice(Base):
     signature: Mapped[str | None] = mapped_column(String(100), unique=True)
     paid_raw: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class Enrollment(Base):
+    """A one-time token that binds the node which presents it to an account (stored hashed)."""
+
+    __tablename__ = "enrollments"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    redeemed_at: Mapped[datetime | None]
+    node_id: Mapped[str | None] = mapped_column(String(64))
+    """The node that redeemed it; that node may present it again (it stays in its config)."""

@@ -130,3 +130,9 @@ def test_coordinator_urls_become_the_node_endpoint(base: str, url: str) -> None:
 def test_other_schemes_are_refused(base: str) -> None:
     with pytest.raises(ValueError, match="unsupported coordinator URL"):
         websocket_url(base)
+
+
+def test_auto_keeps_a_key_already_in_the_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "node.key"
+    created = load_or_create("file", key_file)
+    assert load_or_create("auto", key_file).node_id == created.node_id

@@ -319,3 +319,17 @@ async def test_drain_with_nothing_running_returns_at_once() -> None:
     async with asyncio.timeout(1):
         await runner.drain(grace_s=60)
     assert runner.draining
+
+
+async def test_the_speed_is_measured_from_each_jobs_first_token_to_its_end() -> None:
+    engine = ScriptedEngine({"hi": Script(tokens=("a", "b", "c", "d")), "one": Script(("x",))})
+    readings = iter([10.0, 11.5, 20.0, 20.5])
+    runner, outbox = JobRunner(engine, MODEL, slots=1, clock=lambda: next(readings)), Outbox()
+    assert runner.stats.measured_tok_s is None
+    runner.start(job("j1", "hi"), outbox.send)
+    await outbox.end_of("j1")
+    assert runner.stats.measured_tok_s == pytest.approx(3 / 1.5)  # 3 tokens after the first
+    runner.start(job("j2", "one"), outbox.send)  # a single token says nothing about speed
+    await outbox.end_of("j2")
+    await settled(runner)
+    assert (runner.stats.decode_tokens, runner.stats.decode_s) == (3, 1.5)

@@ -153,6 +153,7 @@ class AgentProcess:
             "KORETEX_BACKOFF_INITIAL_S": "0.2",
             "KORETEX_BACKOFF_MAX_S": "2",
             "XDG_CONFIG_HOME": str(self.directory / "config"),
+            "XDG_STATE_HOME": str(self.directory / "state"),  # the status file
             **self.env,
         }
         log = (self.directory / "agent.log").open("ab")

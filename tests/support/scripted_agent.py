@@ -18,21 +18,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from agent import hardware  # noqa: E402
-from agent.engines.base import (  # noqa: E402
+from agent import hardware
+from agent.engines.base import (
     GeneratedToken,
     GenerationEvent,
     GenerationFinished,
     GenerationRequest,
     ModelInfo,
 )
-from agent.errors import ContextLengthExceeded, EngineError  # noqa: E402
-from agent.keys import load_or_create  # noqa: E402
-from agent.link import Link  # noqa: E402
-from agent.worker import JobRunner  # noqa: E402
-from protocol.ids import ModelId  # noqa: E402
-from protocol.messages import ModelOffer  # noqa: E402
-from protocol.session import AgentSession, Offer  # noqa: E402
+from agent.errors import ContextLengthExceeded, EngineError, FatalLinkError
+from agent.keys import load_or_create
+from agent.link import Link
+from agent.worker import JobRunner
+from protocol.ids import ModelId
+from protocol.messages import ModelOffer
+from protocol.session import AgentSession, Offer
 
 REPLY = " ".join(f"w{i}" for i in range(1000))
 
@@ -100,6 +100,7 @@ async def main() -> None:
     parser.add_argument("--break-rate", type=float, default=0.0, help="P(fail mid-stream)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--declared-tok-s", type=float, default=None)
+    parser.add_argument("--enrollment-token", default=None)
     args = parser.parse_args()
 
     key = load_or_create("file", Path(os.environ["KORETEX_KEY_FILE"]))
@@ -108,6 +109,7 @@ async def main() -> None:
         agent_version="scripted", engine="scripted",
         models=(ModelOffer(model=ModelId(args.model), context_length=4096),),
         slots=args.slots, hardware=hardware.detect(), declared_tok_s=args.declared_tok_s,
+        enrollment_token=args.enrollment_token,
     )
     link = Link(
         tuple(args.coordinator), lambda: AgentSession(key.signing_key, offer),
@@ -119,7 +121,11 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    await link.run(stop)
+    try:
+        await link.run(stop)
+    except FatalLinkError as exc:  # as `koretex node run` does: say why, exit 78 (EX_CONFIG)
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(78)
 
 
 if __name__ == "__main__":
