@@ -65,6 +65,26 @@ node_app = typer.Typer(no_args_is_help=True, help="Run this machine as a node.")
 app.add_typer(node_app, name="node")
 app.add_typer(config_app, name="config")
 app.add_typer(service_app, name="service")
+models_app = typer.Typer(no_args_is_help=True, help="Catalogue models on this machine.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("pull")
+def models_pull(
+    name: str = typer.Argument(..., help="Catalogue model id, e.g. gemma-3-270m."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Download a catalogue model's weights once, checked against the catalogue's sha256."""
+    from agent.models import pull
+
+    try:
+        path = pull(name, progress=not quiet)
+    except AgentError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    Console(stderr=True).print(
+        f"[bold]{name}[/] is at {path}; serve it with: koretex node run --model {name}"
+    )
 console = Console(stderr=True)
 out = Console()
 
