@@ -85,7 +85,7 @@ check_platform() {
             memory=$(sysctl -n hw.memsize 2>/dev/null || echo 0)
             [ "$memory" -ge 17179869184 ] ||
                 die "Koretex nodes on macOS need 16 GB of memory or more (this Mac has $((memory / 1073741824)) GB)"
-            EXTRA=mlx
+            EXTRA=mlx,llama  # MLX for MLX weights, llama.cpp (Metal) for GGUF
             ;;
         Linux)
             case "$ARCH" in
