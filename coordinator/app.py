@@ -70,7 +70,9 @@ def create_app(
     async def close_node_links(app: web.Application) -> None:
         # Nodes reconnect (to this replica once it is back, or to another) within their backoff.
         services = app[SERVICES]
-        known = [snapshot.node_id for snapshot in services.router.snapshots(now=services.clock.monotonic())]
+        services.shutting_down = True
+        now = services.clock.monotonic()
+        known = [snapshot.node_id for snapshot in services.router.snapshots(now=now)]
         await save_health(services, known)
         await services.hub.close_all(WSCloseCode.SERVICE_RESTART, "coordinator restarting")
 

@@ -32,6 +32,7 @@ class Services:
     rng: random.Random = field(default_factory=random.Random)
     throughput: ThroughputBook = field(default_factory=ThroughputBook)
     departed_payees: dict[NodeId, int] = field(default_factory=dict)  # pay for nodes gone mid-call
+    shutting_down: bool = False
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
 
 

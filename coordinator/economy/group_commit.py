@@ -45,7 +45,9 @@ class GroupCommit(Generic[Item]):
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written."""
-        if self._queue:
+        # Idle is cleared from the first put until the writer has written everything, including
+        # a batch already taken off the queue: waiting on the queue alone would cut it short.
+        if not self._idle.is_set():
             self._wake.set()
             await self._idle.wait()
 

@@ -40,6 +40,8 @@ CLOSE_REPLACED = 4002
 
 async def node_connect(request: web.Request) -> web.WebSocketResponse:
     services = request.app[SERVICES]
+    if services.shutting_down:
+        raise web.HTTPServiceUnavailable(text="coordinator restarting")
     settings = services.settings
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat_interval_s, max_msg_size=settings.max_frame_bytes
@@ -67,7 +69,8 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
         if services.hub.get(node.node_id) is None:
             services.router.remove_node(node.node_id)
             try:
-                await save_health(services, [node.node_id])
+                if not services.shutting_down:  # on shutdown the app saved every window
+                    await save_health(services, [node.node_id])
             except Exception:  # shutting down: the app saved every window already
                 log.debug("health of %s not saved on leave", node.node_id, exc_info=True)
         log.info("node %s left", node.node_id)
