@@ -20,6 +20,7 @@ from aiohttp import web
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.api_keys import create_key
 from coordinator.app import create_app
+from coordinator.clock import Clock
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
 
@@ -79,8 +80,10 @@ class RunningCoordinator:
 
 
 async def start_coordinator(
-    directory: Path, app_factory: Any = create_app, **overrides: Any
+    directory: Path, app_factory: Any = create_app, *, clock: Clock | None = None,
+    **overrides: Any,
 ) -> RunningCoordinator:
+    """The real coordinator on a loopback port; ``clock`` lets a test move time forward."""
     directory.mkdir(parents=True, exist_ok=True)
     values: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{directory / 'coordinator.db'}",
@@ -89,7 +92,8 @@ async def start_coordinator(
     }
     values.update(overrides)
     settings = CoordinatorSettings(**values)
-    runner = web.AppRunner(app_factory(settings), handler_cancellation=True)
+    app = app_factory(settings, clock=clock) if clock is not None else app_factory(settings)
+    runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", settings.port)
     await site.start()

@@ -14,9 +14,7 @@ from support.cluster import RunningCoordinator, start_coordinator
 from support.wallets import Wallet, ask_nonce, bearer, sign_in, signed
 
 from coordinator.accounts.siws import SignInInput, message_text
-from coordinator.app import create_app
 from coordinator.clock import ShiftedClock
-from coordinator.settings import CoordinatorSettings
 
 WALLETS = {"solders": Wallet.solders, "nacl": Wallet.nacl}
 
@@ -96,12 +94,7 @@ async def test_an_expired_message_and_session_are_refused(
 ) -> None:
     clock = ShiftedClock()
 
-    def factory(settings: CoordinatorSettings):  # type: ignore[no-untyped-def]
-        return create_app(settings, clock=clock)
-
-    coordinator = await start_coordinator(
-        tmp_path, app_factory=factory, database_url=database_url
-    )
+    coordinator = await start_coordinator(tmp_path, clock=clock, database_url=database_url)
     try:
         async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
             wallet = Wallet.solders()

@@ -328,13 +328,8 @@ async def test_parked_node_gets_one_trial_after_park_time(
 ) -> None:
     clock = ShiftedClock()
 
-    def app_with_clock(settings):  # type: ignore[no-untyped-def]
-        from coordinator.app import create_app
-
-        return create_app(settings, clock=clock)
-
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, app_factory=app_with_clock, routing=FULL_RAMP
+        tmp_path / "c", database_url=database_url, clock=clock, routing=FULL_RAMP
     )
     try:
         broken = await spawn(coordinator, "--fail-first", "3")
@@ -366,13 +361,8 @@ async def test_new_node_is_ramped_up_over_its_first_week(
 ) -> None:
     clock = ShiftedClock()
 
-    def app_with_clock(settings):  # type: ignore[no-untyped-def]
-        from coordinator.app import create_app
-
-        return create_app(settings, clock=clock)
-
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, app_factory=app_with_clock
+        tmp_path / "c", database_url=database_url, clock=clock
     )
     try:
         node = await spawn(coordinator, "--slots", "8")

@@ -15,7 +15,6 @@ from support.ledger_audit import audit
 from websockets.asyncio.client import connect
 
 from coordinator.accounts.enrollment import TRANSFER_KIND, install_command
-from coordinator.app import create_app
 from coordinator.catalogue import DEFAULT_PRICES
 from coordinator.clock import ShiftedClock
 from coordinator.settings import CoordinatorSettings
@@ -150,8 +149,7 @@ async def test_a_node_enrolls_once_and_keeps_its_token_for_reconnects(
 async def test_unknown_and_expired_tokens_are_refused(tmp_path: Path, database_url: str) -> None:
     clock = ShiftedClock()
     running = await start_coordinator(
-        tmp_path / "coordinator", lambda settings: create_app(settings, clock=clock),
-        database_url=database_url,
+        tmp_path / "coordinator", clock=clock, database_url=database_url,
     )
     try:
         _, session_token = await signed_in(running)
