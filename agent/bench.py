@@ -55,7 +55,7 @@ async def measure(
     last = started
     tokens = 0
     generation = engine.generate(bench_request(max_tokens, seed))
-    async with aclosing(generation) as events:  # type: ignore[type-var]
+    async with aclosing(generation) as events:
         async for event in events:
             if isinstance(event, GeneratedToken):
                 last = clock()

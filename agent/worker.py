@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from agent.engines.base import Engine, GeneratedToken, GenerationRequest
 from agent.errors import ContextLengthExceeded, EngineError, RequestRejected
@@ -17,7 +18,7 @@ from protocol.messages import FailureCode, Job, JobDone, JobFailed, TokenDelta
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[WireModel], Awaitable[None]]
+Send = Callable[[WireModel], Coroutine[Any, Any, None]]
 
 
 @dataclass

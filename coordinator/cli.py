@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import typer
 from aiohttp import web

@@ -12,6 +12,7 @@ from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock
 from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
+from coordinator.probes.observation import ContributionSink, InMemoryContributions, Observer
 from coordinator.routing import Router
 from coordinator.routing.throughput import ThroughputBook
 from coordinator.settings import CoordinatorSettings
@@ -34,6 +35,8 @@ class Services:
     departed_payees: dict[NodeId, int] = field(default_factory=dict)  # pay for nodes gone mid-call
     shutting_down: bool = False
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
+    observers: list[Observer] = field(default_factory=list)  # told of every job attempt
+    contributions: ContributionSink = field(default_factory=InMemoryContributions)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -64,6 +64,13 @@ class CoordinatorSettings(BaseSettings):
     max_messages: int = Field(default=256, ge=1)
     max_tokens_limit: int = Field(default=8192, ge=1)
     default_max_tokens: int = Field(default=512, ge=1)
+    job_top_logprobs: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Alternatives per token every job asks the node for (paid and probes alike),"
+        " so authenticity checks see the same evidence everywhere; consumers get what they asked.",
+    )
     upkeep_interval_s: float = Field(default=30.0, gt=0)
     queue_length: int = Field(default=64, ge=0, description="Requests that may wait per model.")
     queue_wait_s: float = Field(default=10.0, ge=0, description="How long a request waits.")

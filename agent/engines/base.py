@@ -6,7 +6,7 @@ inference off the event loop and stops within a token of being cancelled (closin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -55,7 +55,7 @@ class Engine(Protocol):
     async def load(self) -> None:
         """Load the weights; idempotent."""
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         """Stream tokens, ending with one :class:`GenerationFinished`.
 
         Closing the iterator early cancels the generation. Raises

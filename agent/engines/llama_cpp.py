@@ -6,8 +6,8 @@ import asyncio
 import codecs
 import random
 import threading
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +82,7 @@ class LlamaCppEngine:
         except (ValueError, RuntimeError) as exc:
             raise EngineError(f"llama.cpp could not load {self._model.path}: {exc}") from exc
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         if not self._all:
             await self.load()
         context = await self._contexts.get()

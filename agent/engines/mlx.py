@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,7 +111,7 @@ class MlxEngine:
             stop_ids.add(end_of_turn[0])
         return _Loaded(model, tokenizer, chat_format, token_pieces(tokenizer), frozenset(stop_ids))
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         if self._loaded is None:
             await self.load()
         assert self._loaded is not None and self._thread is not None

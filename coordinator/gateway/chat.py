@@ -112,13 +112,14 @@ def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSp
     return CompletionSpec(ModelId(priced.id), messages, params, top), priced.price
 
 
-def _logprobs_out(logprobs: tuple[TokenLogprob, ...]) -> list[TokenLogprobOut]:
+def _logprobs_out(logprobs: tuple[TokenLogprob, ...], top: int) -> list[TokenLogprobOut]:
+    """The consumer's view: nodes always send ``job_top_logprobs`` alternatives; keep ``top``."""
     return [
         TokenLogprobOut(
             token=lp.token, logprob=lp.logprob, bytes=list(lp.token.encode()),
             top_logprobs=[
                 TopLogprobOut(token=t.token, logprob=t.logprob, bytes=list(t.token.encode()))
-                for t in lp.top
+                for t in lp.top[:top]
             ],
         )
         for lp in logprobs
@@ -136,7 +137,7 @@ async def _whole(
         text.append(item.text)
         meter.delivered(item.node_id, item.tokens)
         if body.logprobs:
-            logprobs.extend(_logprobs_out(item.logprobs))
+            logprobs.extend(_logprobs_out(item.logprobs, body.top_logprobs or 0))
         item = await anext(pieces)
     meter.prompt_tokens = item.prompt_tokens
     completion = ChatCompletion(
@@ -170,7 +171,7 @@ async def _stream(
     item = first
     try:
         while not isinstance(item, Finished):
-            lp = _logprobs_out(item.logprobs) if body.logprobs else None
+            lp = _logprobs_out(item.logprobs, body.top_logprobs or 0) if body.logprobs else None
             await response.write(encoder.content(item.text, lp))
             meter.delivered(item.node_id, item.tokens)
             item = await anext(pieces)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
@@ -22,12 +23,15 @@ from coordinator.errors import (
     UpstreamFailed,
 )
 from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
+from coordinator.probes.observation import JobObservation
 from coordinator.routing import Outcome
 from coordinator.routing.throughput import generation_speed
 from coordinator.services import Services
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 from protocol.ids import JobId, ModelId, NodeId
 from protocol.messages import NEUTRAL_FAILURES, Job, JobDone, JobFailed, TokenDelta
+
+log = logging.getLogger(__name__)
 
 MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
 MAX_RESUMES = 2
@@ -70,7 +74,7 @@ class _Progress:
     resumes: int = 0
 
 
-class _NodeFailed(Exception):
+class AttemptFailed(Exception):
     def __init__(self, reason: str, outcome: Outcome) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -98,10 +102,10 @@ async def stream_completion(
                 f"{exc.message}"
             ) from exc
         progress.tried.add(node_id)
-        job = _job_for(spec, progress)
+        job = _job_for(spec, progress, services.settings.job_top_logprobs)
         started = False
         try:
-            async with aclosing(_run_on(services, node_id, job)) as events:
+            async with aclosing(run_job_on(services, node_id, job)) as events:
                 async for event in events:
                     if isinstance(event, TokenDelta):
                         started = True
@@ -119,7 +123,7 @@ async def stream_completion(
                             tokens_by_node=progress.tokens_by_node,
                         )
                         return
-        except _NodeFailed as failure:
+        except AttemptFailed as failure:
             last_error = failure.reason
         if progress.text:
             progress.resumes += 1
@@ -134,14 +138,16 @@ async def stream_completion(
                 raise UpstreamFailed(f"every node tried failed: {last_error}")
 
 
-def _job_for(spec: CompletionSpec, progress: _Progress) -> Job:
+def _job_for(spec: CompletionSpec, progress: _Progress, top_logprobs: int) -> Job:
+    # Every job asks for the same logprobs whatever the consumer wanted, so paid jobs and probes
+    # look alike; the gateway strips what the consumer did not ask for.
     params = spec.params
     if progress.completion_tokens:
         remaining = max(1, params.max_tokens - progress.completion_tokens)
         params = params.model_copy(update={"max_tokens": remaining})
     return Job(
         job_id=new_job_id(), model=spec.model, messages=spec.messages, params=params,
-        top_logprobs=spec.top_logprobs, continuation="".join(progress.text),
+        top_logprobs=max(top_logprobs, spec.top_logprobs), continuation="".join(progress.text),
     )
 
 
@@ -184,65 +190,94 @@ async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]
         queue = services.waiting[model]
 
 
-async def _run_on(
-    services: Services, node_id: NodeId, job: Job
+async def run_job_on(
+    services: Services, node_id: NodeId, job: Job, *, probe: bool = False
 ) -> AsyncGenerator[TokenDelta | JobDone, None]:
-    """The job's events from one node; raises ``_NodeFailed`` and records every outcome."""
+    """The job's events from one node; raises ``AttemptFailed`` and records every outcome.
+
+    The caller has counted the job in with ``router.job_started``; this counts it out, and tells
+    every observer what the attempt delivered.
+    """
     hub, router, clock, settings = services.hub, services.router, services.clock, services.settings
     # Neutral unless the node is to blame: a consumer who leaves costs the node nothing.
     outcome = Outcome.NEUTRAL
+    text: list[str] = []
+    logprobs: list[TokenLogprob] = []
+    tokens, first_token_at, last_token_at = 0, 0.0, 0.0
     try:
         try:
             channel = await hub.dispatch(node_id, job)
         except NodeGone as exc:
-            raise _NodeFailed("node left before the job could start", Outcome.NEUTRAL) from exc
+            raise AttemptFailed("node left before the job could start", Outcome.NEUTRAL) from exc
         timeout = settings.first_token_timeout_s
-        tokens, first_token_at, last_token_at = 0, 0.0, 0.0
         while True:
             event = await _next_event(channel, timeout)
             if event is None:
-                raise _NodeFailed("node timed out", Outcome.FAILURE)
+                raise AttemptFailed("node timed out", Outcome.FAILURE)
             if isinstance(event, NodeLost):
-                raise _NodeFailed(event.reason, Outcome.FAILURE)
+                raise AttemptFailed(event.reason, Outcome.FAILURE)
             if isinstance(event, JobFailed):
                 if event.code in NEUTRAL_FAILURES:
                     raise InvalidRequest(event.message, param="messages")
                 neutral = event.code in ("busy", "draining", "cancelled", "unsupported_model")
-                raise _NodeFailed(
+                raise AttemptFailed(
                     f"node failed: {event.code}", Outcome.NEUTRAL if neutral else Outcome.FAILURE
                 )
             if isinstance(event, JobDone):
                 outcome = Outcome.SUCCESS
-                _record_speed(services, node_id, job.model, tokens, first_token_at, last_token_at)
                 yield event
                 return
             last_token_at = clock.monotonic()
             if not tokens:
                 first_token_at = last_token_at
             tokens += event.tokens
+            text.append(event.text)
+            logprobs.extend(event.logprobs)
             timeout = settings.inter_token_timeout_s
             yield event
-    except _NodeFailed as failure:
+    except AttemptFailed as failure:
         outcome = failure.outcome
         raise
     finally:
         if outcome is not Outcome.SUCCESS:
             await hub.cancel(node_id, job.job_id)
+        speed = None
+        if outcome is Outcome.SUCCESS:
+            speed = _record_speed(
+                services, node_id, job.model, tokens, first_token_at, last_token_at
+            )
         router.job_finished(
             node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp()
         )
         hub.notify_capacity()
+        _tell_observers(
+            services,
+            JobObservation(
+                node_id=node_id, job=job, probe=probe, outcome=outcome, text="".join(text),
+                logprobs=tuple(logprobs), tokens=tokens, tok_s=speed,
+                finished_at=clock.now().timestamp(),
+            ),
+        )
+
+
+def _tell_observers(services: Services, observation: JobObservation) -> None:
+    for observer in services.observers:
+        try:
+            observer(observation)
+        except Exception:  # an observer's bug must never break a consumer's call
+            log.exception("job observer failed")
 
 
 def _record_speed(
     services: Services, node_id: NodeId, model: ModelId, tokens: int, first: float, last: float
-) -> None:
+) -> float | None:
     speed = generation_speed(tokens, first, last)
     if speed is None:
-        return
+        return None
     sustained = services.throughput.record(node_id, model, speed)
     if node_id in services.router:
         services.router.record_measurement(node_id, sustained, now=services.clock.monotonic())
+    return speed
 
 
 async def _next_event(channel: asyncio.Queue[ChannelEvent], timeout: float) -> ChannelEvent | None:

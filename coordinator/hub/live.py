@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -118,10 +119,8 @@ class NodeHub:
         node.channels.pop(job_id, None)
         message = node.session.cancel(job_id)
         if message is not None:
-            try:
+            with suppress(ConnectionError, RuntimeError):
                 await node.send_text(encode(message))
-            except (ConnectionError, RuntimeError):
-                pass
 
     def deliver(self, node: LiveNode, event: JobEvent) -> None:
         """Route an event from the node to its job's channel."""

@@ -1,0 +1,1 @@
+"""Unannounced health checks and model-authenticity checks of nodes."""
