@@ -1,0 +1,34 @@
+"""Where probe workloads come from.
+
+The scheduler asks its sources, in turn, for the next probe of a model; a source answers with the
+messages and sampling parameters to send (in exactly the shape of a consumer job) and, if it knows
+what a right answer looks like, a judge for the attempt. The realistic prompt pool is one source;
+model fingerprints are another, disguised among the pool's prompts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from coordinator.probes.observation import JobObservation
+from protocol.chat import ChatMessage, SamplingParams
+from protocol.ids import ModelId
+
+Judge = Callable[[JobObservation], bool]
+"""True when a completed probe answered as the claimed model would."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeDraw:
+    messages: tuple[ChatMessage, ...]
+    params: SamplingParams
+    judge: Judge | None = None  # None: a plain health check, passed by completing
+
+
+class ProbeSource(Protocol):
+    def draw(self, model: ModelId, rng: random.Random) -> ProbeDraw | None:
+        """A probe for ``model``, or None when this source has nothing for it this time."""
+        ...
