@@ -36,7 +36,7 @@ class TopLogprob(WireModel):
 class TokenLogprob(WireModel):
     """The log-probability of one emitted token and of its strongest alternatives."""
 
-    token_id: int
+    token_id: int | None = None  # None when the engine does not expose ids (a cloud upstream)
     token: str
     logprob: float
     top: tuple[TopLogprob, ...] = ()
