@@ -22,6 +22,8 @@ from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
 from coordinator.maintenance import run_upkeep, save_health
+from coordinator.points.keeper import points_running
+from coordinator.points.routes import add_points_routes
 from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
@@ -78,6 +80,7 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(topup_watching)  # after lifecycle: it needs Services
+    app.cleanup_ctx.append(points_running)  # the points history and the probe scheduler
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
@@ -87,4 +90,5 @@ def create_app(
     add_account_routes(app)
     add_topup_routes(app)
     add_enrollment_routes(app)
+    add_points_routes(app)
     return app

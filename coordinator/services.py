@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,11 +14,16 @@ from coordinator.clock import Clock
 from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
 from coordinator.probes.observation import ContributionSink, InMemoryContributions, Observer
+from coordinator.probes.prompts import PromptPool
+from coordinator.probes.sources import ProbeSource
 from coordinator.routing import Router
 from coordinator.routing.throughput import ThroughputBook
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database
 from protocol.ids import ModelId, NodeId
+
+if TYPE_CHECKING:
+    from coordinator.points.keeper import PointsKeeper
 
 
 @dataclass
@@ -37,6 +43,10 @@ class Services:
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
     observers: list[Observer] = field(default_factory=list)  # told of every job attempt
     contributions: ContributionSink = field(default_factory=InMemoryContributions)
+    # Asked in order for each probe; the first that answers wins (the prompt pool always does).
+    probe_sources: list[ProbeSource] = field(default_factory=lambda: [PromptPool()])
+    refused_nodes: dict[NodeId, str] = field(default_factory=dict)  # node -> why it may not join
+    points: PointsKeeper | None = None  # the stored history and the standings scored from it
 
 
 SERVICES = web.AppKey("services", Services)

@@ -247,7 +247,8 @@ async def run_job_on(
                 services, node_id, job.model, tokens, first_token_at, last_token_at
             )
         router.job_finished(
-            node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp()
+            node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp(),
+            probe=probe,
         )
         hub.notify_capacity()
         _tell_observers(

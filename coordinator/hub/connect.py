@@ -96,6 +96,9 @@ async def _register(
         raise ProtocolViolation("register first")
     event = session.receive(message, services.clock.now())
     assert isinstance(event, NodeRegistered)
+    refusal = services.refused_nodes.get(message.node_id)
+    if refusal is not None:  # e.g. removed for good by the points rules
+        raise ProtocolViolation(refusal)
     for offer in message.models:
         if not services.catalogue.accepts_weights(offer.model, offer.weights_sha256):
             raise ProtocolViolation(f"weights do not match catalogue model {offer.model!r}")

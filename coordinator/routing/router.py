@@ -172,9 +172,14 @@ class Router:
         self._sync(node, now)
 
     def job_finished(
-        self, node_id: NodeId, outcome: Outcome, *, now: float, wall_now: float
+        self, node_id: NodeId, outcome: Outcome, *, now: float, wall_now: float,
+        probe: bool = False,
     ) -> None:
-        """A job on the node ended: free its slot, and feed the outcome to breaker and health."""
+        """A job on the node ended: free its slot, and feed the outcome to breaker and health.
+
+        A probe's outcome goes to the breaker only: its verdict, which a judge may still
+        overturn, reaches the health window through :meth:`record_probe`.
+        """
         node = self._nodes[node_id]
         if node.in_flight <= 0:
             raise ValueError(f"node {node_id} has no job in flight")
@@ -184,8 +189,9 @@ class Router:
         parked_after = node.breaker.park_until
         if parked_after is not None and parked_after != parked_before:
             heapq.heappush(self._park_expiries, (parked_after, node_id))
-        node.health.record(outcome, wall_now)
-        node.health_score = node.health.score(wall_now)
+        if not probe:
+            node.health.record(outcome, wall_now)
+            node.health_score = node.health.score(wall_now)
         self._sync(node, now)
 
     def record_probe(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Double, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -191,3 +191,26 @@ class Enrollment(Base):
     redeemed_at: Mapped[datetime | None]
     node_id: Mapped[str | None] = mapped_column(String(64))
     """The node that redeemed it; that node may present it again (it stays in its config)."""
+
+
+class ContributionRow(Base):
+    """One record of the points history; append-only (the database refuses updates and deletes).
+
+    Columns are shared by the record kinds (``flag``: passed / completed / genuine; ``amount``:
+    tok/s / seconds online / penalty points) so a day of the network loads without parsing JSON.
+    """
+
+    __tablename__ = "contributions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[float] = mapped_column(Double, index=True)
+    model: Mapped[str | None] = mapped_column(String(64))
+    flag: Mapped[bool | None]
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[float | None] = mapped_column(Double)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime]

@@ -89,6 +89,9 @@ async def start_coordinator(
         "database_url": f"sqlite+aiosqlite:///{directory / 'coordinator.db'}",
         "host": "127.0.0.1",
         "port": 0,
+        # Unannounced probes would take slots and jobs that tests count; tests of probes turn
+        # them on (``probes={"enabled": True, ...}``).
+        "probes": {"enabled": False},
     }
     values.update(overrides)
     settings = CoordinatorSettings(**values)

@@ -1,0 +1,187 @@
+"""The points history on the coordinator: recording contributions and scoring them.
+
+:class:`PointsKeeper` is both the ``Services.contributions`` sink and a ``Services.observers``
+callable. On the consumer's path it only folds counters in memory (:class:`ContributionBatcher`);
+finished hours are appended to the store in one statement every ``flush_interval_s``, and
+everything left is appended on shutdown. Every ``recompute_interval_s`` it reloads the whole
+stored history and scores it from scratch (off the event loop), then disconnects and refuses the
+nodes the rules remove for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+from aiohttp import web
+
+from coordinator.points.batches import ContributionBatcher, OnlineTracker
+from coordinator.points.contributions import Contribution, JobResult, Measurement, utc_day
+from coordinator.points.history import History
+from coordinator.points.standings import Standings, score_history
+from coordinator.probes.observation import JobObservation
+from coordinator.probes.scheduler import ProbeScheduler
+from coordinator.routing import Outcome
+from coordinator.services import SERVICES, Services
+from coordinator.store.contributions import (
+    append_contributions,
+    load_contributions,
+    load_node_facts,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_REMOVED = 4001  # the agent treats it as fatal: it stops instead of reconnecting
+REMOVED_REASON = "removed from the network: caught serving a different model than it claims"
+PROBE_SCHEDULER = web.AppKey("probe_scheduler", ProbeScheduler)
+
+
+class PointsKeeper:
+    """Records contributions in hourly batches and keeps the standings scored from them."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.batcher = ContributionBatcher()
+        self.online = OnlineTracker()
+        self.standings = Standings(
+            utc_day(services.clock.now().timestamp()), services.settings.points.constants
+        )
+        self._flush_lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
+
+    # --- on the hot path: memory only -----------------------------------------------------------
+
+    def add(self, contribution: Contribution) -> None:
+        """Append a contribution to the history (batched: stored within the hour's end)."""
+        self.batcher.add(contribution)
+
+    def observe(self, observation: JobObservation) -> None:
+        """Fold one job attempt in: its speed sample, and for a paid job its outcome and tokens.
+
+        A probe's verdict is recorded by the scheduler (a judge may still overturn it). A paid
+        job that ended neutral (the consumer left, the node was busy) counts only if it
+        delivered tokens, and then as completed: it served what was asked until the end.
+        """
+        at, node_id, model = observation.finished_at, observation.node_id, observation.job.model
+        if observation.tok_s is not None:
+            self.batcher.add(Measurement(node_id=node_id, at=at, model=model,
+                                         tok_s=observation.tok_s))
+        if observation.probe:
+            return
+        if observation.outcome is Outcome.NEUTRAL and observation.tokens == 0:
+            return
+        self.batcher.add(JobResult(
+            node_id=node_id, at=at, model=model,
+            completed=observation.outcome is not Outcome.FAILURE, tokens=observation.tokens,
+        ))
+
+    def credit_online(self) -> None:
+        """Credit every connected node with its time online since the last credit, to the
+        routing health window and to the history (the upkeep loop calls this)."""
+        services = self.services
+        wall_now = services.clock.now().timestamp()
+        connected = {node.node_id: node.connected_at.timestamp() for node in services.hub.nodes()}
+        for span in self.online.tick(connected, wall_now):
+            if span.node_id in services.router:
+                services.router.add_online(span.node_id, span.seconds, wall_now=span.at)
+            self.batcher.add(span)
+
+    # --- off the hot path -----------------------------------------------------------------------
+
+    async def flush(self, *, everything: bool = False) -> int:
+        """Append the batches of every finished hour (or all of them) to the store."""
+        services = self.services
+        async with self._flush_lock:
+            now = services.clock.now()
+            records = self.batcher.take(None if everything else now.timestamp())
+            if not records:
+                return 0
+            try:
+                async with services.database.session() as session, session.begin():
+                    await append_contributions(session, records, now)
+            except BaseException:
+                self.batcher.extend(records)  # kept for the next flush: nothing is lost
+                raise
+            return len(records)
+
+    async def refresh(self) -> Standings:
+        """Score the whole stored history (and what is still batched) from scratch, then remove
+        the persistent offenders."""
+        services = self.services
+        async with self._refresh_lock:
+            self.credit_online()
+            await self.flush()
+            async with services.database.session() as session:
+                stored = await load_contributions(session)
+                facts = await load_node_facts(session)
+            pending = self.batcher.preview()
+            settings = services.settings.points
+            today = utc_day(services.clock.now().timestamp())
+            self.standings = await asyncio.to_thread(
+                lambda: score_history(
+                    History([*stored, *pending]), facts, today, settings.constants,
+                    settings.max_days,
+                )
+            )
+            await self._remove_offenders()
+            return self.standings
+
+    async def _remove_offenders(self) -> None:
+        services = self.services
+        for node_id in self.standings.removed:
+            if node_id not in services.refused_nodes:
+                log.warning("node %s removed from the network", node_id)
+            services.refused_nodes[node_id] = REMOVED_REASON
+            live = services.hub.get(node_id)
+            if live is not None:
+                with suppress(Exception):
+                    await live.close(CLOSE_REMOVED, REMOVED_REASON)
+
+    async def run_flushes(self) -> None:
+        """Forever: append finished hours every ``flush_interval_s``."""
+        while True:
+            await asyncio.sleep(self.services.settings.points.flush_interval_s)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not append contributions")
+
+    async def run_refreshes(self) -> None:
+        """Forever: rescore the history every ``recompute_interval_s``."""
+        while True:
+            await asyncio.sleep(self.services.settings.points.recompute_interval_s)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("could not recompute points")
+
+
+async def points_running(app: web.Application) -> AsyncIterator[None]:
+    """The keeper, the probe scheduler and their loops, for the app's lifetime (after
+    ``lifecycle``: they need Services and the database)."""
+    services = app[SERVICES]
+    keeper = PointsKeeper(services)
+    services.points = keeper
+    services.contributions = keeper
+    services.observers.append(keeper.observe)
+    await keeper.refresh()  # restores the refusals before any node reconnects
+    tasks = [
+        asyncio.create_task(keeper.run_flushes()),
+        asyncio.create_task(keeper.run_refreshes()),
+    ]
+    scheduler = ProbeScheduler(services)
+    app[PROBE_SCHEDULER] = scheduler
+    if services.settings.probes.enabled:
+        tasks.append(asyncio.create_task(scheduler.run()))
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await scheduler.close()
+    try:
+        keeper.credit_online()
+        await keeper.flush(everything=True)
+    except Exception:
+        log.exception("could not append the last contributions")

@@ -1,0 +1,155 @@
+"""Public points endpoints (no auth): the leaderboard, a provider's breakdown, the estimator,
+the live constants and the network's daily usage. They read the keeper's latest standings."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from coordinator.errors import InvalidRequest, NotFound
+from coordinator.points.board import NodeBreakdown
+from coordinator.points.contributions import OperatorId
+from coordinator.points.day import NodeDayScore
+from coordinator.points.estimate import estimate
+from coordinator.points.standings import Standings
+from coordinator.services import SERVICES
+from protocol.ids import ModelId
+
+DEFAULT_DAYS = 30
+
+
+def _standings(request: web.Request) -> Standings:
+    keeper = request.app[SERVICES].points
+    if keeper is None:  # pragma: no cover - the keeper starts with the app
+        raise NotFound("points are not kept on this coordinator")
+    return keeper.standings
+
+
+def _days(request: web.Request) -> int:
+    limit = request.app[SERVICES].settings.points.max_days
+    raw = request.query.get("days", str(DEFAULT_DAYS))
+    try:
+        days = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"days must be a whole number, got {raw!r}", param="days") from None
+    if not 1 <= days <= limit:
+        raise InvalidRequest(f"days must lie between 1 and {limit}", param="days")
+    return days
+
+
+def _number(request: web.Request, name: str, default: float | None = None) -> float:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise InvalidRequest(f"{name} is required", param=name)
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number, got {raw!r}", param=name) from None
+    if not math.isfinite(value):
+        raise InvalidRequest(f"{name} must be a finite number", param=name)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: days as ISO dates, tuples and sets as lists."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple | list | frozenset | set):
+        items = [_plain(item) for item in value]
+        return sorted(items) if isinstance(value, frozenset | set) else items
+    return value
+
+
+def _day_json(day: NodeDayScore) -> dict[str, Any]:
+    terms = {
+        field.name: _plain(getattr(day.terms, field.name))
+        for field in dataclasses.fields(day.terms)
+        if field.name not in ("day", "node_id", "operator", "score")
+    }
+    return {
+        "day": day.terms.day.isoformat(), "score": day.score,
+        "weighted_score": day.weighted_score, "terms": terms,
+    }
+
+
+def _node_json(node: NodeBreakdown) -> dict[str, Any]:
+    return {
+        "node_id": node.node_id, "points": node.points, "tokens": node.tokens, "jobs": node.jobs,
+        "measured_tok_s": node.measured_tok_s, "removed": node.removed,
+        "days": [_day_json(day) for day in node.days],
+    }
+
+
+async def get_leaderboard(request: web.Request) -> web.Response:
+    days = _days(request)
+    standings = _standings(request)
+    rows = standings.board(days)
+    return web.json_response({
+        "object": "list", "days": days, "constants_version": standings.constants.version,
+        "data": [dataclasses.asdict(row) for row in rows],
+    })
+
+
+async def get_provider(request: web.Request) -> web.Response:
+    days = _days(request)
+    standings = _standings(request)
+    wallet = OperatorId(request.match_info["wallet"])
+    if not standings.knows(wallet):
+        raise NotFound(f"no provider {wallet!r} is known to this network", param="wallet")
+    breakdown = standings.provider(wallet, days)
+    return web.json_response({
+        "provider": breakdown.provider, "tier": breakdown.tier, "points": breakdown.points,
+        "hidden": breakdown.hidden, "nodes": [_node_json(node) for node in breakdown.nodes],
+    })
+
+
+async def get_estimate(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    constants = services.settings.points.constants
+    tok_s = _number(request, "tok_s")
+    uptime = _number(request, "uptime", 1.0)
+    days_online = _number(request, "days_online", 0.0)
+    models = request.query.getall("model", [])
+    if not models:
+        raise InvalidRequest("model is required", param="model")
+    for model in models:
+        if services.catalogue.get(model) is None:
+            raise InvalidRequest(f"the model {model!r} is not in the catalogue", param="model")
+    try:
+        terms = estimate(tok_s, [ModelId(m) for m in models], uptime, days_online, constants)
+    except ValueError as exc:
+        param = next((name for name in ("tok_s", "uptime", "days_online") if name in str(exc)),
+                     None)
+        raise InvalidRequest(str(exc), param=param) from None
+    body = dataclasses.asdict(terms)
+    body["points"] = terms.points_per_day
+    return web.json_response(body)
+
+
+async def get_constants(request: web.Request) -> web.Response:
+    constants = request.app[SERVICES].settings.points.constants
+    return web.Response(text=constants.model_dump_json(), content_type="application/json")
+
+
+async def get_usage(request: web.Request) -> web.Response:
+    days = _days(request)
+    usage = _standings(request).usage_window(days)
+    return web.json_response({
+        "object": "list",
+        "data": [{"day": u.day.isoformat(), "tokens": u.tokens, "jobs": u.jobs} for u in usage],
+    })
+
+
+def add_points_routes(app: web.Application) -> None:
+    """Register the public points endpoints."""
+    app.router.add_get("/v1/leaderboard", get_leaderboard)
+    app.router.add_get("/v1/providers/{wallet}", get_provider)
+    app.router.add_get("/v1/points/estimate", get_estimate)
+    app.router.add_get("/v1/points/constants", get_constants)
+    app.router.add_get("/v1/network/usage", get_usage)
