@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from agent import hardware
 from agent.engines.base import (
+    Engine,
     GeneratedToken,
     GenerationEvent,
     GenerationFinished,
@@ -29,12 +30,26 @@ from agent.engines.base import (
 from agent.errors import ContextLengthExceeded, EngineError, FatalLinkError
 from agent.keys import load_or_create
 from agent.link import Link
-from agent.worker import JobRunner
+from agent.worker import JobRunner, Send
 from protocol.ids import ModelId
-from protocol.messages import ModelOffer
+from protocol.messages import Job, ModelOffer
 from protocol.session import AgentSession, Offer
 
 REPLY = " ".join(f"w{i}" for i in range(1000))
+
+
+class LoggingRunner(JobRunner):
+    """Writes every job frame the node receives to a file, one JSON line each, as received."""
+
+    def __init__(self, engine: Engine, model_id: ModelId, slots: int, *,
+                 log_path: Path) -> None:
+        super().__init__(engine, model_id, slots)
+        self.log_path = log_path
+
+    def start(self, job: Job, send: Send) -> None:
+        with self.log_path.open("a") as log:
+            log.write(job.model_dump_json() + "\n")
+        super().start(job, send)
 
 
 class ScriptedEngine:
@@ -44,7 +59,9 @@ class ScriptedEngine:
         self.args = args
         self.jobs = 0
         self.rng = random.Random(args.seed)
-        self.words = REPLY.split(" ")
+        self.words = [f"{args.word_prefix}{i}" for i in range(1000)] if args.word_prefix else (
+            REPLY.split(" ")
+        )
 
     @property
     def model(self) -> ModelInfo:
@@ -101,6 +118,10 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--declared-tok-s", type=float, default=None)
     parser.add_argument("--enrollment-token", default=None)
+    parser.add_argument("--log-jobs", type=Path, default=None, help="append received jobs here")
+    parser.add_argument(
+        "--word-prefix", default="", help="reply x0 x1 … instead of w0 w1 …: another model"
+    )
     args = parser.parse_args()
 
     key = load_or_create("file", Path(os.environ["KORETEX_KEY_FILE"]))
@@ -113,7 +134,11 @@ async def main() -> None:
     )
     link = Link(
         tuple(args.coordinator), lambda: AgentSession(key.signing_key, offer),
-        JobRunner(engine, ModelId(args.model), args.slots), drain_grace_s=5,
+        (
+            LoggingRunner(engine, ModelId(args.model), args.slots, log_path=args.log_jobs)
+            if args.log_jobs else JobRunner(engine, ModelId(args.model), args.slots)
+        ),
+        drain_grace_s=5,
         backoff_initial_s=float(os.environ.get("KORETEX_BACKOFF_INITIAL_S", "0.2")),
         backoff_max_s=float(os.environ.get("KORETEX_BACKOFF_MAX_S", "2")),
     )
