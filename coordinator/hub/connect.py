@@ -51,6 +51,7 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
         domain=settings.domain,
         nonce=base58.b58encode(secrets.token_bytes(32)).decode(),
         opened_at=services.clock.now(),
+        max_clock_skew=timedelta(seconds=settings.node_clock_skew_s),
     )
     await ws.send_str(encode(session.challenge()))
     try:
