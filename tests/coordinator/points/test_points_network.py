@@ -1,8 +1,8 @@
 """Several real agents over simulated days: the board orders them as the rules say.
 
-Four providers, one node each: a fast node always up (A), a fast node that goes offline for a
-day and a half (C), a slow node (B), and a node that claims gemma-3-270m but serves another model
-(D). The fingerprint check is played by a test source whose judge knows the scripted model's
+Four providers, one node each: a fast node always up (A), a fast node that goes offline for two
+and a half days (C), a slow node (B), and a node that claims gemma-3-270m but serves another
+model (D). The fingerprint check is played by a test source whose judge knows the scripted model's
 answer (the authenticity checks supply the real one). Days pass on an injected clock, not by
 sleeping: the scheduler probes every node for real each "day", then the clock jumps ahead.
 """
@@ -120,10 +120,10 @@ async def test_leaderboard_orders_providers_by_the_rules_and_hides_the_cheater(
         assert cheat_day["terms"]["fake_verdicts"] == 1 and cheat_day["terms"]["collapsed"]
         assert cheat_day["score"] < 0 and not penalised["hidden"]
 
-        # The away node drops out for a day and a half while the others stay up.
+        # The away node drops out for two and a half days while the others stay up.
         await away.stop()
         await wait_for(lambda: services.hub.get(NodeId(away.node_id)) is None, 30, "away gone")
-        clock.advance(timedelta(days=1.5))
+        clock.advance(timedelta(days=2.5))
         await keeper.refresh()
         await away.start()
         await probe_round(agents)
@@ -148,7 +148,7 @@ async def test_leaderboard_orders_providers_by_the_rules_and_hides_the_cheater(
         board = await get(coordinator, "/v1/leaderboard")
         order = [row["provider"] for row in board["data"]]
         assert order == [fast_wallet, away_wallet, slow_wallet], (
-            "fast and always up, then fast but away a day and a half, then slow; cheater hidden"
+            "fast and always up, then fast but away 2.5 days, then slow; the cheater hidden"
         )
         rows = {row["provider"]: row for row in board["data"]}
         assert rows[fast_wallet]["tok_s"] > 3 * rows[slow_wallet]["tok_s"]
@@ -159,8 +159,8 @@ async def test_leaderboard_orders_providers_by_the_rules_and_hides_the_cheater(
         fast_days = {d["day"]: d["terms"] for d in
                      (await get(coordinator, f"/v1/providers/{fast_wallet}"))["nodes"][0]["days"]}
         assert sum(t["online_s"] for t in away_days.values()) < (
-            sum(t["online_s"] for t in fast_days.values()) - 86_400
-        ), "a day and a half offline shows in its online time"
+            sum(t["online_s"] for t in fast_days.values()) - 2 * 86_400
+        ), "two and a half days offline shows in its online time"
         assert all(t["trust"] > 0.1 for day, t in fast_days.items() if day != min(fast_days))
     finally:
         for agent in agents:

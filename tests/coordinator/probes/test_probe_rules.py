@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
@@ -56,7 +57,7 @@ def test_every_node_is_probed_about_once_an_interval_at_irregular_times() -> Non
             probed[node].append(float(second))
     for times in probed.values():
         assert 50 <= len(times) <= 75  # ~60 in an hour
-        gaps = {round(b - a) for a, b in zip(times, times[1:], strict=False)}
+        gaps = {round(b - a) for a, b in itertools.pairwise(times)}
         assert len(gaps) > 10, "no fixed beat a node could learn"
         assert all(29 <= gap <= 91 for gap in gaps)
 

@@ -93,7 +93,8 @@ async def test_probes_reach_every_node_and_look_exactly_like_paid_jobs(
         for agent in agents:
             node = NodeId(agent.node_id)
             assert all(r.passed for r in probe_results(coordinator, agent.node_id))
-            buckets = services.router.health_buckets(node, wall_now=services.clock.now().timestamp())
+            wall_now = services.clock.now().timestamp()
+            buckets = services.router.health_buckets(node, wall_now=wall_now)
             assert sum(b.probe_successes for b in buckets) >= 3, "probes feed the health window"
             assert sum(b.successes for b in buckets) <= 1, "only the paid job counts as a job"
             assert services.throughput.sustained(node, ModelId(MODEL)) is not None, (
