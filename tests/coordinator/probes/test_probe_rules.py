@@ -19,7 +19,14 @@ from coordinator.probes.scheduler import (
     probe_job,
 )
 from coordinator.probes.sources import ProbeDraw
-from coordinator.routing import BreakerState, NodeSnapshot
+from coordinator.routing import (
+    BreakerState,
+    NodeInfo,
+    NodeSnapshot,
+    Outcome,
+    Router,
+    RoutingConstants,
+)
 from protocol.chat import ChatMessage, SamplingParams
 from protocol.ids import ModelId, NodeId
 from protocol.messages import Job
@@ -130,3 +137,21 @@ def test_a_probe_job_has_the_shape_of_a_consumers_first_attempt() -> None:
     assert job.messages == draw.messages and job.params == draw.params
     fields = set(Job.model_fields)
     assert set(job.model_dump(exclude_unset=False)) == fields
+
+
+def test_a_probe_frees_its_slot_and_only_its_verdict_reaches_the_health_window() -> None:
+    router = Router(RoutingConstants(ramp_start_fraction=1.0))
+    node = NodeId("n")
+    router.upsert_node(
+        NodeInfo(node_id=node, models=frozenset({MODEL}), slots=1, declared_tok_s=None,
+                 first_seen=0.0),
+        now=0.0, wall_now=1000.0,
+    )
+    router.job_started(node, now=1.0)
+    router.job_finished(node, Outcome.SUCCESS, now=2.0, wall_now=1002.0, probe=True)
+    assert router.snapshot(node, now=2.0).in_flight == 0
+    assert sum(b.successes + b.probe_successes for b in router.health_buckets(node,
+               wall_now=1002.0)) == 0, "the judge has not spoken yet"
+    router.record_probe(node, Outcome.FAILURE, now=2.0, wall_now=1002.0)
+    [bucket] = router.health_buckets(node, wall_now=1002.0)
+    assert (bucket.probe_failures, bucket.failures, bucket.successes) == (1, 0, 0)
