@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import aiohttp
 from aiohttp import web
@@ -121,6 +121,12 @@ def authorization_url(endpoint: str, settings: OidcSettings, flow: Flow, redirec
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
+def client_basic_auth(settings: OidcSettings) -> str:
+    """``client_secret_basic`` (RFC 6749 §2.3.1): both parts form-encoded before base64."""
+    pair = f"{quote_plus(settings.client_id)}:{quote_plus(settings.client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
 def verify_id_token(
     id_token: str, keys: KeySet, issuer: str, client_id: str, nonce: str, now: int
 ) -> Identity:
@@ -197,7 +203,7 @@ class Provider:
             config["token_endpoint"],
             data={"grant_type": "authorization_code", "code": code,
                   "redirect_uri": redirect_uri, "code_verifier": flow.verifier},
-            auth=aiohttp.BasicAuth(self.settings.client_id, self.settings.client_secret),
+            headers={"Authorization": client_basic_auth(self.settings)},
         )
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
