@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+
 from aiohttp import web
 
 from coordinator.errors import PermissionDenied

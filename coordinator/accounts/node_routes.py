@@ -19,7 +19,7 @@ from coordinator.gateway.auth import require_session
 from coordinator.routing.breaker import BreakerState
 from coordinator.services import SERVICES, Services
 from coordinator.store.models import Node
-from protocol.ids import NodeId
+from protocol.ids import ModelId, NodeId
 
 DAY_S = 86_400.0
 NodeStatus = Literal["online", "draining", "parked", "offline"]
@@ -89,8 +89,8 @@ def node_view(services: Services, row: Node, now: datetime) -> AccountNode:
         observed = min(window_s, max(1.0, wall_now - row.first_seen.timestamp()))
         uptime = min(1.0, sum(bucket.online_s for bucket in buckets) / observed)
     if measured is None:
-        speeds = [services.throughput.sustained(node_id, model) for model in row.models]
-        known = [speed for speed in speeds if speed is not None]  # type: ignore[misc]
+        speeds = [services.throughput.sustained(node_id, ModelId(model)) for model in row.models]
+        known = [speed for speed in speeds if speed is not None]
         measured = max(known) if known else None
     hardware = row.hardware or {}
     memory = hardware.get("memory_bytes")

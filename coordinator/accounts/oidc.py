@@ -266,17 +266,17 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
         if not hmac.compare_digest(flow.state, request.query.get("state", "")):
             raise AuthenticationFailed("sign-in state does not match: start again")
         if "error" in request.query:
-            raise AuthenticationFailed(
-                f"the provider refused: {request.query.get('error_description') or request.query['error']}"
-            )
+            why = request.query.get("error_description") or request.query["error"]
+            raise AuthenticationFailed(f"the provider refused: {why}")
         code = request.query.get("code")
         if not code:
             raise InvalidRequest("the provider sent no authorization code")
         identity = await request.app[OIDC_PROVIDER].redeem(
             code, flow, _redirect_uri(request), int(services.clock.now().timestamp())
         )
+        token: str | None = None
         if flow.link:
-            token = await _link(request, identity)
+            await _link(request, identity)
         else:
             token = await _sign_in(request, identity)
     except CoordinatorError as exc:

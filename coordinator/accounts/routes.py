@@ -24,8 +24,8 @@ from aiohttp import web
 from sqlalchemy import delete, func, insert, literal, select, update
 
 from coordinator.accounts.accounts import open_account
-from coordinator.accounts.cookies import clear_session_cookies, is_secure, set_session_cookies
 from coordinator.accounts.api_keys import create_key
+from coordinator.accounts.cookies import clear_session_cookies, is_secure, set_session_cookies
 from coordinator.accounts.schemas import (
     CreatedKey,
     CreateKeyRequest,

@@ -11,17 +11,17 @@ Google-style OpenID sign-in links to the wallet account. Screenshots of every pa
 from __future__ import annotations
 
 import re
-from decimal import Decimal
-from urllib.parse import parse_qs, urlsplit
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import openai
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from support.browser import free_port, new_page, screenshot, sign_in_with_wallet, site_settings
