@@ -97,6 +97,7 @@ async def sign_in_with_wallet(page: Page, next_path: str = "/dashboard") -> None
 
 async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.evaluate("window.scrollTo(0, 0)")  # the sticky header belongs at the top
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 

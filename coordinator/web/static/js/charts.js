@@ -20,7 +20,7 @@ export function lineChart(container, series, { title = "", empty = "No data yet.
     container.textContent = empty;
     return;
   }
-  const width = 640, height = 220, left = 48, right = 12, top = 12, bottom = 28;
+  const width = 960, height = 260, left = 48, right = 12, top = 12, bottom = 28;
   const max = Math.max(1, ...series.map((point) => point.value));
   const step = series.length > 1 ? (width - left - right) / (series.length - 1) : 0;
   const x = (index) => left + (series.length > 1 ? index * step : (width - left - right) / 2);

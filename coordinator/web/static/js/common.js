@@ -65,7 +65,9 @@ const numberFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 }
 export const fmt = {
   n: (value) => (value === null || value === undefined ? "—" : numberFormat.format(value)),
   int: (value) => (value === null || value === undefined ? "—" : Math.round(value).toLocaleString("en-US")),
-  credits: (value) => `${numberFormat.format(value)} cr`,
+  credits: (value) => `${new Intl.NumberFormat("en-US", {
+    maximumFractionDigits: Math.abs(value) >= 1 || value === 0 ? 2 : 6,
+  }).format(value)} cr`,
   usd: (value) => new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 6 }).format(value),
   pct: (value) => (value === null || value === undefined ? "—" : `${Math.round(value * 100)}%`),
   date: (value) => new Date(value).toLocaleString("en-US", { dateStyle: "medium", timeStyle: "short" }),

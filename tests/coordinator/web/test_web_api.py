@@ -1,0 +1,130 @@
+"""The dashboard's HTTP surface on every database: the session cookie and its CSRF guard, the
+account's nodes, the public models and pricing, the top-up QR code, and pages failing as pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
+from support.wallets import Wallet, sign_in
+
+from coordinator.accounts.cookies import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from coordinator.economy.settings import TopupSettings
+
+
+async def test_the_browser_session_lives_in_cookies_and_writes_need_the_csrf_header(
+    coordinator: RunningCoordinator,
+) -> None:
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        signed = await sign_in(http, Wallet.nacl())
+        assert http.cookies[SESSION_COOKIE] == signed["token"]
+        csrf = http.cookies[CSRF_COOKIE]
+        cookie_header = [value for name, value in
+                         (await http.get("/v1/account")).request.headers.items()
+                         if name == "cookie"]
+        assert cookie_header  # the GET went with cookies only, and was allowed
+        assert (await http.get("/v1/account")).json()["wallet"] == signed["account"]["wallet"]
+
+        refused = await http.post("/v1/account/keys", json={"name": "forged"})
+        assert refused.status_code == 403
+        assert CSRF_HEADER in refused.json()["error"]["message"]
+        wrong = await http.post("/v1/account/keys", json={"name": "forged"},
+                                headers={CSRF_HEADER: csrf + "x"})
+        assert wrong.status_code == 403
+        assert (await http.get("/v1/account/keys")).json()["data"] == []  # nothing was minted
+
+        made = await http.post("/v1/account/keys", json={"name": "real"},
+                               headers={CSRF_HEADER: csrf})
+        assert made.status_code == 201, made.text
+
+        out = await http.post("/v1/auth/logout", headers={CSRF_HEADER: csrf})
+        assert out.status_code == 204
+        assert SESSION_COOKIE not in http.cookies
+        assert (await http.get("/v1/account")).status_code == 401
+
+
+async def test_pages_redirect_signed_out_visitors_and_fail_as_html(
+    coordinator: RunningCoordinator,
+) -> None:
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        for path in ("/", "/models", "/leaderboard", "/points", "/signin"):
+            page = await http.get(path)
+            assert page.status_code == 200 and page.headers["content-type"].startswith(
+                "text/html"), path
+            assert "Content-Security-Policy" in page.headers
+        gated = await http.get("/credits?x=1")
+        assert gated.status_code == 302
+        location = urlsplit(gated.headers["Location"])
+        assert (location.path, parse_qs(location.query)) == ("/signin", {"next": ["/credits?x=1"]})
+        lost = await http.get("/nowhere")
+        assert lost.status_code == 404 and "<html" in lost.text and "Traceback" not in lost.text
+        await sign_in(http, Wallet.nacl())
+        assert (await http.get("/credits")).status_code == 200
+        assert (await http.get("/static/js/common.js")).headers["content-type"].startswith(
+            ("application/javascript", "text/javascript"))
+
+
+async def test_an_account_sees_its_enrolled_nodes_and_nobody_elses(
+    coordinator: RunningCoordinator, tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as owner, \
+            httpx.AsyncClient(base_url=coordinator.base_url) as stranger:
+        signed = await sign_in(owner, Wallet.nacl())
+        await sign_in(stranger, Wallet.nacl())
+        bearer = {"Authorization": f"Bearer {signed['token']}"}
+        assert (await owner.get("/v1/account/nodes")).json()["data"] == []
+        issued = (await owner.post("/v1/account/enrollments", headers=bearer)).json()
+        agent = AgentProcess.scripted(coordinator, tmp_path / "node",
+                                      "--enrollment-token", issued["token"])
+        await agent.start()
+        try:
+            nodes = (await owner.get("/v1/account/nodes")).json()["data"]
+            assert [node["node_id"] for node in nodes] == [agent.node_id]
+            node = nodes[0]
+            assert node["status"] == "online"
+            assert node["models"] and node["engine"]
+            assert 0.0 < node["trust"]["fraction"] < 1.0
+            assert node["trust"]["ramp_days"] == coordinator.settings.economy.trust_ramp_days
+            assert (await stranger.get("/v1/account/nodes")).json()["data"] == []
+        finally:
+            await agent.stop()
+        nodes = (await owner.get("/v1/account/nodes")).json()["data"]
+        assert [node["status"] for node in nodes] == ["offline"]
+
+
+async def test_models_and_pricing_are_public(coordinator: RunningCoordinator) -> None:
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        assert (await http.get("/v1/models")).status_code == 401  # the gateway's list needs a key
+        assert (await http.get("/v1/network/models")).json() == {"object": "list", "data": []}
+        pricing = (await http.get("/v1/network/pricing")).json()
+        economy = coordinator.settings.economy
+        assert pricing["usd_per_credit"] == 1_000_000 / economy.credits_per_usdc
+        assert pricing["starter_credits"] == economy.starter_credits / 1_000_000
+
+
+async def test_the_invoice_qr_code_is_an_svg_of_its_own_account(
+    tmp_path: Path, database_url: str
+) -> None:
+    from solders.keypair import Keypair
+    from support.solana_rpc_server import refused_url
+
+    running = await start_coordinator(
+        tmp_path, database_url=database_url,
+        topups=TopupSettings(treasury=str(Keypair().pubkey()), solana_rpc_url=refused_url()),
+    )
+    try:
+        async with httpx.AsyncClient(base_url=running.base_url) as buyer, \
+                httpx.AsyncClient(base_url=running.base_url) as other:
+            token = (await sign_in(buyer, Wallet.nacl()))["token"]
+            await sign_in(other, Wallet.nacl())
+            invoice = (await buyer.post("/v1/account/topups", json={"amount_usdc": "3"},
+                                        headers={"Authorization": f"Bearer {token}"})).json()
+            qr = await buyer.get(f"/v1/account/topups/{invoice['id']}/qr.svg")
+            assert qr.status_code == 200 and qr.headers["content-type"] == "image/svg+xml"
+            assert qr.text.lstrip().startswith("<svg") and "<path" in qr.text
+            assert (await other.get(f"/v1/account/topups/{invoice['id']}/qr.svg")
+                    ).status_code == 404
+    finally:
+        await running.stop()
