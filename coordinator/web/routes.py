@@ -6,6 +6,8 @@
     GET /v1/network/models                             the live models, without an API key
     GET /v1/network/pricing                            what a credit costs in USD, starter credits
     GET /v1/account/topups/{id}/qr.svg   (session)     the invoice's Solana Pay link as a QR code
+
+and, from accounts: /v1/account/nodes, /v1/account/wallet, /auth/oidc/start and /callback.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import segno
 from aiohttp import web
 from sqlalchemy import select
 
+from coordinator.accounts.link_routes import add_link_routes
 from coordinator.accounts.node_routes import add_account_node_routes
 from coordinator.accounts.oidc import add_oidc_routes
 from coordinator.accounts.sessions import session_account
@@ -145,6 +148,7 @@ def add_web_routes(app: web.Application, settings: CoordinatorSettings) -> None:
     app.router.add_get("/v1/network/pricing", network_pricing)
     app.router.add_get("/v1/account/topups/{topup_id}/qr.svg", topup_qr)
     add_account_node_routes(app)
+    add_link_routes(app)
     add_oidc_routes(app, settings.oidc)
 
 

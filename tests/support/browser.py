@@ -10,7 +10,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
 from coordinator.accounts.siws import SignInInput, message_text
@@ -85,8 +84,20 @@ async def new_page(browser: Browser, base_url: str, wallet: Wallet | None = None
     if wallet is not None:
         await with_wallet(context, wallet, sign_in=sign_in)
     page = await context.new_page()
-    page.on("pageerror", lambda error: pytest.fail(f"page script error: {error}"))
+    errors: list[str] = []
+    SCRIPT_ERRORS[id(page)] = errors
+    page.on("pageerror", lambda error: errors.append(str(error)))
     return page
+
+
+SCRIPT_ERRORS: dict[int, list[str]] = {}
+
+
+async def close(page: Page) -> None:
+    """Close the page's context, failing if any of its scripts threw along the way."""
+    errors = SCRIPT_ERRORS.pop(id(page), [])
+    await page.context.close()
+    assert not errors, f"page script errors: {errors}"
 
 
 async def sign_in_with_wallet(page: Page, next_path: str = "/dashboard") -> None:

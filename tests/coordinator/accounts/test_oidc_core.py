@@ -66,7 +66,7 @@ def test_the_flow_cookie_round_trips_and_refuses_tampering_and_age() -> None:
     flow = new_flow("/credits", True, NOW, 600)
     sealed = seal_flow(flow, SETTINGS)
     assert open_flow(sealed, SETTINGS, NOW + 10) == flow
-    body, _, tag = sealed.partition(".")
+    _, _, tag = sealed.partition(".")
     forged = Flow(**{**flow.__dict__, "next": "/elsewhere"})
     with pytest.raises(AuthenticationFailed):
         open_flow(seal_flow(forged, SETTINGS).partition(".")[0] + "." + tag, SETTINGS, NOW)

@@ -24,7 +24,14 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from support.browser import free_port, new_page, screenshot, sign_in_with_wallet, site_settings
+from support.browser import (
+    close,
+    free_port,
+    new_page,
+    screenshot,
+    sign_in_with_wallet,
+    site_settings,
+)
 from support.cluster import TIMEOUT_FACTOR, AgentProcess, RunningCoordinator, start_coordinator
 from support.solana_chain import USDC, UsdcChain
 from support.solana_rpc_server import FakeSolanaRpc
@@ -99,7 +106,7 @@ async def test_signed_out_visitors_are_sent_to_sign_in_and_lost_pages_stay_pages
         assert api_missing.json()["error"]["code"] == "not_found"
         refused = await http.get("/v1/account")
         assert refused.status_code == 401
-    await page.context.close()
+    await close(page)
 
 
 async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
@@ -182,7 +189,7 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     except openai.AuthenticationError:
         pass
     await client.close()
-    await page.context.close()
+    await close(page)
 
 
 async def test_the_models_page_shows_what_the_api_says(stack: Stack, browser: Browser) -> None:
@@ -212,7 +219,7 @@ async def test_the_models_page_shows_what_the_api_says(stack: Stack, browser: Br
     await page.goto("/models")
     await expect(rows).to_have_count(len(listed))
     await screenshot(page, "models-phone")
-    await page.context.close()
+    await close(page)
 
 
 # The mock provider (a Flask app on a thread) uses authlib APIs authlib itself now deprecates.
@@ -228,7 +235,7 @@ async def test_openid_sign_in_links_to_a_wallet_account_and_signs_in_alone(
     await page.get_by_role("button", name="Authorize").click()
     await page.wait_for_url(f"{stack.url}/dashboard")
     await expect(page.locator("#oidc-linked")).to_contain_text("Google linked")
-    await page.context.close()
+    await close(page)
 
     # A browser that never saw the wallet signs in with Google alone: the same account.
     page = await new_page(browser, stack.url)
@@ -240,18 +247,26 @@ async def test_openid_sign_in_links_to_a_wallet_account_and_signs_in_alone(
     await expect(page.locator("#who-name")).to_have_text(re.compile(wallet.address[:4]))
     await page.goto("/signin")
     await screenshot(page, "signin")
-    await page.context.close()
+    await close(page)
 
-    # Someone new through Google gets an account of their own, without a wallet.
-    page = await new_page(browser, stack.url)
+    # Someone new through Google gets an account of their own, without a wallet, and links one.
+    second = Wallet.solders()
+    page = await new_page(browser, stack.url, second)
     await page.goto("/signin?next=/dashboard")
     await page.get_by_role("link", name="Sign in with Google").click()
     await page.get_by_placeholder("sub").fill("bob")
     await page.get_by_role("button", name="Authorize").click()
     await page.wait_for_url(f"{stack.url}/dashboard")
     await expect(page.locator("#identities")).to_contain_text("No wallet linked")
+    await page.get_by_role("button", name="Link Test Wallet").click()
+    await expect(page.locator("#wallet-linked")).to_contain_text(second.address)
     await page.get_by_role("button", name="Sign out").click()
     await page.wait_for_url(f"{stack.url}/")
     await page.goto("/dashboard")
     assert "/signin" in page.url
-    await page.context.close()
+
+    # ...after which the wallet alone opens that same account.
+    await sign_in_with_wallet(page, "/dashboard")
+    await expect(page.locator("#oidc-linked")).to_contain_text("Google linked")
+    await expect(page.locator("#wallet-linked")).to_contain_text(second.address)
+    await close(page)

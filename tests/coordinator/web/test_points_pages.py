@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from playwright.async_api import Browser, expect
-from support.browser import free_port, new_page, screenshot, site_settings
+from support.browser import close, free_port, new_page, screenshot, site_settings
 from support.cluster import RunningCoordinator, start_coordinator
 
 from coordinator.app import create_app
@@ -192,7 +192,7 @@ async def test_the_leaderboard_shows_what_the_api_says(
     else:
         await expect(page.locator("#board-status")).to_contain_text("No provider")
     await screenshot(page, "leaderboard")
-    await page.context.close()
+    await close(page)
 
 
 async def test_points_page_reads_live_constants_and_its_calculator_matches_the_api(
@@ -224,7 +224,7 @@ async def test_points_page_reads_live_constants_and_its_calculator_matches_the_a
         )
         assert expected["points_per_day"] > 0
     await screenshot(page, "points")
-    await page.context.close()
+    await close(page)
 
 
 @pytest.mark.parametrize("path", ["/v1/leaderboard?days=30", "/v1/points/constants"])

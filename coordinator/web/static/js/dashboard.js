@@ -1,7 +1,21 @@
 import { byDay, lineChart } from "./charts.js";
 import { api, el, fmt, poll, site, status } from "./common.js";
+import { onWallets, signInWith } from "./wallet.js";
+
+async function linkWallet(wallet, button) {
+  button.disabled = true;
+  try {
+    const body = await signInWith(wallet, (address) => api("/v1/auth/siws/nonce", { method: "POST", body: { address } }));
+    account = await api("/v1/account/wallet", { method: "POST", body });
+    identities();
+  } catch (error) {
+    button.disabled = false;
+    document.getElementById("identities").append(el("span", { class: "error", role: "alert" }, ` Could not link: ${error.message}`));
+  }
+}
 
 let account = null;
+let wallets = [];
 
 function pill(state) { return el("span", { class: `pill ${state}` }, state); }
 
@@ -66,7 +80,15 @@ async function money() {
 
 function identities() {
   const parts = [];
-  parts.push(account.wallet ? el("span", {}, "Solana wallet ", el("code", {}, account.wallet)) : el("span", {}, "No wallet linked."));
+  if (account.wallet) parts.push(el("span", { id: "wallet-linked" }, "Solana wallet ", el("code", {}, account.wallet)));
+  else {
+    parts.push(el("span", {}, "No wallet linked. "));
+    for (const wallet of wallets) {
+      const button = el("button", { type: "button", class: "ghost small", "data-wallet": wallet.name }, `Link ${wallet.name}`);
+      button.addEventListener("click", () => linkWallet(wallet, button));
+      parts.push(button, " ");
+    }
+  }
   parts.push(" · ");
   if (account.oidc_linked) parts.push(el("span", { id: "oidc-linked" }, `${site.oidc || "OpenID"} linked${account.email ? ` (${account.email})` : ""}`));
   else if (site.oidc) parts.push(el("a", { class: "button ghost small", id: "link-oidc", href: "/auth/oidc/start?link=1&next=/dashboard" }, `Link ${site.oidc}`));
@@ -74,4 +96,5 @@ function identities() {
   document.getElementById("identities").replaceChildren(...parts);
 }
 
+onWallets((found) => { wallets = found; if (account) identities(); });
 poll(async () => { await money(); await nodes(); }, 5000);
