@@ -129,10 +129,12 @@ async def siws_verify(request: web.Request) -> web.Response:
         token = await open_session(session, account.id, now, session_ttl)
         view = await account_view(session, account.id)
     reply = _reply(SignedIn(token=token, expires_at=now + session_ttl, account=view))
-    # A browser keeps the session in an HttpOnly cookie; API clients use the token.
-    set_session_cookies(
-        reply, token, settings.session_ttl_s, secure=is_secure(settings.public_base_url)
-    )
+    # A browser keeps the session in an HttpOnly cookie; API clients use the token. Only for a
+    # JSON request: a cross-site form (which cannot send one) must not sign a browser in.
+    if request.content_type == "application/json":
+        set_session_cookies(
+            reply, token, settings.session_ttl_s, secure=is_secure(settings.public_base_url)
+        )
     return reply
 
 

@@ -219,6 +219,11 @@ async def test_the_models_page_shows_what_the_api_says(stack: Stack, browser: Br
     await page.goto("/models")
     await expect(rows).to_have_count(len(listed))
     await screenshot(page, "models-phone")
+    # Live: the node leaves and the open page follows without a reload.
+    for agent in stack.agents:
+        await agent.stop()
+    await expect(rows).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.locator("#models-status")).to_contain_text("No model is being served")
     await close(page)
 
 
@@ -247,6 +252,15 @@ async def test_openid_sign_in_links_to_a_wallet_account_and_signs_in_alone(
     await expect(page.locator("#who-name")).to_have_text(re.compile(wallet.address[:4]))
     await page.goto("/signin")
     await screenshot(page, "signin")
+    await close(page)
+
+    # An identity already on one account cannot be linked to another.
+    page = await new_page(browser, stack.url, Wallet.nacl())
+    await sign_in_with_wallet(page, "/dashboard")
+    await page.get_by_role("link", name="Link Google").click()
+    await page.get_by_placeholder("sub").fill("alice")
+    await page.get_by_role("button", name="Authorize").click()
+    await expect(page.get_by_role("alert")).to_contain_text("already signs in to another account")
     await close(page)
 
     # Someone new through Google gets an account of their own, without a wallet, and links one.

@@ -3,14 +3,18 @@ account's nodes, the public models and pricing, the top-up QR code, and pages fa
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
-from support.wallets import Wallet, sign_in
+from support.wallets import Wallet, ask_nonce, sign_in, signed
 
+from coordinator.accounts.accounts import open_account
 from coordinator.accounts.cookies import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from coordinator.accounts.sessions import open_session
 from coordinator.economy.settings import TopupSettings
 
 
@@ -128,3 +132,52 @@ async def test_the_invoice_qr_code_is_an_svg_of_its_own_account(
                     ).status_code == 404
     finally:
         await running.stop()
+
+
+async def test_a_form_posted_from_another_site_cannot_sign_a_browser_in(
+    coordinator: RunningCoordinator,
+) -> None:
+    wallet = Wallet.nacl()
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        issued = await ask_nonce(http, wallet)
+        body = json.dumps(signed(wallet, issued["message"]))
+        reply = await http.post("/v1/auth/siws/verify", content=body,
+                                headers={"Content-Type": "text/plain"})
+        assert reply.status_code == 200  # an API client may still take the token
+        assert SESSION_COOKIE not in http.cookies
+
+
+async def test_an_openid_account_links_a_wallet_once_and_never_one_taken(
+    coordinator: RunningCoordinator,
+) -> None:
+    services = coordinator.services
+    async with services.database.session() as session, session.begin():
+        account = await open_account(session, services.ledger.books, services.clock.now(), 0,
+                                     oidc_subject="https://issuer.example#carol")
+        token = await open_session(session, account.id, services.clock.now(),
+                                   timedelta(hours=1))
+    bearer = {"Authorization": f"Bearer {token}"}
+    taken, fresh = Wallet.nacl(), Wallet.solders()
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        await sign_in(http, taken)  # this wallet has an account of its own
+        http.cookies.clear()
+
+        async def link(wallet: Wallet) -> httpx.Response:
+            issued = await ask_nonce(http, wallet)
+            return await http.post("/v1/account/wallet", json=signed(wallet, issued["message"]),
+                                   headers=bearer)
+
+        refused = await link(taken)
+        assert refused.status_code == 403, refused.text
+        linked = await link(fresh)
+        assert linked.status_code == 200, linked.text
+        assert (linked.json()["wallet"], linked.json()["oidc_linked"]) == (fresh.address, True)
+        again = await link(Wallet.nacl())
+        assert again.status_code == 400  # one wallet per account
+        issued = await ask_nonce(http, fresh)
+        body = signed(fresh, issued["message"])
+        assert (await http.post("/v1/account/wallet", json=body, headers=bearer)).status_code == 200
+        replay = await http.post("/v1/account/wallet", json=body, headers=bearer)
+        assert replay.status_code == 401  # the nonce was spent
+        # The wallet now signs in to the OpenID account.
+        assert (await sign_in(http, fresh))["account"]["id"] == account.id
