@@ -11,6 +11,7 @@ endpoints unchanged. The calculator's stand-in computes with the real pure ``est
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,12 +122,35 @@ PLACEHOLDERS = {
 def placeholder_points_api(settings: CoordinatorSettings) -> web.Application:
     """The real app, plus a stand-in for each points route it does not serve yet."""
     app = create_app(settings)
-    served = {(route.method, route.resource.canonical) for route in app.router.routes()
-              if route.resource is not None}
-    for path, handler in PLACEHOLDERS.items():
-        if ("GET", path) not in served:
-            app.router.add_get(path, handler)
+    add_missing_points_routes(app)
     return app
+
+
+def add_missing_points_routes(app: web.Application) -> None:
+    served = {(route.method, _shape(route.resource.canonical))
+              for route in app.router.routes() if route.resource is not None}
+    for path, handler in PLACEHOLDERS.items():
+        if ("GET", _shape(path)) not in served:
+            app.router.add_get(path, handler)
+
+
+def _shape(path: str) -> str:
+    """A route's pattern with its variables unnamed: /v1/providers/{wallet} ~ /{provider}."""
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+def test_placeholders_step_aside_for_the_real_routes() -> None:
+    async def real(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v1/providers/{provider}", real)
+    add_missing_points_routes(app)
+    providers = [route for route in app.router.routes()
+                 if route.method == "GET" and route.resource is not None
+                 and route.resource.canonical.startswith("/v1/providers/")]
+    assert [route.handler for route in providers] == [real]
+    assert len([route for route in app.router.routes() if route.method == "GET"]) == 5
+
 
 # --- end of PLACEHOLDER ---------------------------------------------------------------------------
 
