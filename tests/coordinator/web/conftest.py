@@ -11,6 +11,14 @@ import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 from support.browser import CHROMIUM
 
+with warnings.catch_warnings():
+    # It imports authlib.jose, which authlib now deprecates; authlib also installs an "always"
+    # filter for its warnings on import, which leaving this block takes away again.
+    import authlib.deprecate  # noqa: F401
+
+    warnings.simplefilter("ignore")
+    import oidc_provider_mock
+
 
 @pytest_asyncio.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
@@ -27,10 +35,6 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture(scope="module")
 def oidc_issuer() -> Iterator[str]:
     """A real OpenID provider on loopback (oidc-provider-mock: any client id, any user)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # it imports authlib.jose, deprecated upstream
-        import oidc_provider_mock
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server_cm = oidc_provider_mock.run_server_in_thread(require_nonce=True)
