@@ -162,8 +162,15 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     await expect(page.locator("#ledger tbody tr").first).to_be_visible()
     await screenshot(page, "dashboard")
 
-    # Top up: the invoice has its amount, the solana: link and a QR code, and turns credited.
+    # Top up: a refused amount says why, in words.
     await page.goto("/credits")
+    await page.get_by_label("Amount (USDC)").fill("20000")
+    await page.get_by_role("button", name="Create invoice").click()
+    await expect(page.locator("#topup-status")).to_contain_text("Could not create the invoice")
+    await expect(page.locator("#topup-status")).to_have_class(re.compile("error"))
+    await expect(page.locator("#invoice")).to_be_hidden()
+
+    # The invoice has its amount, the solana: link and a QR code, and turns credited.
     await page.get_by_label("Amount (USDC)").fill("2.5")
     await page.get_by_role("button", name="Create invoice").click()
     link = page.locator("#invoice-link")

@@ -14,6 +14,7 @@ from support.wallets import Wallet, ask_nonce, sign_in, signed
 
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.cookies import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.accounts.sessions import open_session
 from coordinator.economy.settings import TopupSettings
 
@@ -181,3 +182,29 @@ async def test_an_openid_account_links_a_wallet_once_and_never_one_taken(
         assert replay.status_code == 401  # the nonce was spent
         # The wallet now signs in to the OpenID account.
         assert (await sign_in(http, fresh))["account"]["id"] == account.id
+
+
+async def test_an_openid_callback_without_its_flow_goes_back_to_sign_in_with_a_reason(
+    tmp_path: Path, database_url: str
+) -> None:
+    running = await start_coordinator(
+        tmp_path, database_url=database_url,
+        oidc=OidcSettings(issuer="http://127.0.0.1:9", client_id="web", client_secret="s"),
+    )
+    try:
+        async with httpx.AsyncClient(base_url=running.base_url) as http:
+            for query in ("?code=stolen&state=guess", ""):
+                reply = await http.get(f"/auth/oidc/callback{query}")
+                assert reply.status_code == 302
+                location = urlsplit(reply.headers["Location"])
+                assert location.path == "/signin"
+                assert "start again" in parse_qs(location.query)["error"][0]
+                assert SESSION_COOKIE not in http.cookies
+            # The provider cannot be reached: sign-in says so instead of failing.
+            start = await http.get("/auth/oidc/start?next=/credits")
+            assert start.status_code == 302
+            location = urlsplit(start.headers["Location"])
+            assert (location.path, parse_qs(location.query)["next"]) == ("/signin", ["/credits"])
+            assert "could not be reached" in parse_qs(location.query)["error"][0]
+    finally:
+        await running.stop()
