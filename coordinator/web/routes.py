@@ -75,6 +75,10 @@ def page_handler(page: Page) -> Handler:
     return handler
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently("/static/favicon.svg")
+
+
 async def network_models(request: web.Request) -> web.Response:
     """``/v1/models``' answer for anyone: the models page is public."""
     return web.Response(text=live_models(request).model_dump_json(),
@@ -144,6 +148,7 @@ def add_web_routes(app: web.Application, settings: CoordinatorSettings) -> None:
     for page in PAGES:
         app.router.add_get(page.path, page_handler(page))
     app.router.add_static("/static", STATIC_DIR, append_version=False)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/v1/network/models", network_models)
     app.router.add_get("/v1/network/pricing", network_pricing)
     app.router.add_get("/v1/account/topups/{topup_id}/qr.svg", topup_qr)

@@ -72,7 +72,7 @@ async function money() {
       el("td", { class: "num" }, fmt.int(key.prompt_tokens)), el("td", { class: "num" }, fmt.int(key.completion_tokens)),
       el("td", { class: "num" }, fmt.credits(key.spent.credits)),
     )));
-    status("usage-status", `${fmt.int(usage.total.calls)} calls · ${fmt.int(usage.total.prompt_tokens + usage.total.completion_tokens)} tokens · updated ${new Date().toLocaleTimeString("en-US")}`);
+    status("usage-status", `${fmt.int(usage.total.calls)} call${usage.total.calls === 1 ? "" : "s"} · ${fmt.int(usage.total.prompt_tokens + usage.total.completion_tokens)} tokens · updated ${new Date().toLocaleTimeString("en-US")}`);
   } catch (error) {
     status("usage-status", `Could not load your account: ${error.message}`, { error: true });
   }
