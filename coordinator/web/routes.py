@@ -7,7 +7,8 @@
     GET /v1/network/pricing                            what a credit costs in USD, starter credits
     GET /v1/account/topups/{id}/qr.svg   (session)     the invoice's Solana Pay link as a QR code
 
-and, from accounts: /v1/account/nodes, /v1/account/wallet, /auth/oidc/start and /callback.
+and, from accounts: /v1/account/nodes, /v1/account/activity, /v1/account/wallet,
+/auth/oidc/start and /auth/oidc/callback.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import segno
 from aiohttp import web
 from sqlalchemy import select
 
+from coordinator.accounts.activity import add_activity_routes
 from coordinator.accounts.link_routes import add_link_routes
 from coordinator.accounts.node_routes import add_account_node_routes
 from coordinator.accounts.oidc import add_oidc_routes
@@ -154,6 +156,7 @@ def add_web_routes(app: web.Application, settings: CoordinatorSettings) -> None:
     app.router.add_get("/v1/account/topups/{topup_id}/qr.svg", topup_qr)
     add_account_node_routes(app)
     add_link_routes(app)
+    add_activity_routes(app)
     add_oidc_routes(app, settings.oidc)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import openai
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 from support.wallets import Wallet, ask_nonce, sign_in, signed
 
@@ -208,3 +209,38 @@ async def test_an_openid_callback_without_its_flow_goes_back_to_sign_in_with_a_r
             assert "could not be reached" in parse_qs(location.query)["error"][0]
     finally:
         await running.stop()
+
+
+async def test_activity_sums_a_providers_earnings_and_spending_by_day(
+    coordinator: RunningCoordinator, tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        token = (await sign_in(http, Wallet.nacl()))["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await http.get("/v1/account/activity?days=0", headers=bearer)).status_code == 400
+        issued = (await http.post("/v1/account/enrollments", headers=bearer)).json()
+        key = (await http.post("/v1/account/keys", json={"name": "self"}, headers=bearer)).json()
+        node = AgentProcess.scripted(coordinator, tmp_path / "node",
+                                     "--enrollment-token", issued["token"])
+        await node.start()
+        try:
+            client = openai.AsyncOpenAI(base_url=f"{coordinator.base_url}/v1",
+                                        api_key=key["secret"], max_retries=0)
+            await client.chat.completions.create(
+                model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}],
+                max_tokens=8)
+            await client.close()
+        finally:
+            await node.stop()
+        activity = (await http.get("/v1/account/activity?days=30", headers=bearer)).json()
+        ledger = (await http.get("/v1/account/ledger", headers=bearer)).json()["data"]
+    days = activity["data"]
+    today_utc = coordinator.services.clock.now().date().isoformat()
+    assert len(days) == 30 and days[-1]["day"] == today_utc
+    assert all(day["calls"] == 0 and day["spent"]["micro_credits"] == 0 for day in days[:-1])
+    today = days[-1]
+    charged = -sum(e["amount"]["micro_credits"] for e in ledger if e["kind"] == "charge")
+    earned = sum(e["amount"]["micro_credits"] for e in ledger if e["kind"] == "provider_share")
+    assert today["calls"] == 1
+    assert (today["spent"]["micro_credits"], today["earned"]["micro_credits"]) == (charged, earned)
+    assert 0 < earned < charged

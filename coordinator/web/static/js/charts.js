@@ -50,18 +50,3 @@ export function lineChart(container, series, { title = "", empty = "No data yet.
   });
   container.append(svg);
 }
-
-/** Sum ``entries`` by UTC day over the last ``days`` days (missing days are zero). */
-export function byDay(entries, days, dayOf, valueOf) {
-  const totals = new Map();
-  const today = new Date();
-  for (let back = days - 1; back >= 0; back -= 1) {
-    const day = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - back));
-    totals.set(day.toISOString().slice(0, 10), 0);
-  }
-  for (const entry of entries) {
-    const day = dayOf(entry);
-    if (totals.has(day)) totals.set(day, totals.get(day) + valueOf(entry));
-  }
-  return [...totals].map(([label, value]) => ({ label, value }));
-}

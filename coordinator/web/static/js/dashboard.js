@@ -1,4 +1,4 @@
-import { byDay, lineChart } from "./charts.js";
+import { lineChart } from "./charts.js";
 import { api, el, fmt, poll, site, status } from "./common.js";
 import { onWallets, signInWith } from "./wallet.js";
 
@@ -54,15 +54,16 @@ async function money() {
     document.getElementById("earned").textContent = fmt.credits(account.earnings.credits);
     document.getElementById("spent").textContent = fmt.credits(account.spend.credits);
     identities();
-    const [ledger, usage] = await Promise.all([api("/v1/account/ledger?limit=200"), api("/v1/account/usage")]);
-    const day = (entry) => entry.created_at.slice(0, 10);
+    const [ledger, usage, activity] = await Promise.all([
+      api("/v1/account/ledger?limit=50"), api("/v1/account/usage"), api("/v1/account/activity?days=30"),
+    ]);
     lineChart(document.getElementById("earnings-chart"),
-      byDay(ledger.data.filter((entry) => entry.amount.micro_credits > 0 && entry.kind !== "grant" && entry.kind !== "topup"), 30, day, (entry) => entry.amount.credits),
+      activity.data.map((day) => ({ label: day.day, value: day.earned.credits })),
       { title: "Credits earned per day, last 30 days" });
     lineChart(document.getElementById("spending-chart"),
-      byDay(ledger.data.filter((entry) => entry.kind === "charge"), 30, day, (entry) => -entry.amount.credits),
+      activity.data.map((day) => ({ label: day.day, value: day.spent.credits })),
       { title: "Credits spent per day, last 30 days" });
-    document.querySelector("#ledger tbody").replaceChildren(...ledger.data.slice(0, 50).map((entry) => el("tr", {},
+    document.querySelector("#ledger tbody").replaceChildren(...ledger.data.map((entry) => el("tr", {},
       el("td", {}, fmt.date(entry.created_at)), el("td", {}, entry.kind), el("td", {}, entry.model || "—"),
       el("td", { class: "num" }, entry.prompt_tokens + entry.completion_tokens ? fmt.int(entry.prompt_tokens + entry.completion_tokens) : "—"),
       el("td", { class: "num" }, fmt.credits(entry.amount.credits)),
