@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -234,11 +233,12 @@ def _to_signin(error: str, next_path: str = "/dashboard") -> web.HTTPFound:
 
 async def oidc_start(request: web.Request) -> web.StreamResponse:
     """Send the browser to the provider with a fresh state, nonce and PKCE challenge."""
-    settings = request.app[SERVICES].settings
+    services = request.app[SERVICES]
+    settings = services.settings
     if not settings.oidc.enabled:
         raise _to_signin("OpenID sign-in is not configured on this coordinator")
-    flow = new_flow(request.query.get("next"), request.query.get("link") == "1", time.time(),
-                    settings.oidc.flow_ttl_s)
+    flow = new_flow(request.query.get("next"), request.query.get("link") == "1",
+                    services.clock.now().timestamp(), settings.oidc.flow_ttl_s)
     try:
         config = await request.app[OIDC_PROVIDER].config()
     except CoordinatorError as exc:
@@ -262,7 +262,7 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
     if sealed is None or not settings.oidc.enabled:
         raise _to_signin("sign-in expired or was started elsewhere: start again")
     try:
-        flow = open_flow(sealed, settings.oidc, time.time())
+        flow = open_flow(sealed, settings.oidc, services.clock.now().timestamp())
         if not hmac.compare_digest(flow.state, request.query.get("state", "")):
             raise AuthenticationFailed("sign-in state does not match: start again")
         if "error" in request.query:
