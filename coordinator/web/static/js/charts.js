@@ -10,6 +10,7 @@ function node(tag, attrs, text) {
 }
 
 function shortNumber(value) {
+  if (value !== 0 && Math.abs(value) < 1) return String(Number(value.toPrecision(2)));
   return new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 }).format(value);
 }
 
@@ -20,8 +21,10 @@ export function lineChart(container, series, { title = "", empty = "No data yet.
     container.textContent = empty;
     return;
   }
-  const width = 960, height = 260, left = 48, right = 12, top = 12, bottom = 28;
-  const max = Math.max(1, ...series.map((point) => point.value));
+  // Drawn at the container's own width, so labels keep their size on a phone and a desktop.
+  const width = Math.max(320, Math.round(container.clientWidth) || 640);
+  const height = 240, left = 56, right = 12, top = 12, bottom = 28;
+  const max = Math.max(...series.map((point) => point.value)) || 1;
   const step = series.length > 1 ? (width - left - right) / (series.length - 1) : 0;
   const x = (index) => left + (series.length > 1 ? index * step : (width - left - right) / 2);
   const y = (value) => top + (height - top - bottom) * (1 - value / max);
@@ -45,7 +48,8 @@ export function lineChart(container, series, { title = "", empty = "No data yet.
   const labelEvery = Math.max(1, Math.ceil(series.length / 6));
   series.forEach((point, index) => {
     if (index % labelEvery === 0 || index === series.length - 1) {
-      svg.append(node("text", { x: x(index), y: height - 8, "text-anchor": "middle" }, point.label.slice(5)));
+      const anchor = index === series.length - 1 && series.length > 1 ? "end" : "middle";
+      svg.append(node("text", { x: x(index), y: height - 8, "text-anchor": anchor }, point.label.slice(5)));
     }
   });
   container.append(svg);
