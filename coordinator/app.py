@@ -28,6 +28,7 @@ from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database
+from coordinator.web.routes import add_web_routes, html_errors
 
 
 async def network_constants(request: web.Request) -> web.Response:
@@ -43,7 +44,7 @@ def create_app(
     settings: CoordinatorSettings, *, clock: Clock | None = None, rng: random.Random | None = None
 ) -> web.Application:
     app = web.Application(
-        middlewares=[openai_errors], client_max_size=settings.max_request_bytes
+        middlewares=[openai_errors, html_errors], client_max_size=settings.max_request_bytes
     )
     the_clock = clock or SystemClock()
 
@@ -91,4 +92,5 @@ def create_app(
     add_topup_routes(app)
     add_enrollment_routes(app)
     add_points_routes(app)
+    add_web_routes(app, settings)
     return app

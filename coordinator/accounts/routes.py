@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, insert, literal, select, update
 
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.api_keys import create_key
+from coordinator.accounts.cookies import clear_session_cookies, is_secure, set_session_cookies
 from coordinator.accounts.schemas import (
     CreatedKey,
     CreateKeyRequest,
@@ -55,7 +56,7 @@ from coordinator.accounts.statements import (
     usage_report,
 )
 from coordinator.errors import AuthenticationFailed, InsufficientCredits, InvalidRequest, NotFound
-from coordinator.gateway.auth import require_session
+from coordinator.gateway.auth import require_session, session_token
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import Account, ApiKey, SignInNonce
@@ -127,15 +128,25 @@ async def siws_verify(request: web.Request) -> web.Response:
         )
         token = await open_session(session, account.id, now, session_ttl)
         view = await account_view(session, account.id)
-    return _reply(SignedIn(token=token, expires_at=now + session_ttl, account=view))
+    reply = _reply(SignedIn(token=token, expires_at=now + session_ttl, account=view))
+    # A browser keeps the session in an HttpOnly cookie; API clients use the token. Only for a
+    # JSON request: a cross-site form (which cannot send one) must not sign a browser in.
+    if request.content_type == "application/json":
+        set_session_cookies(
+            reply, token, settings.session_ttl_s, secure=is_secure(settings.public_base_url)
+        )
+    return reply
 
 
 async def logout(request: web.Request) -> web.Response:
     """Close the session whose token authorises this request."""
     await require_session(request)
-    _, _, token = request.headers["Authorization"].partition(" ")
-    await close_session(request.app[SERVICES].database, token.strip())
-    return web.Response(status=204)
+    token = session_token(request)
+    assert token is not None  # require_session passed
+    await close_session(request.app[SERVICES].database, token)
+    response = web.Response(status=204)
+    clear_session_cookies(response)
+    return response
 
 
 # --- the account ----------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ class VerifyRequest(RequestBody):
 class AccountView(Reply):
     id: int
     wallet: str | None
+    email: str | None = Field(default=None, description="From the linked OpenID identity.")
+    oidc_linked: bool = Field(default=False, description="Whether an OpenID identity is linked.")
     created_at: datetime
     balance: Amount
     reserved: Amount = Field(description="Held for calls in flight.")

@@ -44,7 +44,8 @@ async def account_view(session: AsyncSession, account_id: int) -> AccountView:
         ).where(LedgerEntry.account_id == account_id)
     )).one()
     return AccountView(
-        id=account.id, wallet=account.wallet, created_at=account.created_at,
+        id=account.id, wallet=account.wallet, email=account.email,
+        oidc_linked=account.oidc_subject is not None, created_at=account.created_at,
         balance=Amount.of(account.balance), reserved=Amount.of(account.reserved),
         available=Amount.of(account.balance - account.reserved),
         earnings=Amount.of(int(totals[0])), spend=Amount.of(int(totals[1])),

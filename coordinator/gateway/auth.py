@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
+from coordinator.accounts.cookies import cookie_session_token
 from coordinator.accounts.sessions import SESSION_PREFIX, session_account
 from coordinator.errors import AuthenticationFailed
 from coordinator.services import SERVICES
@@ -25,14 +26,22 @@ async def require_api_key(request: web.Request) -> KeyOwner:
 
 
 async def require_session(request: web.Request) -> int:
-    """The signed-in account behind ``Authorization: Bearer <session token>``."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token.startswith(SESSION_PREFIX):
+    """The signed-in account behind ``Authorization: Bearer <session token>`` or, from a browser,
+    the session cookie (state-changing requests must also carry the CSRF header)."""
+    token = session_token(request)
+    if token is None or not token.startswith(SESSION_PREFIX):
         raise AuthenticationFailed("sign in first: send 'Authorization: Bearer <session token>'")
     services = request.app[SERVICES]
     account_id = await session_account(services.database, token, services.clock.now())
     if account_id is None:
         raise AuthenticationFailed("session expired or signed out: sign in again")
     return account_id
+
+
+def session_token(request: web.Request) -> str | None:
+    """The session token this request presents: the bearer header first, else the cookie."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+    return cookie_session_token(request)

@@ -1,0 +1,62 @@
+"""The browser's session: the session token in an HttpOnly cookie, with a double-submit CSRF token.
+
+The dashboard never sees its session token: sign-in sets it as an ``HttpOnly; SameSite=Lax``
+cookie. Beside it goes a readable CSRF cookie whose value the page echoes in the ``X-CSRF-Token``
+header of every state-changing request; a cross-site form can send the first cookie (SameSite=Lax
+stops most of that already) but can never read the second to forge the header. Requests with an
+``Authorization`` header are untouched: API clients keep using bearer tokens.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from aiohttp import web
+
+from coordinator.errors import PermissionDenied
+
+SESSION_COOKIE = "koretex_session"
+CSRF_COOKIE = "koretex_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def set_session_cookies(
+    response: web.StreamResponse, token: str, max_age_s: float, *, secure: bool
+) -> None:
+    """Attach the session (living ``max_age_s`` seconds) and a fresh CSRF token to ``response``."""
+    max_age = int(max_age_s)
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="Lax",
+        secure=secure,
+    )
+    response.set_cookie(
+        CSRF_COOKIE, secrets.token_urlsafe(24), max_age=max_age, path="/", samesite="Lax",
+        secure=secure,
+    )
+
+
+def clear_session_cookies(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(CSRF_COOKIE, path="/")
+
+
+def cookie_session_token(request: web.Request) -> str | None:
+    """The session token from the cookie, once the request has passed the CSRF check."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    if request.method not in SAFE_METHODS:
+        expected = request.cookies.get(CSRF_COOKIE, "")
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+            raise PermissionDenied(
+                f"missing or wrong {CSRF_HEADER} header: send the {CSRF_COOKIE} cookie's value"
+            )
+    return token
+
+
+def is_secure(public_base_url: str) -> bool:
+    """Cookies are Secure when the coordinator is reached over HTTPS."""
+    return public_base_url.startswith("https://")

@@ -1,0 +1,72 @@
+"""Linking a Solana wallet to an account opened another way (OpenID sign-in).
+
+    POST /v1/account/wallet  (session) {message, signature, public_key} -> AccountView
+
+The body is exactly Sign-In With Solana's verify body, nonce and all: the wallet proves itself the
+same way it signs in, and from then on either the wallet or the OpenID identity opens the account.
+(The other direction, an OpenID identity joining a wallet account, is ``/auth/oidc/start?link=1``.)
+"""
+
+from __future__ import annotations
+
+import pydantic
+from aiohttp import web
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from coordinator.accounts.routes import sign_in_policy
+from coordinator.accounts.schemas import VerifyRequest
+from coordinator.accounts.siws import check_sign_in, parse_message, verify_signature
+from coordinator.accounts.statements import account_view
+from coordinator.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
+from coordinator.gateway.auth import require_session
+from coordinator.services import SERVICES
+from coordinator.store.models import Account, SignInNonce
+
+TAKEN = "this wallet already signs in to another account"
+
+
+async def link_wallet(request: web.Request) -> web.Response:
+    """Check the signed sign-in message, consume its nonce, and give the account its wallet."""
+    account_id = await require_session(request)
+    services = request.app[SERVICES]
+    try:
+        body = VerifyRequest.model_validate_json(await request.read())
+    except pydantic.ValidationError as exc:
+        raise InvalidRequest(f"invalid request body: {exc.errors()[0]['msg']}") from exc
+    now = services.clock.now()
+    fields = parse_message(body.message)
+    verify_signature(body.message, body.signature, body.public_key)
+    nonce = check_sign_in(fields, body.public_key, sign_in_policy(services.settings), now)
+    try:
+        async with services.database.session() as session, session.begin():
+            consumed = await session.execute(delete(SignInNonce).where(
+                SignInNonce.nonce == nonce, SignInNonce.address == fields.address,
+                SignInNonce.expires_at > now,
+            ))
+            if consumed.rowcount != 1:  # type: ignore[attr-defined]
+                raise AuthenticationFailed(
+                    "sign-in nonce already used, expired or never issued to this address: "
+                    "ask for a new one"
+                )
+            holder = await session.scalar(
+                select(Account.id).where(Account.wallet == fields.address)
+            )
+            if holder is not None and holder != account_id:
+                raise PermissionDenied(TAKEN)
+            current = await session.scalar(
+                select(Account.wallet).where(Account.id == account_id)
+            )
+            if current is not None and current != fields.address:
+                raise InvalidRequest("this account already has a wallet")
+            await session.execute(
+                update(Account).where(Account.id == account_id).values(wallet=fields.address)
+            )
+            view = await account_view(session, account_id)
+    except IntegrityError as exc:  # another account took the wallet in the meantime
+        raise PermissionDenied(TAKEN) from exc
+    return web.Response(text=view.model_dump_json(), content_type="application/json")
+
+
+def add_link_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/account/wallet", link_wallet)
