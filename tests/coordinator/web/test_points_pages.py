@@ -1,169 +1,151 @@
-"""The leaderboard and "how points work" pages in a real browser, checked against the points API.
+"""The leaderboard, "how points work", overview and dashboard pages in a real browser, against
+the real points API scoring a real history.
 
-The points API (``/v1/leaderboard``, ``/v1/providers/{wallet}``, ``/v1/points/estimate``,
-``/v1/points/constants``, ``/v1/network/usage``) is being built beside the dashboard. Until it
-lands, ``placeholder_points_api`` below registers stand-ins of exactly its contract on the test
-app — only for routes the app does not already have, so the same tests then run against the real
-endpoints unchanged. The calculator's stand-in computes with the real pure ``estimate`` and
-``PointsConstants``, so the calculator test is real either way.
+The fixture (on SQLite, and on PostgreSQL when given) seeds the contributions store, through the
+same append-only API the keeper flushes with, with five UTC days of a small network: five
+providers (one, two and three nodes; a node first seen three days ago, still on its trust ramp; a
+node never measured; a day of failed checks), enrolled to wallet accounts the way nodes are. The
+keeper then rescores the history, and every figure the pages show is checked against what the
+endpoints say. The coordinator runs with non-default points constants (trust ramp, tier names),
+so a page that hard-coded them would fail.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from playwright.async_api import Browser, expect
-from support.browser import close, free_port, new_page, screenshot, site_settings
+from playwright.async_api import Browser, Page, expect
+from support.browser import (
+    close,
+    free_port,
+    new_page,
+    screenshot,
+    sign_in_with_wallet,
+    site_settings,
+)
 from support.cluster import RunningCoordinator, start_coordinator
+from support.databases import BACKENDS, drop_database, fresh_database
+from support.enrollment import new_wallet
+from support.wallets import Wallet
 
-from coordinator.app import create_app
-from coordinator.errors import InvalidRequest, NotFound
+from coordinator.accounts.accounts import open_account
+from coordinator.points import (
+    DAY_S,
+    Contribution,
+    JobResult,
+    Measurement,
+    OnlineTime,
+    ProbeResult,
+    day_start,
+)
 from coordinator.points.constants import PointsConstants
-from coordinator.points.estimate import estimate
-from coordinator.settings import CoordinatorSettings
-from protocol.ids import ModelId
+from coordinator.points.keeper import PointsKeeper
+from coordinator.store.contributions import append_contributions
+from coordinator.store.models import Node
+from protocol.ids import ModelId, NodeId
 
-# --- PLACEHOLDER points API (stand-ins of the contract; each skipped if the real route exists) ---
-
-CONSTANTS = PointsConstants()
-PROVIDERS = [  # wallet, points, tok/s, nodes, jobs, tokens
-    ("7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU", 5_321.5, 48.2, 2, 310, 91_000),
-    ("9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM", 12_040.25, 31.0, 1, 920, 240_500),
-    ("HN7cABqLq46Es1jh92dQQisAq662SmxELLLsHHe4YWrH", 880.0, None, 1, 12, 3_100),
-]
+MODEL = ModelId("gemma-3-270m")
+DAYS = 5  # of history, ending yesterday (UTC)
+TRUST_RAMP_DAYS = 9.0  # not the default: the page must show what the coordinator scores with
+TIERS = [{"name": "Copper", "min_points": 0.0}, {"name": "Cobalt", "min_points": 400.0},
+         {"name": "Iridium", "min_points": 1_000.0}]
 
 
-def _days(count: int) -> list[str]:
-    today = datetime.now(UTC).date()
-    return [(today - timedelta(days=back)).isoformat() for back in range(count - 1, -1, -1)]
+@dataclass(frozen=True)
+class SeedNode:
+    """One node's typical day: share online, measured speed (None: never measured), jobs and
+    tokens served, failed checks; ``age_days`` since it was first seen."""
+
+    online: float
+    tok_s: float | None
+    jobs: int
+    tokens: int
+    failed_checks: int = 0
+    age_days: int = 40
 
 
-async def _leaderboard(request: web.Request) -> web.Response:
-    ranked = sorted(PROVIDERS, key=lambda row: -row[1])
-    return web.json_response({
-        "object": "list", "days": int(request.query.get("days", "30")),
-        "constants_version": CONSTANTS.version,
-        "data": [
-            {"rank": rank, "provider": wallet, "tier": CONSTANTS.tier_for(points),
-             "points": points, "tok_s": tok_s, "nodes": nodes, "jobs": jobs, "tokens": tokens}
-            for rank, (wallet, points, tok_s, nodes, jobs, tokens) in enumerate(ranked, 1)
-        ],
-    })
-
-
-async def _provider(request: web.Request) -> web.Response:
-    wallet = request.match_info["wallet"]
-    found = next((row for row in PROVIDERS if row[0] == wallet), None)
-    if found is None:
-        raise NotFound(f"no provider {wallet!r}")
-    _, points, tok_s, nodes, jobs, tokens = found
-    share = points / nodes
-    return web.json_response({
-        "provider": wallet, "tier": CONSTANTS.tier_for(points), "points": points,
-        "hidden": False,
-        "nodes": [
-            {"node_id": f"{wallet[:8]}node{index}", "points": share, "tokens": tokens // nodes,
-             "jobs": jobs // nodes, "measured_tok_s": tok_s, "removed": False,
-             "days": [
-                 {"day": day, "score": share / 3, "weighted_score": share / 3,
-                  "terms": {"uptime": 0.97, "hardware": math.sqrt(tok_s or 0.0),
-                            "model_value": 120.0, "trust": 1.0, "penalties": 0.0}}
-                 for day in _days(3)
-             ]}
-            for index in range(nodes)
-        ],
-    })
-
-
-async def _estimate(request: web.Request) -> web.Response:
-    try:
-        terms = estimate(float(request.query["tok_s"]), ModelId(request.query["model"]),
-                         float(request.query["uptime"]), float(request.query["days_online"]),
-                         CONSTANTS)
-    except (KeyError, ValueError) as exc:
-        raise InvalidRequest(f"bad estimate query: {exc}") from exc
-    return web.json_response({
-        "uptime": terms.uptime, "hardware": terms.hardware, "model_value": terms.model_value,
-        "trust": terms.trust, "tokens": terms.tokens, "extra_models": terms.extra_models,
-        "points_per_day": terms.points_per_day, "points": terms.points_per_day,
-    })
-
-
-async def _constants(request: web.Request) -> web.Response:
-    return web.Response(text=CONSTANTS.model_dump_json(), content_type="application/json")
-
-
-async def _network_usage(request: web.Request) -> web.Response:
-    days = _days(int(request.query.get("days", "30")))
-    return web.json_response({"object": "list", "data": [
-        {"day": day, "tokens": 1_000 * (index % 7 + 1), "jobs": index % 7 + 1}
-        for index, day in enumerate(days)
-    ]})
-
-
-PLACEHOLDERS = {
-    "/v1/leaderboard": _leaderboard,
-    "/v1/providers/{wallet}": _provider,
-    "/v1/points/estimate": _estimate,
-    "/v1/points/constants": _constants,
-    "/v1/network/usage": _network_usage,
+PROVIDER_A = Wallet.nacl()  # signs in to the dashboard in the browser
+NETWORK: dict[str, list[SeedNode]] = {
+    PROVIDER_A.address: [SeedNode(1.0, 48.0, 60, 24_000), SeedNode(0.95, 36.5, 25, 9_500)],
+    new_wallet(): [SeedNode(0.9, 31.0, 140, 61_000)],
+    new_wallet(): [SeedNode(0.6, 12.0, 9, 3_100, age_days=3)],
+    new_wallet(): [SeedNode(0.8, 20.0, 15, 5_000, failed_checks=90), SeedNode(0.8, 18.0, 14, 4_700),
+                   SeedNode(0.75, 15.0, 12, 4_400)],
+    new_wallet(): [SeedNode(0.7, None, 3, 800)],
 }
 
 
-def placeholder_points_api(settings: CoordinatorSettings) -> web.Application:
-    """The real app, plus a stand-in for each points route it does not serve yet."""
-    app = create_app(settings)
-    add_missing_points_routes(app)
-    return app
+def node_day(node_id: NodeId, day: date, seed: SeedNode, wave: float) -> list[Contribution]:
+    """What the keeper would have flushed for one node's UTC day, in hourly-batch shape."""
+    start = day_start(day)
+    checks = round(1_440 * seed.online)
+    records: list[Contribution] = [
+        OnlineTime(node_id=node_id, at=start, seconds=seed.online * DAY_S),
+        ProbeResult(node_id=node_id, at=start + 3_600, model=MODEL, passed=True,
+                    count=checks - seed.failed_checks),
+        JobResult(node_id=node_id, at=start + 7_200, model=MODEL, completed=True,
+                  tokens=round(seed.tokens * wave), count=max(1, round(seed.jobs * wave))),
+    ]
+    if seed.failed_checks:
+        records.append(ProbeResult(node_id=node_id, at=start + 3_600, model=MODEL, passed=False,
+                                   count=seed.failed_checks))
+    if seed.tok_s is not None:
+        records += [Measurement(node_id=node_id, at=start + 7_200 + minute * 60, model=MODEL,
+                                tok_s=seed.tok_s * (0.97 + 0.02 * minute)) for minute in range(3)]
+    return records
 
 
-def add_missing_points_routes(app: web.Application) -> None:
-    served = {(route.method, _shape(route.resource.canonical))
-              for route in app.router.routes() if route.resource is not None}
-    for path, handler in PLACEHOLDERS.items():
-        if ("GET", _shape(path)) not in served:
-            app.router.add_get(path, handler)
+async def seed_history(site: RunningCoordinator) -> None:
+    """Accounts and enrolled nodes as sign-in and enrollment leave them; then the contributions,
+    appended through the store API the keeper flushes with; then a recompute."""
+    services = site.services
+    now = services.clock.now()
+    today = now.astimezone(UTC).date()
+    records: list[Contribution] = []
+    async with services.database.session() as session, session.begin():
+        for wallet, seeds in NETWORK.items():
+            account = await open_account(session, services.ledger.books, now, 0, wallet=wallet)
+            for seed in seeds:
+                node_id = NodeId(new_wallet())
+                first_seen = now - timedelta(days=seed.age_days)
+                session.add(Node(
+                    node_id=node_id, operator_account_id=account.id, first_seen=first_seen,
+                    last_seen=now - timedelta(hours=2), engine="llama.cpp", models=[MODEL],
+                    hardware={"chip": "Apple M2 Pro", "memory_bytes": 32 * 2**30, "cores": 12},
+                ))
+                for back in range(min(DAYS, seed.age_days), 0, -1):
+                    wave = 1.0 + 0.15 * ((back * 3) % DAYS)  # busier and quieter days
+                    records += node_day(node_id, today - timedelta(days=back), seed, wave)
+    async with services.database.session() as session, session.begin():
+        await append_contributions(session, records, now)
+    keeper = services.points
+    assert isinstance(keeper, PointsKeeper)
+    await keeper.refresh()
 
 
-def _shape(path: str) -> str:
-    """A route's pattern with its variables unnamed: /v1/providers/{wallet} ~ /{provider}."""
-    return re.sub(r"\{[^}]*\}", "{}", path)
-
-def test_placeholders_step_aside_for_the_real_routes() -> None:
-    async def real(request: web.Request) -> web.Response:
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_get("/v1/providers/{provider}", real)
-    add_missing_points_routes(app)
-    providers = [route for route in app.router.routes()
-                 if route.method == "GET" and route.resource is not None
-                 and route.resource.canonical.startswith("/v1/providers/")]
-    assert [route.handler for route in providers] == [real]
-    assert len([route for route in app.router.routes() if route.method == "GET"]) == 5
-
-
-# --- end of PLACEHOLDER ---------------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture(scope="module")
-async def site(tmp_path_factory: Any) -> AsyncIterator[RunningCoordinator]:
+@pytest_asyncio.fixture(scope="module", params=BACKENDS)
+async def site(
+    request: pytest.FixtureRequest, tmp_path_factory: Any
+) -> AsyncIterator[RunningCoordinator]:
     directory: Path = tmp_path_factory.mktemp("points-site")
-    running = await start_coordinator(directory, placeholder_points_api,
-                                      **site_settings(free_port()))
+    database_url = await fresh_database(request.param, directory)
+    running = await start_coordinator(
+        directory, database_url=database_url, **site_settings(free_port()),
+        points={"constants": {"trust_ramp_days": TRUST_RAMP_DAYS, "tiers": TIERS}},
+    )
     try:
+        await seed_history(running)
         yield running
     finally:
         await running.stop()
+        await drop_database(database_url)
 
 
 async def api(site: RunningCoordinator, path: str) -> Any:
@@ -173,84 +155,196 @@ async def api(site: RunningCoordinator, path: str) -> Any:
         return response.json()
 
 
+async def shown(page: Page, items: list[tuple[str, Any]]) -> list[str]:
+    """Values as the pages format them (common.js ``fmt``): n = number, int, pct = percent."""
+    texts: list[str] = await page.evaluate(
+        """items => items.map(([kind, value]) => {
+             if (value === null) return "\u2014";
+             if (kind === "int") return Math.round(value).toLocaleString("en-US");
+             if (kind === "pct") return `${Math.round(value * 100)}%`;
+             return new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 }).format(value);
+           })""",
+        [list(item) for item in items],
+    )
+    return texts
+
+
+def short(wallet: str) -> str:
+    return f"{wallet[:4]}\u2026{wallet[-4:]}"
+
+
 async def test_the_leaderboard_shows_what_the_api_says(
     site: RunningCoordinator, browser: Browser
 ) -> None:
     board = await api(site, "/v1/leaderboard?days=30")
     usage = await api(site, "/v1/network/usage?days=30")
+    rows_api = board["data"]
+    assert [row["provider"] for row in rows_api] and len(rows_api) == len(NETWORK)
+    assert sorted(row["provider"] for row in rows_api) == sorted(NETWORK)
+    assert [row["rank"] for row in rows_api] == list(range(1, len(NETWORK) + 1))
+    assert all(row["points"] > 0 and row["tokens"] > 0 and row["jobs"] > 0 for row in rows_api)
+    assert {row["nodes"] for row in rows_api} == {1, 2, 3}
+    assert {row["tier"] for row in rows_api} == {tier["name"] for tier in TIERS}, (
+        "the seeded network spans every tier, named by the live constants")
+
     page = await new_page(browser, site.base_url)
     await page.goto("/leaderboard")
     rows = page.locator("#board tbody tr")
-    await expect(rows).to_have_count(len(board["data"]))
-    shown = await rows.evaluate_all("rows => rows.map(row => row.dataset.provider)")
-    assert shown == [row["provider"] for row in board["data"]]
-    for row in board["data"]:
+    await expect(rows).to_have_count(len(rows_api))
+    order = "rows => rows.map(row => row.dataset.provider)"
+    assert await rows.evaluate_all(order) == [row["provider"] for row in rows_api]
+    for row in rows_api:
         line = page.locator(f'#board tr[data-provider="{row["provider"]}"]')
-        await expect(line).to_contain_text(row["tier"])
-        await expect(line.locator("td").nth(0)).to_have_text(str(row["rank"]))
-    await expect(page.locator("#usage-chart svg circle")).to_have_count(len(usage["data"]))
+        expected = [str(row["rank"]), short(row["provider"]), row["tier"], *await shown(page, [
+            ("n", row["points"]), ("n", row["tok_s"]), ("int", row["nodes"]),
+            ("int", row["jobs"]), ("int", row["tokens"])])]
+        await expect(line.locator("td")).to_have_text(expected)
+        await expect(line.locator("td").nth(1)).to_have_attribute("title", row["provider"])
+    await expect(page.locator("#board-status")).to_contain_text(f"{len(rows_api)} providers")
 
-    if board["data"]:
-        # Sortable: tokens, most first; again, fewest first.
-        await page.get_by_role("button", name="Tokens").click()
-        by_tokens = sorted(board["data"], key=lambda row: -row["tokens"])
-        shown = await rows.evaluate_all("rows => rows.map(row => row.dataset.provider)")
-        assert shown == [row["provider"] for row in by_tokens]
-        await expect(page.locator("#board th[aria-sort]")).to_have_attribute("aria-sort",
-                                                                               "descending")
-        await page.get_by_role("button", name="Tokens").click()
-        shown = await rows.evaluate_all("rows => rows.map(row => row.dataset.provider)")
-        assert shown == [row["provider"] for row in reversed(by_tokens)]
+    # The chart: one point per day the API reports, the seeded days served tokens.
+    dots = page.locator("#usage-chart svg circle title")
+    await expect(dots).to_have_count(len(usage["data"]))
+    assert len(usage["data"]) == 30
+    await expect(dots).to_have_text([f"{day['day']}: {day['tokens']:,}" for day in usage["data"]])
+    served = [day["tokens"] for day in usage["data"] if day["tokens"]]
+    assert len(served) == DAYS and len(set(served)) > 1, "every seeded day, busier and quieter"
+    assert sum(served) == sum(row["tokens"] for row in rows_api)
 
-        # A provider's row opens its per-node breakdown, every term of every day. By keyboard.
-        first = board["data"][0]["provider"]
-        breakdown = await api(site, f"/v1/providers/{first}?days=30")
-        await page.locator(f'#board tr[data-provider="{first}"]').focus()
-        await page.keyboard.press("Enter")
-        detail = page.locator("#provider-detail")
-        await expect(detail.locator(".node-detail")).to_have_count(len(breakdown["nodes"]))
-        for node in breakdown["nodes"]:
-            section = detail.locator(f'.node-detail[data-node="{node["node_id"]}"]')
-            await expect(section.locator("tbody tr")).to_have_count(len(node["days"]))
-            await expect(section.locator("thead")).to_contain_text("Model value")
-    else:
-        await expect(page.locator("#board-status")).to_contain_text("No provider")
+    # Sortable: tokens, most first; again, fewest first; points, fewest first.
+    await page.get_by_role("button", name="Tokens").click()
+    by_tokens = [row["provider"] for row in sorted(rows_api, key=lambda row: -row["tokens"])]
+    assert by_tokens != [row["provider"] for row in rows_api], "a sort that changes the order"
+    assert await rows.evaluate_all(order) == by_tokens
+    await expect(page.locator("#board th[aria-sort]")).to_have_attribute("aria-sort", "descending")
+    await page.get_by_role("button", name="Tokens").click()
+    assert await rows.evaluate_all(order) == list(reversed(by_tokens))
+    await expect(page.locator("#board th[aria-sort]")).to_have_attribute("aria-sort", "ascending")
+    await page.get_by_role("button", name="Points").click()
+    by_points = [row["provider"] for row in sorted(rows_api, key=lambda row: -row["points"])]
+    assert await rows.evaluate_all(order) == by_points
+    await page.get_by_role("button", name="#").click()
+    assert await rows.evaluate_all(order) == [row["provider"] for row in rows_api]
+
+    # A provider's row opens its per-node breakdown, every term of every day. By keyboard.
+    wallet = PROVIDER_A.address
+    breakdown = await api(site, f"/v1/providers/{wallet}?days=30")
+    assert len(breakdown["nodes"]) == 2
+    await page.locator(f'#board tr[data-provider="{wallet}"]').focus()
+    await page.keyboard.press("Enter")
+    detail = page.locator("#provider-detail")
+    await expect(detail.locator(".node-detail")).to_have_count(len(breakdown["nodes"]))
+    await expect(detail.locator("p").first).to_contain_text(
+        f"{breakdown['tier']} · {(await shown(page, [('n', breakdown['points'])]))[0]} points")
+    for node in breakdown["nodes"]:
+        assert len(node["days"]) == DAYS and node["points"] > 0
+        section = detail.locator(f'.node-detail[data-node="{node["node_id"]}"]')
+        points, jobs, tokens, tok_s = await shown(page, [
+            ("n", node["points"]), ("int", node["jobs"]), ("int", node["tokens"]),
+            ("n", node["measured_tok_s"])])
+        await expect(section.locator("p.muted")).to_have_text(
+            f"{points} points · {jobs} jobs · {tokens} tokens · {tok_s} tok/s")
+        await expect(section.locator("thead")).to_contain_text("Model value")
+        lines = section.locator("tbody tr")
+        await expect(lines).to_have_count(len(node["days"]))
+        for index, day in enumerate(node["days"]):
+            terms = day["terms"]
+            assert terms["hardware"] > 0 and terms["model_value"] > 0 and terms["trust"] == 1.0
+            await expect(lines.nth(index).locator("td")).to_have_text([day["day"], *await shown(
+                page, [("pct", terms["uptime"]), ("n", terms["hardware"]),
+                       ("n", terms["model_value"]), ("pct", terms["trust"]),
+                       ("n", terms["penalties"]), ("n", day["score"]),
+                       ("n", day["weighted_score"])])])
     await screenshot(page, "leaderboard")
     await close(page)
+
+
+async def test_a_node_on_its_trust_ramp_and_a_penalised_day_show_in_the_breakdown(
+    site: RunningCoordinator
+) -> None:
+    """The seeded history is scored by the live constants: the new node ramps over the changed
+    ramp, the day of failed checks carries a penalty."""
+    board = (await api(site, "/v1/leaderboard?days=30"))["data"]
+    by_nodes = {row["nodes"]: row["provider"] for row in board}
+    newcomer = next(row["provider"] for row in board
+                    if NETWORK[row["provider"]][0].age_days < DAYS)
+    [node] = (await api(site, f"/v1/providers/{newcomer}"))["nodes"]
+    trust = [day["terms"]["trust"] for day in node["days"]]
+    assert len(trust) == 3 and trust == sorted(trust) and trust[0] < trust[-1] < 1.0
+    start = PointsConstants().trust_start
+    assert trust[1] - trust[0] == pytest.approx((1 - start) / TRUST_RAMP_DAYS)
+    penalised = (await api(site, f"/v1/providers/{by_nodes[3]}"))["nodes"]
+    assert any(day["terms"]["penalties"] > 0 for node in penalised for day in node["days"])
 
 
 async def test_points_page_reads_live_constants_and_its_calculator_matches_the_api(
     site: RunningCoordinator, browser: Browser
 ) -> None:
     constants = await api(site, "/v1/points/constants")
+    defaults = PointsConstants()
+    assert constants["trust_ramp_days"] == TRUST_RAMP_DAYS != defaults.trust_ramp_days
+    assert [tier["name"] for tier in constants["tiers"]] == [tier["name"] for tier in TIERS]
     page = await new_page(browser, site.base_url)
     await page.goto("/points")
     await expect(page.locator("#constants-status")).to_contain_text("live constants")
     await expect(page.locator('[data-constant="version"]')).to_have_text(str(constants["version"]))
-    ramp = constants["trust_ramp_days"]
-    await expect(page.locator('[data-constant="trust_ramp_days"]').first).to_have_text(
-        f"{ramp:g}")
+    await expect(page.locator('[data-constant="trust_ramp_days"]')).to_have_text(
+        f"{TRUST_RAMP_DAYS:g}")
     await expect(page.locator('[data-constant="trust_start"]').first).to_have_text(
         f"{round(constants['trust_start'] * 1000) / 10:g}%")
-    for tier in constants["tiers"]:
-        await expect(page.locator("#tiers")).to_contain_text(tier["name"])
+    await expect(page.locator('[data-constant="fake_model_penalty"]')).to_have_text(
+        f"{constants['fake_model_penalty']:g}")
+    await expect(page.locator("#tiers")).to_have_text(
+        " · ".join(f"{tier['name']} from {tier['min_points']:,.0f} points"
+                   for tier in constants["tiers"]) + " (over 30 days).")
+    for default in defaults.tiers:
+        await expect(page.locator("#tiers")).not_to_contain_text(default.name)
 
-    for tok_s, uptime_pct, days in ((40.0, 90, 14), (12.5, 50, 2)):
+    estimates = []
+    for tok_s, uptime_pct, days in ((40.0, 90, 14), (12.5, 50, 2), (80.0, 100, 4)):
         await page.get_by_label("Hardware speed (tok/s)").fill(str(tok_s))
         await page.get_by_label("Expected uptime (%)").fill(str(uptime_pct))
         await page.get_by_label("Days online").fill(str(days))
         await page.get_by_role("button", name="Estimate").click()
-        expected = await api(site, f"/v1/points/estimate?tok_s={tok_s}&model=gemma-3-270m"
+        expected = await api(site, f"/v1/points/estimate?tok_s={tok_s}&model={MODEL}"
                                    f"&uptime={uptime_pct / 100}&days_online={days}")
         await page.wait_for_function(
             f"Number(document.querySelector('#estimate-points').dataset.value)"
             f" === {expected['points_per_day']!r}"
         )
+        [text] = await shown(page, [("n", expected["points_per_day"])])
+        await expect(page.locator("#estimate-points")).to_have_text(text)
+        await expect(page.locator("#estimate-terms")).to_contain_text(
+            (await shown(page, [("pct", expected["trust"])]))[0])
         assert expected["points_per_day"] > 0
+        estimates.append(expected["points_per_day"])
+    assert len(set(estimates)) == len(estimates), "different inputs, different estimates"
     await screenshot(page, "points")
+    await close(page)
+
+
+async def test_the_overview_and_the_dashboard_show_real_points(
+    site: RunningCoordinator, browser: Browser
+) -> None:
+    board = (await api(site, "/v1/leaderboard?days=30"))["data"]
+    page = await new_page(browser, site.base_url, PROVIDER_A)
+    await page.goto("/")
+    await expect(page.locator("#stat-top")).to_have_text(short(board[0]["provider"]))
+
+    breakdown = await api(site, f"/v1/providers/{PROVIDER_A.address}?days=30")
+    await sign_in_with_wallet(page, "/dashboard")
+    [total] = await shown(page, [("n", breakdown["points"])])
+    await expect(page.locator("#points")).to_have_text(total)
+    nodes = page.locator("#nodes tbody tr")
+    await expect(nodes).to_have_count(len(breakdown["nodes"]))
+    for node in breakdown["nodes"]:
+        [points] = await shown(page, [("n", node["points"])])
+        await expect(page.locator(f'#nodes tr[data-node="{node["node_id"]}"] td').last
+                     ).to_have_text(points)
     await close(page)
 
 
 @pytest.mark.parametrize("path", ["/v1/leaderboard?days=30", "/v1/points/constants"])
 async def test_the_points_api_is_public(site: RunningCoordinator, path: str) -> None:
     assert await api(site, path)
+
