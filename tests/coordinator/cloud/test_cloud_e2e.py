@@ -1,0 +1,233 @@
+"""Cloud nodes end to end: a real llama-cpp-python server as the upstream, registered through
+the account API, served through the gateway with the official client; its token never at rest
+in plain text, never in a log; a dead upstream parked by the breaker while consumers fail over."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
+from support.upstream import UPSTREAM_MODEL, LlamaServer
+from support.wallets import Wallet, bearer, sign_in
+
+from coordinator.accounts.enrollment import node_earned
+from coordinator.routing import BreakerState, RoutingConstants
+from coordinator.store.models import Account
+from protocol.ids import NodeId
+
+MODEL = "gemma-3-270m"
+PROMPT = [{"role": "user", "content": "Write one short sentence about the sea."}]
+# llama-cpp-python's server ranks the whole 262k vocabulary in Python for every token's
+# logprobs, which every job asks for: about a token a second here, under the default floor.
+SLOW_UPSTREAM = RoutingConstants(ramp_start_fraction=1.0, floor_tok_s=0.0)
+
+
+@asynccontextmanager
+async def signed_in(
+    coordinator: RunningCoordinator, wallet: Wallet | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, Wallet]]:
+    """An HTTP client signed in to the account API with a fresh (or the given) wallet."""
+    wallet = wallet or Wallet.solders()
+    async with httpx.AsyncClient(base_url=coordinator.base_url, timeout=120) as http:
+        session = await sign_in(http, wallet)
+        http.headers.update(bearer(session["token"]))
+        yield http, wallet
+
+
+def offer(server: LlamaServer, **changes: Any) -> dict[str, Any]:
+    return {"base_url": server.base_url, "token": server.token, "model": MODEL,
+            "upstream_model": UPSTREAM_MODEL, "concurrency": 2, **changes}
+
+
+async def add_cloud_node(http: httpx.AsyncClient, server: LlamaServer, **changes: Any) -> str:
+    response = await http.post("/v1/account/cloud-nodes", json=offer(server, **changes))
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def database_bytes(database_url: str, directory: Path) -> bytes:
+    """Everything the database holds at rest: the SQLite files, or a PostgreSQL dump."""
+    if database_url.startswith("sqlite"):
+        return b"".join(path.read_bytes() for path in sorted(directory.rglob("coordinator.db*")))
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(
+        hide_password=False
+    )
+    dump = subprocess.run(["pg_dump", "--no-owner", dsn], capture_output=True, check=True)
+    return dump.stdout
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+async def test_a_cloud_node_serves_through_the_gateway_and_its_token_never_rests_in_plain_text(
+    tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
+    all_logs: pytest.LogCaptureFixture,
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        routing=SLOW_UPSTREAM,
+    )
+    token = upstream.token
+    try:
+        async with signed_in(coordinator) as (http, wallet):
+            created = await http.post("/v1/account/cloud-nodes", json=offer(upstream))
+            assert created.status_code == 201, created.text
+            node_id = created.json()["id"]
+            assert node_id.startswith("cloud-") and created.json()["online"] is True
+            assert created.json()["token_last4"] == token[-4:]
+            listed = await http.get("/v1/account/cloud-nodes")
+            assert [n["id"] for n in listed.json()["data"]] == [node_id]
+            for reply in (created, listed, await http.get(f"/v1/account/cloud-nodes/{node_id}")):
+                assert token not in reply.text and token[:-4] not in reply.text
+
+        assert coordinator.services.hub.get(NodeId(node_id)) is not None
+        assert NodeId(node_id) in coordinator.services.router
+        client = await coordinator.client("consumer")
+
+        whole = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=PROMPT, max_tokens=6, temperature=0,  # type: ignore[arg-type]
+        )
+        assert whole.headers["X-Koretex-Node"] == node_id
+        completion = whole.parse()
+        assert completion.choices[0].message.content
+        assert completion.usage is not None and completion.usage.completion_tokens > 0
+
+        streamed = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=PROMPT, max_tokens=6, stream=True, logprobs=True,
+            top_logprobs=2,  # type: ignore[arg-type]
+        )
+        assert streamed.headers["X-Koretex-Node"] == node_id
+        pieces: list[str] = []
+        alternatives: list[int] = []
+        async for chunk in streamed.parse():
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+                logprobs = chunk.choices[0].logprobs
+                assert logprobs is not None and logprobs.content
+                alternatives += [len(t.top_logprobs) for t in logprobs.content]
+        assert len(pieces) > 1 and "".join(pieces).strip()  # relayed token by token
+        assert alternatives and set(alternatives) == {2}  # the job asked for more: stripped
+
+        await coordinator.services.ledger.flush()
+        async with coordinator.services.database.session() as db:
+            earned = await node_earned(db, node_id)
+            operator = await db.scalar(select(Account.balance).where(
+                Account.wallet == wallet.address))
+        assert earned > 0
+        assert operator == coordinator.settings.economy.starter_credits + earned
+    finally:
+        await coordinator.stop()
+
+    at_rest = database_bytes(database_url, tmp_path)
+    assert b"cloud_nodes" in at_rest and node_id.encode() in at_rest  # the scan sees the row
+    assert token.encode() not in at_rest and token[:-4].encode() not in at_rest
+    assert master_key.encode() not in at_rest
+    logged = all_logs.text + "".join(repr(r.args) for r in all_logs.records)
+    assert f"cloud node {node_id} online" in logged  # the capture saw the whole test
+    assert token not in logged and token[:-4] not in logged and master_key not in logged
+
+
+@pytest.fixture
+async def doomed_upstream(
+    gemma_path: Path, upstream_token: str, tmp_path: Path
+) -> AsyncIterator[LlamaServer]:
+    server = LlamaServer(gemma_path, upstream_token, tmp_path / "doomed")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_a_dead_upstream_is_parked_and_its_consumers_fail_over(
+    tmp_path: Path, database_url: str, doomed_upstream: LlamaServer, master_key: str,
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        routing=SLOW_UPSTREAM,
+    )
+    agent = AgentProcess.scripted(coordinator, tmp_path / "agent", "--slots", "1")
+    try:
+        async with signed_in(coordinator) as (http, _):
+            node_id = NodeId(await add_cloud_node(http, doomed_upstream, concurrency=4))
+        client = await coordinator.client("consumer")
+        served = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=PROMPT, max_tokens=4,  # type: ignore[arg-type]
+        )
+        assert served.headers["X-Koretex-Node"] == node_id
+
+        await agent.start()
+        await doomed_upstream.kill()
+        router, clock = coordinator.services.router, coordinator.services.clock
+        served_by: list[str] = []
+        for _ in range(40):
+            if router.snapshot(node_id, now=clock.monotonic()).breaker_state is BreakerState.OPEN:
+                break
+            reply = await client.chat.completions.with_raw_response.create(
+                model=MODEL, messages=PROMPT, max_tokens=3,  # type: ignore[arg-type]
+            )
+            served_by.append(reply.headers["X-Koretex-Node"])
+            assert reply.parse().choices[0].message.content
+        snapshot = router.snapshot(node_id, now=clock.monotonic())
+        assert snapshot.breaker_state is BreakerState.OPEN and not snapshot.candidate
+        assert served_by and set(served_by) == {agent.node_id}
+        # Parked: the next consumer goes straight to the live node.
+        reply = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=PROMPT, max_tokens=3,  # type: ignore[arg-type]
+        )
+        assert reply.headers["X-Koretex-Node"] == agent.node_id
+    finally:
+        await agent.stop()
+        await coordinator.stop()
+
+
+async def test_streams_cut_by_a_dying_upstream_are_resumed_elsewhere(
+    tmp_path: Path, database_url: str, doomed_upstream: LlamaServer, master_key: str,
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        routing=SLOW_UPSTREAM,
+    )
+    agent = AgentProcess.scripted(coordinator, tmp_path / "agent", "--slots", "1")
+    try:
+        async with signed_in(coordinator) as (http, _):
+            node_id = await add_cloud_node(http, doomed_upstream)
+        client = await coordinator.client("consumer")
+        raw = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "Count from 1 to 500."}],
+            max_tokens=1500, stream=True,  # type: ignore[arg-type]
+        )
+        assert raw.headers["X-Koretex-Node"] == node_id
+        stream = raw.parse()
+        pieces: list[str] = []
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+            if len(pieces) == 3:
+                break
+        await agent.start()
+        await doomed_upstream.kill()
+        finish = None
+        async for chunk in stream:
+            if chunk.choices:
+                pieces.append(chunk.choices[0].delta.content or "")
+                finish = chunk.choices[0].finish_reason or finish
+        assert finish in ("stop", "length")
+        assert any(piece.startswith("w") for piece in pieces[3:])  # the scripted node's words
+    finally:
+        await agent.stop()
+        await coordinator.stop()
