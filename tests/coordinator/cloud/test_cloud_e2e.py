@@ -173,23 +173,22 @@ async def test_a_dead_upstream_is_parked_and_its_consumers_fail_over(
         await agent.start()
         await doomed_upstream.kill()
         router, clock = coordinator.services.router, coordinator.services.clock
-        served_by: list[str] = []
-        for _ in range(40):
-            if router.snapshot(node_id, now=clock.monotonic()).breaker_state is BreakerState.OPEN:
-                break
+
+        async def ask() -> str:
             reply = await client.chat.completions.with_raw_response.create(
                 model=MODEL, messages=PROMPT, max_tokens=3,  # type: ignore[arg-type]
             )
-            served_by.append(reply.headers["X-Koretex-Node"])
             assert reply.parse().choices[0].message.content
+            return reply.headers["X-Koretex-Node"]
+
+        # A wave wider than the live node: the overflow lands on the dead upstream, fails
+        # there before its first token and is carried over to the live node instead.
+        served_by = await asyncio.gather(*(ask() for _ in range(6)))
+        assert set(served_by) == {agent.node_id}
         snapshot = router.snapshot(node_id, now=clock.monotonic())
-        assert snapshot.breaker_state is BreakerState.OPEN and not snapshot.candidate
-        assert served_by and set(served_by) == {agent.node_id}
+        assert snapshot.breaker_state is BreakerState.PARKED and not snapshot.candidate
         # Parked: the next consumer goes straight to the live node.
-        reply = await client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=PROMPT, max_tokens=3,  # type: ignore[arg-type]
-        )
-        assert reply.headers["X-Koretex-Node"] == agent.node_id
+        assert await ask() == agent.node_id
     finally:
         await agent.stop()
         await coordinator.stop()
@@ -227,7 +226,7 @@ async def test_streams_cut_by_a_dying_upstream_are_resumed_elsewhere(
                 pieces.append(chunk.choices[0].delta.content or "")
                 finish = chunk.choices[0].finish_reason or finish
         assert finish in ("stop", "length")
-        assert any(piece.startswith("w") for piece in pieces[3:])  # the scripted node's words
+        assert any(piece.startswith(" w") for piece in pieces[3:]), pieces  # the scripted words
     finally:
         await agent.stop()
         await coordinator.stop()
