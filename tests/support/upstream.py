@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from support.cluster import REPO, TIMEOUT_FACTOR
 
 UPSTREAM_MODEL = "gemma-up"
