@@ -16,11 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
+from support.cluster import AgentProcess, RunningCoordinator, start_coordinator, wait_for
 from support.upstream import UPSTREAM_MODEL, LlamaServer
 from support.wallets import Wallet, bearer, sign_in
 
 from coordinator.accounts.enrollment import node_earned
+from coordinator.cloud.fleet import CLOUD_FLEET
 from coordinator.routing import BreakerState, RoutingConstants
 from coordinator.store.models import Account
 from protocol.ids import NodeId
@@ -228,4 +229,34 @@ async def test_streams_cut_by_a_dying_upstream_are_resumed_elsewhere(
         assert any(piece.startswith(" w") for piece in pieces[3:]), pieces  # the scripted words
     finally:
         await agent.stop()
+        await coordinator.stop()
+
+
+async def test_a_consumer_who_leaves_closes_the_upstream_request(
+    tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        routing=SLOW_UPSTREAM,
+    )
+    services = coordinator.services
+    try:
+        async with signed_in(coordinator) as (http, _):
+            node_id = NodeId(await add_cloud_node(http, upstream))
+        client = await coordinator.client("consumer")
+        relay = coordinator.runner.app[CLOUD_FLEET].relays[node_id]
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Count from 1 to 500."}],
+            max_tokens=1500, stream=True,  # type: ignore[arg-type]
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+        assert len(relay._jobs) == 1
+        await stream.close()  # the consumer leaves mid-answer
+        await wait_for(lambda: not relay._jobs, 30, "the upstream request to be closed")
+        snapshot = services.router.snapshot(node_id, now=services.clock.monotonic())
+        assert snapshot.in_flight == 0 and snapshot.breaker_state is BreakerState.CLOSED
+        assert snapshot.health_score == 0.5  # leaving costs the node nothing: no outcome counted
+    finally:
         await coordinator.stop()
