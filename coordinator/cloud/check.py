@@ -6,6 +6,11 @@ import json
 
 import aiohttp
 
+from coordinator.cloud.addresses import (
+    PrivateAddressRefused,
+    literal_host_is_private,
+    upstream_connector,
+)
 from coordinator.cloud.settings import CloudSettings
 from coordinator.cloud.upstream import chat_url, check_body, failure_for_status
 from coordinator.errors import InvalidRequest
@@ -25,9 +30,15 @@ async def check_upstream(
     timeout = aiohttp.ClientTimeout(
         total=settings.check_timeout_s, connect=settings.connect_timeout_s
     )
+    if not settings.allow_private_upstreams and literal_host_is_private(base_url):
+        raise InvalidRequest(
+            "base_url must name a public address: this coordinator does not call private ones",
+            param="base_url",
+        )
     headers = {"Authorization": f"Bearer {token}"}
+    connector = upstream_connector(1, settings.allow_private_upstreams)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.post(
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http, http.post(
             chat_url(base_url), json=check_body(upstream_model), headers=headers
         ) as response:
             raw = await response.content.read(65536)
@@ -35,6 +46,13 @@ async def check_upstream(
     except TimeoutError:
         raise _refused("did not answer within "
                        f"{settings.check_timeout_s:g} s") from None
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, PrivateAddressRefused):
+            raise InvalidRequest(
+                "base_url must name a public address: its host resolves only to private ones",
+                param="base_url",
+            ) from None
+        raise _refused(f"could not be reached ({type(exc).__name__})") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise _refused(f"could not be reached ({type(exc).__name__})") from None
     if status >= 300:

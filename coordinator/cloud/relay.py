@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from coordinator.clock import Clock
+from coordinator.cloud.addresses import upstream_connector
 from coordinator.cloud.sealing import TokenSealer
 from coordinator.cloud.settings import CloudSettings
 from coordinator.cloud.upstream import (
@@ -63,7 +64,7 @@ class CloudRelay:
         self._hub = hub
         self._clock = clock
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
+            connector=upstream_connector(concurrency, settings.allow_private_upstreams),
             timeout=aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout_s),
         )
         self._jobs: dict[JobId, asyncio.Task[None]] = {}

@@ -28,6 +28,11 @@ class CloudSettings(BaseModel):
         default=60.0, gt=0,
         description="Seconds the test completion may take when a cloud node is added or changed.",
     )
+    allow_private_upstreams: bool = Field(
+        default=False,
+        description="Let cloud nodes point at loopback, private and link-local addresses (a"
+        " private cluster, tests). Off, an upstream must be reached at a public address.",
+    )
     max_concurrency: int = Field(
         default=64, ge=1, le=256, description="The most concurrent jobs one cloud node may declare."
     )

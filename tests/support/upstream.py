@@ -87,3 +87,8 @@ class LlamaServer:
                 await self.kill()
                 return
             await asyncio.sleep(0.05)
+
+
+def cloud_settings(master_key: str) -> dict[str, object]:
+    """Coordinator cloud settings for tests: the key, and loopback upstreams allowed."""
+    return {"master_key": master_key, "allow_private_upstreams": True}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,10 +18,11 @@ import pytest
 from aiohttp import web
 from solders.keypair import Keypair
 from support.cluster import REPO, RunningCoordinator, start_coordinator
-from support.upstream import UPSTREAM_MODEL, LlamaServer, free_port
+from support.upstream import UPSTREAM_MODEL, LlamaServer, cloud_settings, free_port
 from support.wallets import Wallet, bearer, sign_in
 
 from coordinator.app import create_app
+from coordinator.cloud.addresses import is_public
 from coordinator.cloud.fleet import CloudNodesMisconfigured
 from coordinator.cloud.sealing import new_master_key
 from coordinator.settings import CoordinatorSettings
@@ -56,7 +58,7 @@ async def test_bad_offers_are_refused_clearly_and_nothing_is_stored(
     tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key}
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key)
     )
     try:
         async with signed_in(coordinator) as http:
@@ -90,7 +92,7 @@ async def test_only_the_owner_sees_changes_or_removes_a_cloud_node(
     tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key}
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key)
     )
     services = coordinator.services
     try:
@@ -138,6 +140,38 @@ async def test_without_a_master_key_cloud_nodes_are_disabled(
         await coordinator.stop()
 
 
+async def test_private_upstreams_are_refused_unless_the_operator_allows_them(
+    tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key}
+    )
+    try:
+        async with signed_in(coordinator) as http:
+            post = "/v1/account/cloud-nodes"
+            port = upstream.base_url.split(":")[2].split("/")[0]
+            for url in (upstream.base_url, f"http://localhost:{port}/v1", "http://10.1.2.3/v1",
+                        "http://169.254.169.254/v1", f"http://[::1]:{port}/v1"):
+                message = refused(await http.post(post, json=offer(upstream, base_url=url)),
+                                  400, "base_url")
+                assert "must name a public address" in message, url
+            # A name that resolves to private addresses only (this machine's own name, where
+            # it resolves so) is refused when the connection is made.
+            name = socket.gethostname()
+            try:
+                resolved = {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+            except OSError:
+                resolved = set()
+            if resolved and not any(is_public(address) for address in resolved):
+                named = f"http://{name}:{port}/v1"
+                message = refused(await http.post(post, json=offer(upstream, base_url=named)),
+                                  400, "base_url")
+                assert "resolves only to private" in message
+            assert (await http.get(post)).json() == {"data": []}
+    finally:
+        await coordinator.stop()
+
+
 async def refuses_to_start(settings: CoordinatorSettings) -> str:
     runner = web.AppRunner(create_app(settings))
     try:
@@ -165,7 +199,7 @@ async def test_the_master_key_guards_startup_and_rotation_reseals_every_token(
     tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key}
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key)
     )
     try:
         async with signed_in(coordinator) as http:
@@ -189,10 +223,10 @@ async def test_the_master_key_guards_startup_and_rotation_reseals_every_token(
     rotated = printed.strip()
     assert len(rotated) == 64 and upstream.token not in printed + err
 
-    message = await refuses_to_start(CoordinatorSettings(**base, cloud={"master_key": master_key}))
+    message = await refuses_to_start(CoordinatorSettings(**base, cloud=cloud_settings(master_key)))
     assert "does not open" in message
     restarted = await start_coordinator(
-        tmp_path / "again", database_url=database_url, cloud={"master_key": rotated}
+        tmp_path / "again", database_url=database_url, cloud=cloud_settings(rotated)
     )
     try:
         assert restarted.services.hub.get(node_id) is not None
@@ -219,7 +253,7 @@ async def test_the_cli_adds_lists_and_removes_cloud_nodes_signed_in_with_a_keypa
     tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key}
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key)
     )
     keypair = Keypair()
     wallet_file = tmp_path / "wallet.json"

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator, wait_for
-from support.upstream import UPSTREAM_MODEL, LlamaServer
+from support.upstream import UPSTREAM_MODEL, LlamaServer, cloud_settings
 from support.wallets import Wallet, bearer, sign_in
 
 from coordinator.accounts.enrollment import node_earned
@@ -78,7 +78,7 @@ async def test_a_cloud_node_serves_through_the_gateway_and_its_token_never_rests
     all_logs: pytest.LogCaptureFixture,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key),
         routing=SLOW_UPSTREAM,
     )
     token = upstream.token
@@ -157,7 +157,7 @@ async def test_a_dead_upstream_is_parked_and_its_consumers_fail_over(
     tmp_path: Path, database_url: str, doomed_upstream: LlamaServer, master_key: str,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key),
         routing=SLOW_UPSTREAM,
     )
     agent = AgentProcess.scripted(coordinator, tmp_path / "agent", "--slots", "1")
@@ -198,7 +198,7 @@ async def test_streams_cut_by_a_dying_upstream_are_resumed_elsewhere(
     tmp_path: Path, database_url: str, doomed_upstream: LlamaServer, master_key: str,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key),
         routing=SLOW_UPSTREAM,
     )
     agent = AgentProcess.scripted(coordinator, tmp_path / "agent", "--slots", "1")
@@ -236,7 +236,7 @@ async def test_a_consumer_who_leaves_closes_the_upstream_request(
     tmp_path: Path, database_url: str, upstream: LlamaServer, master_key: str,
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, cloud={"master_key": master_key},
+        tmp_path / "c", database_url=database_url, cloud=cloud_settings(master_key),
         routing=SLOW_UPSTREAM,
     )
     services = coordinator.services

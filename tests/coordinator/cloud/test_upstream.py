@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coordinator.cloud.addresses import literal_host_is_private
 from coordinator.cloud.sealing import (
     MasterKeyInvalid,
     SealBroken,
@@ -216,3 +217,17 @@ def test_sealed_tokens_open_only_under_their_key() -> None:
         TokenSealer.from_setting(new_master_key()).open(sealed)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert last_four(SECRET) == "cdef"
+
+
+# --- addresses ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "private"), [
+    ("http://127.0.0.1:8000/v1", True), ("http://localhost/v1", True),
+    ("http://api.localhost/v1", True), ("http://10.0.0.7/v1", True),
+    ("http://192.168.1.2/v1", True), ("http://169.254.169.254/v1", True),
+    ("http://[::1]/v1", True), ("http://[fd00::1]/v1", True), ("http://100.64.0.1/v1", True),
+    ("https://8.8.8.8/v1", False), ("https://api.example.com/v1", False),
+])
+def test_literal_private_hosts(url: str, private: bool) -> None:
+    assert literal_host_is_private(url) is private
