@@ -99,6 +99,8 @@ class CloudRelay:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.node is not None:  # requests waiting on its jobs move on at once
+            self._hub.detach(self.node, reason or "cloud node offline")
         await self._http.close()
 
     async def _run(self, job: Job) -> None:
@@ -117,8 +119,10 @@ class CloudRelay:
         except asyncio.CancelledError:
             raise
         except TimeoutError:
+            log.info("cloud job %s: upstream timed out", job.job_id)
             self._fail(job, "cloud upstream timed out")
         except (aiohttp.ClientError, OSError) as exc:
+            log.info("cloud job %s: upstream unreachable (%s)", job.job_id, type(exc).__name__)
             self._fail(job, f"cloud upstream unreachable ({type(exc).__name__})")
         except Exception:  # a relay bug must end the job, not leave the consumer waiting
             log.exception("cloud job %s failed in the relay", job.job_id)
@@ -135,6 +139,8 @@ class CloudRelay:
                 code, message = failure_for_status(
                     response.status, raw.decode("utf-8", errors="replace"), token
                 )
+                log.info("cloud job %s: upstream answered HTTP %d (%s)",
+                         translator.job_id, response.status, code)
                 self._feed(JobFailed(job_id=translator.job_id, code=code, message=message))
                 return
             decoder = SseDecoder()
