@@ -8,6 +8,7 @@ throughput measurement, probes, authenticity checks and points see it as any oth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class CloudFleet:
 
     sealer: TokenSealer | None
     relays: dict[NodeId, CloudRelay] = field(default_factory=dict)
+    retiring: set[asyncio.Task[None]] = field(default_factory=set)
+    """Relays replaced by a reconfiguration, finishing the jobs they had."""
 
 
 CLOUD_FLEET = web.AppKey("cloud_fleet", CloudFleet)
@@ -82,10 +85,14 @@ def cloud_register(row: CloudNode, context_length: int, now_text: str) -> Regist
 
 
 async def bring_online(services: Services, fleet: CloudFleet, row: CloudNode) -> LiveNode:
-    """Attach the stored cloud node to the hub and the router (replacing an older relay)."""
+    """Attach the stored cloud node to the hub and the router.
+
+    An older relay of the same node (a reconfiguration) takes no new jobs from here on but
+    finishes those it has, so no answer in flight is cut by an operator's change.
+    """
     assert fleet.sealer is not None
     node_id = NodeId(row.node_id)
-    await take_offline(services, fleet, node_id, "cloud node reconfigured")
+    older = fleet.relays.pop(node_id, None)
     now = services.clock.now()
     priced = services.catalogue.get(row.model)
     context_length = priced.model.context_length if priced is not None else 1
@@ -112,10 +119,11 @@ async def bring_online(services: Services, fleet: CloudFleet, row: CloudNode) ->
     )
     relay.node = node
     fleet.relays[node_id] = relay
-    previous = services.hub.attach(node)
-    if previous is not None:  # pragma: no cover - take_offline removed it above
-        services.hub.detach(previous, "cloud node reconfigured")
-        await previous.close(CLOSE_REMOVED, "replaced")
+    services.hub.attach(node)
+    if older is not None:
+        task = asyncio.create_task(older.retire(services.settings.cloud.reconfigure_grace_s))
+        fleet.retiring.add(task)
+        task.add_done_callback(fleet.retiring.discard)
     services.router.upsert_node(
         NodeInfo(
             node_id=node_id, models=node.models, slots=row.concurrency, declared_tok_s=None,
@@ -186,6 +194,9 @@ async def cloud_nodes_online(app: web.Application) -> AsyncIterator[None]:
     for row in rows:
         await bring_online(services, fleet, row)
     yield
+    for task in list(fleet.retiring):
+        task.cancel()
+    await asyncio.gather(*fleet.retiring, return_exceptions=True)
     for node_id in list(fleet.relays):
         await take_offline(services, fleet, node_id, "coordinator stopping")
 

@@ -90,6 +90,19 @@ class CloudRelay:
     def _forget(self, job_id: JobId) -> None:
         self._jobs.pop(job_id, None)
 
+    async def retire(self, grace_s: float) -> None:
+        """Finish the jobs already running (up to ``grace_s``), then close.
+
+        Used when the node is reconfigured: a new relay takes new jobs at once, while answers
+        already streaming from the old settings are not cut short.
+        """
+        try:
+            running = list(self._jobs.values())
+            if running:
+                await asyncio.wait(running, timeout=grace_s)
+        finally:
+            await self.close(1000, "cloud node reconfigured")
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Stop every job and close the connection pool; the node is offline after this."""
         if self.closed:

@@ -28,6 +28,11 @@ class CloudSettings(BaseModel):
         default=60.0, gt=0,
         description="Seconds the test completion may take when a cloud node is added or changed.",
     )
+    reconfigure_grace_s: float = Field(
+        default=300.0, ge=0,
+        description="How long answers already streaming may run on a cloud node's old settings"
+        " after its operator changes them.",
+    )
     allow_private_upstreams: bool = Field(
         default=False,
         description="Let cloud nodes point at loopback, private and link-local addresses (a"

@@ -109,8 +109,21 @@ async def test_only_the_owner_sees_changes_or_removes_a_cloud_node(
                 refused(await owner.request(method, "/v1/account/cloud-nodes/cloud-nope",
                                             json=body), 404)
 
+            # A change lands while an answer streams: the answer finishes on the old settings.
+            client = await coordinator.client("consumer")
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=5,
+                stream=True,  # type: ignore[arg-type]
+            )
+            chunks = aiter(stream)
+            await anext(chunks)
             changed = await owner.patch(path, json={"concurrency": 3})
             assert changed.status_code == 200 and changed.json()["concurrency"] == 3
+            finish = None
+            async for chunk in chunks:
+                if chunk.choices:
+                    finish = chunk.choices[0].finish_reason or finish
+            assert finish in ("stop", "length")
             now = services.clock.monotonic()
             assert services.router.snapshot(NodeId(node_id), now=now).slots == 3
             assert services.hub.get(NodeId(node_id)) is not None
