@@ -93,8 +93,9 @@ def keys_rotate_master(
 ) -> None:
     """Re-seal every stored cloud-node token under a new master key, in one transaction.
 
-    The current key is read from KORETEX_CLOUD__MASTER_KEY. Afterwards set that variable to the
-    new key and restart the coordinator: it refuses to start under the old one.
+    Stop the coordinator (every replica) first: a running one would seal new tokens under the
+    old key. The current key is read from KORETEX_CLOUD__MASTER_KEY; afterwards set that
+    variable to the new key and start the coordinator again (it refuses the old one).
     """
     from coordinator.cloud.fleet import CloudNodesMisconfigured, rotate_master_key, sealer_from
     from coordinator.cloud.sealing import MasterKeyInvalid, TokenSealer, new_master_key
