@@ -22,7 +22,8 @@ from support.wallets import Wallet, bearer, sign_in
 
 from coordinator.accounts.enrollment import node_earned
 from coordinator.cloud.fleet import CLOUD_FLEET
-from coordinator.routing import BreakerState, RoutingConstants
+from coordinator.probes.observation import JobObservation
+from coordinator.routing import BreakerState, Outcome, RoutingConstants
 from coordinator.store.models import Account
 from protocol.ids import NodeId
 
@@ -94,17 +95,20 @@ async def test_a_cloud_node_serves_through_the_gateway_and_its_token_never_rests
             for reply in (created, listed, await http.get(f"/v1/account/cloud-nodes/{node_id}")):
                 assert token not in reply.text and token[:-4] not in reply.text
 
-        assert coordinator.services.hub.get(NodeId(node_id)) is not None
-        assert NodeId(node_id) in coordinator.services.router
+        services = coordinator.services
+        assert services.hub.get(NodeId(node_id)) is not None
+        assert NodeId(node_id) in services.router
+        seen: list[JobObservation] = []
+        services.observers.append(seen.append)
         client = await coordinator.client("consumer")
 
         whole = await client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=PROMPT, max_tokens=6, temperature=0,  # type: ignore[arg-type]
+            model=MODEL, messages=PROMPT, max_tokens=10, temperature=0,  # type: ignore[arg-type]
         )
         assert whole.headers["X-Koretex-Node"] == node_id
         completion = whole.parse()
         assert completion.choices[0].message.content
-        assert completion.usage is not None and completion.usage.completion_tokens > 0
+        assert completion.usage is not None and completion.usage.completion_tokens >= 8
 
         streamed = await client.chat.completions.with_raw_response.create(
             model=MODEL, messages=PROMPT, max_tokens=6, stream=True, logprobs=True,
@@ -121,6 +125,15 @@ async def test_a_cloud_node_serves_through_the_gateway_and_its_token_never_rests
                 alternatives += [len(t.top_logprobs) for t in logprobs.content]
         assert len(pieces) > 1 and "".join(pieces).strip()  # relayed token by token
         assert alternatives and set(alternatives) == {2}  # the job asked for more: stripped
+
+        # Observers (authenticity checks, points) and the router see it as any node.
+        assert len(seen) == 2 and {o.node_id for o in seen} == {node_id}
+        assert all(o.outcome is Outcome.SUCCESS and o.tokens > 0 for o in seen)
+        evidence = [lp for o in seen for lp in o.logprobs]
+        assert evidence and all(lp.token_id is None for lp in evidence)
+        assert {len(lp.top) for lp in evidence} == {coordinator.settings.job_top_logprobs}
+        snapshot = services.router.snapshot(NodeId(node_id), now=services.clock.monotonic())
+        assert snapshot.measured_tok_s is not None and snapshot.health_score > 0.5
 
         await coordinator.services.ledger.flush()
         async with coordinator.services.database.session() as db:
