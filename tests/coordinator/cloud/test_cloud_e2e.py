@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -272,4 +273,37 @@ async def test_a_consumer_who_leaves_closes_the_upstream_request(
         assert snapshot.in_flight == 0 and snapshot.breaker_state is BreakerState.CLOSED
         assert snapshot.health_score == 0.5  # leaving costs the node nothing: no outcome counted
     finally:
+        await coordinator.stop()
+
+
+async def test_a_frozen_upstream_times_out_and_counts_against_its_node(
+    tmp_path: Path, database_url: str, doomed_upstream: LlamaServer, master_key: str,
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url, routing=SLOW_UPSTREAM,
+        cloud={**cloud_settings(master_key), "first_byte_timeout_s": 1.0},
+    )
+    # The live node holds its one slot a while, so the overflow surely meets the frozen one.
+    agent = AgentProcess.scripted(coordinator, tmp_path / "agent", "--slots", "1", "--delay", "0.3")
+    process = doomed_upstream.process
+    assert process is not None
+    try:
+        async with signed_in(coordinator) as (http, _):
+            node_id = NodeId(await add_cloud_node(http, doomed_upstream, concurrency=4))
+        seen: list[JobObservation] = []
+        coordinator.services.observers.append(seen.append)
+        await agent.start()
+        process.send_signal(signal.SIGSTOP)  # it accepts connections and never answers
+        client = await coordinator.client("consumer")
+        replies = await asyncio.gather(*(
+            client.chat.completions.with_raw_response.create(
+                model=MODEL, messages=PROMPT, max_tokens=3,  # type: ignore[arg-type]
+            ) for _ in range(3)
+        ))
+        assert {reply.headers["X-Koretex-Node"] for reply in replies} == {agent.node_id}
+        frozen = [o for o in seen if o.node_id == node_id]
+        assert frozen and all(o.outcome is Outcome.FAILURE for o in frozen)
+    finally:
+        process.send_signal(signal.SIGCONT)
+        await agent.stop()
         await coordinator.stop()
