@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.cloud.relay import CloudRelay
@@ -220,6 +220,3 @@ async def rotate_master_key(database: Database, old: TokenSealer, new: TokenSeal
             row.token_sealed = new.seal(token)
         return len(rows)
 
-
-async def count_cloud_nodes(db: AsyncSession) -> int:
-    return int(await db.scalar(select(func.count()).select_from(CloudNode)) or 0)

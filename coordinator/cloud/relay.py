@@ -71,6 +71,16 @@ class CloudRelay:
         self.node: LiveNode | None = None
         self.closed = False
 
+    @property
+    def connection_limit(self) -> int:
+        """Connections this relay may hold open to its upstream: the declared concurrency."""
+        connector = self._http.connector
+        return 0 if connector is None else connector.limit
+
+    @property
+    def jobs_running(self) -> int:
+        return len(self._jobs)
+
     async def send(self, frame: str) -> None:
         """Take a frame the hub sends this node: start a job or cancel one."""
         if self.closed:

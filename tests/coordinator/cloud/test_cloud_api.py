@@ -23,7 +23,7 @@ from support.wallets import Wallet, bearer, sign_in
 
 from coordinator.app import create_app
 from coordinator.cloud.addresses import is_public
-from coordinator.cloud.fleet import CloudNodesMisconfigured
+from coordinator.cloud.fleet import CLOUD_FLEET, CloudNodesMisconfigured
 from coordinator.cloud.sealing import new_master_key
 from coordinator.settings import CoordinatorSettings
 from protocol.ids import NodeId
@@ -126,6 +126,8 @@ async def test_only_the_owner_sees_changes_or_removes_a_cloud_node(
             assert finish in ("stop", "length")
             now = services.clock.monotonic()
             assert services.router.snapshot(NodeId(node_id), now=now).slots == 3
+            relay = coordinator.runner.app[CLOUD_FLEET].relays[NodeId(node_id)]
+            assert relay.connection_limit == 3  # the pool follows the declared concurrency
             assert services.hub.get(NodeId(node_id)) is not None
 
             bad = await owner.patch(path, json={"token": "sk-wrong-token-here"})

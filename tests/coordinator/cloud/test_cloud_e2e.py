@@ -266,9 +266,9 @@ async def test_a_consumer_who_leaves_closes_the_upstream_request(
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 break
-        assert len(relay._jobs) == 1
+        assert relay.jobs_running == 1
         await stream.close()  # the consumer leaves mid-answer
-        await wait_for(lambda: not relay._jobs, 30, "the upstream request to be closed")
+        await wait_for(lambda: relay.jobs_running == 0, 30, "the upstream request to be closed")
         snapshot = services.router.snapshot(node_id, now=services.clock.monotonic())
         assert snapshot.in_flight == 0 and snapshot.breaker_state is BreakerState.CLOSED
         assert snapshot.health_score == 0.5  # leaving costs the node nothing: no outcome counted
