@@ -28,6 +28,7 @@ from rich.table import Table
 
 from agent import paths
 from agent.bench import BenchRun, measure, summarize
+from agent.cli_cloud import cloud_app
 from agent.cli_config import config_app
 from agent.cli_options import (
     EXIT_CONFIG,
@@ -65,6 +66,7 @@ node_app = typer.Typer(no_args_is_help=True, help="Run this machine as a node.")
 app.add_typer(node_app, name="node")
 app.add_typer(config_app, name="config")
 app.add_typer(service_app, name="service")
+app.add_typer(cloud_app, name="cloud")
 models_app = typer.Typer(no_args_is_help=True, help="Catalogue models on this machine.")
 app.add_typer(models_app, name="models")
 

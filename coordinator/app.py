@@ -12,6 +12,8 @@ from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.accounts.routes import add_account_routes
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
+from coordinator.cloud.fleet import cloud_nodes_online
+from coordinator.cloud.routes import add_cloud_node_routes
 from coordinator.economy.ledger import Ledger, ensure_system_books
 from coordinator.economy.topup_routes import add_topup_routes
 from coordinator.economy.topup_watcher import topup_watching
@@ -82,6 +84,7 @@ def create_app(
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(topup_watching)  # after lifecycle: it needs Services
     app.cleanup_ctx.append(points_running)  # the points history and the probe scheduler
+    app.cleanup_ctx.append(cloud_nodes_online)  # after lifecycle: it needs Services
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
@@ -93,4 +96,5 @@ def create_app(
     add_enrollment_routes(app)
     add_points_routes(app)
     add_web_routes(app, settings)
+    add_cloud_node_routes(app)
     return app

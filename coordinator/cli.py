@@ -83,5 +83,54 @@ def keys_create(
     print(asyncio.run(run()))
 
 
+@keys_app.command("rotate-master")
+def keys_rotate_master(
+    new_key: str = typer.Option(
+        None, envvar="KORETEX_NEW_MASTER_KEY", show_default=False,
+        help="The new cloud master key (64 hex digits or base64 of 32 bytes) [default: a fresh"
+        " one, printed].",
+    ),
+) -> None:
+    """Re-seal every stored cloud-node token under a new master key, in one transaction.
+
+    Stop the coordinator (every replica) first: a running one would seal new tokens under the
+    old key. The current key is read from KORETEX_CLOUD__MASTER_KEY; afterwards set that
+    variable to the new key and start the coordinator again (it refuses the old one).
+    """
+    from coordinator.cloud.fleet import CloudNodesMisconfigured, rotate_master_key, sealer_from
+    from coordinator.cloud.sealing import MasterKeyInvalid, TokenSealer, new_master_key
+
+    settings = CoordinatorSettings()
+    try:
+        old = sealer_from(settings.cloud)
+        replacement = new_key or new_master_key()
+        new = TokenSealer.from_setting(replacement)
+    except (CloudNodesMisconfigured, MasterKeyInvalid) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if old is None:
+        console.print("[red]KORETEX_CLOUD__MASTER_KEY is not set: set it to the current key[/red]")
+        raise typer.Exit(2)
+
+    async def run() -> int:
+        database = await Database.open(settings.database_url)
+        try:
+            return await rotate_master_key(database, old, new)
+        finally:
+            await database.close()
+
+    try:
+        count = asyncio.run(run())
+    except CloudNodesMisconfigured as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"re-sealed {count} cloud-node token(s); set KORETEX_CLOUD__MASTER_KEY to the new key"
+        " and restart the coordinator"
+    )
+    if new_key is None:
+        print(replacement)
+
+
 def main() -> None:
     app()

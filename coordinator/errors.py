@@ -12,6 +12,7 @@
     │   └── QueueFull                     429 queue_full
     ├── NoCapacity                        503 service_unavailable (Retry-After)
     ├── TopupsUnavailable                 503 topups_disabled: no treasury configured
+    ├── CloudNodesUnavailable             503 cloud_nodes_disabled: no master key configured
     ├── UpstreamFailed                    502 upstream_error: every node that tried failed
     └── SolanaRpcFailed                   502 solana_rpc_error: the Solana RPC did not answer
                                               usefully (only the top-up watcher meets it)
@@ -110,6 +111,12 @@ class TopupsUnavailable(CoordinatorError):
     status = 503
     error_type = "service_unavailable"
     code = "topups_disabled"
+
+
+class CloudNodesUnavailable(CoordinatorError):
+    status = 503
+    error_type = "service_unavailable"
+    code = "cloud_nodes_disabled"
 
 
 class SolanaRpcFailed(CoordinatorError):

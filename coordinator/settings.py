@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coordinator.accounts.oidc_settings import OidcSettings
+from coordinator.cloud.settings import CloudSettings
 from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.paths import default_database_url
 from coordinator.points.settings import PointsSettings
@@ -40,6 +41,7 @@ class CoordinatorSettings(BaseSettings):
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+    cloud: CloudSettings = Field(default_factory=CloudSettings)
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
     siws_uri: str = Field(

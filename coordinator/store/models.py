@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Double, ForeignKey, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -214,3 +225,22 @@ class ContributionRow(Base):
     amount: Mapped[float | None] = mapped_column(Double)
     reason: Mapped[str | None] = mapped_column(String(200))
     recorded_at: Mapped[datetime]
+
+
+class CloudNode(Base):
+    """An operator's OpenAI-compatible upstream, served as a node; its token is stored sealed."""
+
+    __tablename__ = "cloud_nodes"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    base_url: Mapped[str] = mapped_column(String(2000))
+    model: Mapped[str] = mapped_column(String(64))
+    upstream_model: Mapped[str] = mapped_column(String(200))
+    concurrency: Mapped[int] = mapped_column(Integer)
+    resume: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """``SecretBox`` nonce and ciphertext under the master key; never the token itself."""
+    token_last4: Mapped[str] = mapped_column(String(4))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
