@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
+from coordinator.bus.base import Bus, NodePresence
+from coordinator.bus.local import LocalBus
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock
 from coordinator.economy.ledger import Ledger
@@ -37,6 +39,8 @@ class Services:
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
     observers: list[Observer] = field(default_factory=list)  # told of every job attempt
     contributions: ContributionSink = field(default_factory=InMemoryContributions)
+    bus: Bus = field(default_factory=LocalBus)  # to the other replicas, if any
+    remote_nodes: dict[NodeId, NodePresence] = field(default_factory=dict)  # on other replicas
 
 
 SERVICES = web.AppKey("services", Services)

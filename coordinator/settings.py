@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coordinator.bus.settings import BusSettings
 from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.paths import default_database_url
 from coordinator.routing import RoutingConstants
@@ -31,6 +32,12 @@ class CoordinatorSettings(BaseSettings):
         default=3600.0, gt=0, description="How long a node enrollment token may be redeemed."
     )
 
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by the replicas (redis://host:port/db). Unset: one replica,"
+        " with an in-process bus.",
+    )
+    bus: BusSettings = Field(default_factory=BusSettings)
     routing: RoutingConstants = Field(default_factory=RoutingConstants)
     economy: EconomySettings = Field(default_factory=EconomySettings)
     topups: TopupSettings = Field(default_factory=TopupSettings)

@@ -163,7 +163,7 @@ async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]
         if node_id is not None:
             services.router.job_started(node_id, now=services.clock.monotonic())
             return node_id
-        serving = [n for n in services.hub.nodes_serving(model) if n.node_id not in tried]
+        serving = [n for n in services.router.live_nodes_serving(model) if n not in tried]
         if not serving:
             raise NoCapacity(
                 f"no live node serves {model!r} right now",
@@ -191,14 +191,17 @@ async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]
 
 
 async def run_job_on(
-    services: Services, node_id: NodeId, job: Job, *, probe: bool = False
+    services: Services, node_id: NodeId, job: Job, *, probe: bool = False, observe: bool = True
 ) -> AsyncGenerator[TokenDelta | JobDone, None]:
     """The job's events from one node; raises ``AttemptFailed`` and records every outcome.
 
     The caller has counted the job in with ``router.job_started``; this counts it out, and tells
-    every observer what the attempt delivered.
+    every observer what the attempt delivered (unless ``observe`` is off: a job relayed from
+    another replica is observed there). A node connected to another replica is reached through
+    the bus; its owner runs the job with this same function and judges the node's outcome.
     """
     hub, router, clock, settings = services.hub, services.router, services.clock, services.settings
+    owner = router.owner(node_id) if node_id in router else None
     # Neutral unless the node is to blame: a consumer who leaves costs the node nothing.
     outcome = Outcome.NEUTRAL
     text: list[str] = []
@@ -206,7 +209,10 @@ async def run_job_on(
     tokens, first_token_at, last_token_at = 0, 0.0, 0.0
     try:
         try:
-            channel = await hub.dispatch(node_id, job)
+            if owner is None:
+                channel = await hub.dispatch(node_id, job)
+            else:
+                channel = await services.bus.dispatch(owner, node_id, job)
         except NodeGone as exc:
             raise AttemptFailed("node left before the job could start", Outcome.NEUTRAL) from exc
         timeout = settings.first_token_timeout_s
@@ -240,24 +246,32 @@ async def run_job_on(
         raise
     finally:
         if outcome is not Outcome.SUCCESS:
-            await hub.cancel(node_id, job.job_id)
+            if owner is None:
+                await hub.cancel(node_id, job.job_id)
+            else:
+                await services.bus.cancel(owner, job.job_id)
         speed = None
-        if outcome is Outcome.SUCCESS:
-            speed = _record_speed(
-                services, node_id, job.model, tokens, first_token_at, last_token_at
+        if owner is not None:  # its owner measures it and feeds its breaker
+            speed = generation_speed(tokens, first_token_at, last_token_at)
+            router.release_remote(node_id, now=clock.monotonic())
+        else:
+            if outcome is Outcome.SUCCESS:
+                speed = _record_speed(
+                    services, node_id, job.model, tokens, first_token_at, last_token_at
+                )
+            router.job_finished(
+                node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp()
             )
-        router.job_finished(
-            node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp()
-        )
         hub.notify_capacity()
-        _tell_observers(
-            services,
-            JobObservation(
-                node_id=node_id, job=job, probe=probe, outcome=outcome, text="".join(text),
-                logprobs=tuple(logprobs), tokens=tokens, tok_s=speed,
-                finished_at=clock.now().timestamp(),
-            ),
-        )
+        if observe:
+                _tell_observers(
+                services,
+                JobObservation(
+                    node_id=node_id, job=job, probe=probe, outcome=outcome, text="".join(text),
+                    logprobs=tuple(logprobs), tokens=tokens, tok_s=speed,
+                    finished_at=clock.now().timestamp(),
+                ),
+            )
 
 
 def _tell_observers(services: Services, observation: JobObservation) -> None:
