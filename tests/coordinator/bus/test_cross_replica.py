@@ -1,0 +1,104 @@
+"""Two replicas on one PostgreSQL and one Redis: a consumer on one replica is served by a node
+connected to the other, least-loaded over the whole network, and billed in the shared ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import select
+from support.ledger_audit import audit
+from support.replicas import (
+    MODEL,
+    Replica,
+    api_key,
+    client,
+    scripted_node,
+    start_replicas,
+    wait_for_async,
+)
+
+from coordinator.store.database import Database
+from coordinator.store.models import LedgerTransaction
+
+
+async def network_nodes(replica: Replica) -> int:
+    return int((await replica.health())["network_nodes"])
+
+
+async def test_consumer_on_one_replica_node_on_another(
+    tmp_path: Path, shared_database: str
+) -> None:
+    a, b = await start_replicas(tmp_path, shared_database, 2)
+    near = scripted_node([a.base_url], tmp_path / "near", "--delay", "0.05")
+    far = scripted_node([b.base_url], tmp_path / "far", "--delay", "0.02")
+    try:
+        await far.start(wait=False)
+
+        async def a_sees_far() -> bool:
+            return await network_nodes(a) == 1 and (await a.health())["nodes"] == 0
+
+        await wait_for_async(a_sees_far, 30, "replica a to see the node on replica b")
+        consumer = client(a.base_url, await api_key(shared_database, "consumer"))
+        raw = await consumer.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=12,
+            stream=True, stream_options={"include_usage": True},
+        )
+        assert raw.headers["x-koretex-node"] == far.node_id
+        text, usage, completion_id = [], None, ""
+        async for chunk in raw.parse():
+            completion_id = chunk.id
+            if chunk.choices and chunk.choices[0].delta.content:
+                text.append(chunk.choices[0].delta.content)
+            usage = chunk.usage or usage
+        assert "".join(text) == " ".join(f"w{i}" for i in range(12))
+        assert usage is not None and usage.completion_tokens == 12
+
+        # Least-loaded over the network: with a node on each replica, two concurrent requests
+        # on replica a take one node each, the remote one included.
+        await near.start(wait=False)
+        await wait_for_async(lambda: _count(a, 2), 30, "both nodes to be routable from a")
+
+        async def one(i: int) -> str:
+            response = await consumer.chat.completions.with_raw_response.create(
+                model=MODEL, messages=[{"role": "user", "content": f"q{i}"}], max_tokens=40,
+                stream=True,
+            )
+            async for _ in response.parse():
+                pass
+            return response.headers["x-koretex-node"]
+
+        served_by = await asyncio.gather(one(1), one(2))
+        assert sorted(served_by) == sorted([near.node_id, far.node_id])
+
+        database = await Database.open(shared_database)
+        try:
+            await wait_for_async(
+                lambda: _settled(database, 3), 30, "the three calls to settle in the ledger"
+            )
+            async with database.session() as session:
+                first = await session.scalar(select(LedgerTransaction).where(
+                    LedgerTransaction.reference == f"call:{completion_id}"
+                ))
+            assert first is not None and first.completion_tokens == 12
+            books = await audit(database, 10, 20)
+            assert books.unbalanced_transactions == 0 and books.balance_mismatches == 0
+            assert books.charges_not_matching_tokens == 0 and books.open_holds == 0
+            assert books.held_by_accounts == books.minted
+        finally:
+            await database.close()
+    finally:
+        await asyncio.gather(near.stop(), far.stop())
+        await asyncio.gather(a.stop(), b.stop())
+
+
+async def _count(replica: Replica, nodes: int) -> bool:
+    return await network_nodes(replica) == nodes
+
+
+async def _settled(database: Database, calls: int) -> bool:
+    async with database.session() as session:
+        found = (await session.scalars(
+            select(LedgerTransaction.id).where(LedgerTransaction.kind == "call")
+        )).all()
+    return len(found) >= calls
