@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
 MAX_RESUMES = 2
+MAX_REFUSALS = 64  # remote owners saying "no free slot" before the request gives up
 _job_counter = itertools.count()
 
 
@@ -72,13 +73,16 @@ class _Progress:
     tried: set[NodeId] = field(default_factory=set)
     failures_before_first_token: int = 0
     resumes: int = 0
+    refusals: int = 0
 
 
 class AttemptFailed(Exception):
-    def __init__(self, reason: str, outcome: Outcome) -> None:
+    def __init__(self, reason: str, outcome: Outcome, *, refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.outcome = outcome
+        self.refused = refused
+        """A remote node's owner had no free slot after all: choose again, nothing was tried."""
 
 
 def new_job_id() -> JobId:
@@ -125,6 +129,11 @@ async def stream_completion(
                         return
         except AttemptFailed as failure:
             last_error = failure.reason
+            if failure.refused and progress.refusals < MAX_REFUSALS:
+                # Another replica's view of the node was stale: wait for a slot like any other.
+                progress.refusals += 1
+                progress.tried.discard(node_id)
+                continue
         if progress.text:
             progress.resumes += 1
             if progress.resumes > MAX_RESUMES:
@@ -207,6 +216,7 @@ async def run_job_on(
     text: list[str] = []
     logprobs: list[TokenLogprob] = []
     tokens, first_token_at, last_token_at = 0, 0.0, 0.0
+    refused = False
     try:
         try:
             if owner is None:
@@ -223,6 +233,9 @@ async def run_job_on(
             if isinstance(event, NodeLost):
                 raise AttemptFailed(event.reason, Outcome.FAILURE)
             if isinstance(event, JobFailed):
+                if owner is not None and event.code == "busy" and not tokens:
+                    refused = True
+                    raise AttemptFailed("node had no free slot", Outcome.NEUTRAL, refused=True)
                 if event.code in NEUTRAL_FAILURES:
                     raise InvalidRequest(event.message, param="messages")
                 neutral = event.code in ("busy", "draining", "cancelled", "unsupported_model")
@@ -253,7 +266,10 @@ async def run_job_on(
         speed = None
         if owner is not None:  # its owner measures it and feeds its breaker
             speed = generation_speed(tokens, first_token_at, last_token_at)
-            router.release_remote(node_id, now=clock.monotonic())
+            if refused:  # counted full until its owner's next report
+                router.mark_full(node_id, now=clock.monotonic())
+            else:
+                router.release_remote(node_id, now=clock.monotonic())
         else:
             if outcome is Outcome.SUCCESS:
                 speed = _record_speed(

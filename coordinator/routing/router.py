@@ -205,6 +205,15 @@ class Router:
         node.in_flight = max(0, node.in_flight - 1)
         self._sync(node, now)
 
+    def mark_full(self, node_id: NodeId, *, now: float) -> None:
+        """A remote node's owner refused a job for want of a slot: take none there until its
+        owner's next report says otherwise."""
+        node = self._nodes.get(node_id)
+        if node is None or node.info.owner is None or node.remote_capacity is None:
+            return
+        node.in_flight = max(node.in_flight, node.remote_capacity)
+        self._sync(node, now)
+
     def owner(self, node_id: NodeId) -> str | None:
         """The replica a node is connected to, or ``None`` when it is connected here."""
         return self._nodes[node_id].info.owner
