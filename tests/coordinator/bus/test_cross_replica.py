@@ -102,3 +102,27 @@ async def _settled(database: Database, calls: int) -> bool:
             select(LedgerTransaction.id).where(LedgerTransaction.kind == "call")
         )).all()
     return len(found) >= calls
+
+
+async def test_node_given_several_replicas_fails_over_to_the_next(
+    tmp_path: Path, shared_database: str
+) -> None:
+    a, b = await start_replicas(tmp_path, shared_database, 2)
+    node = scripted_node([a.base_url, b.base_url], tmp_path / "node")
+    try:
+        await node.start(wait=False)
+
+        async def on(replica: Replica) -> bool:
+            return replica.alive and (await replica.health())["nodes"] == 1
+
+        await wait_for_async(lambda: on(a), 30, "the node to connect to the first replica")
+        a.kill()
+        await wait_for_async(lambda: on(b), 30, "the node to move to the second replica")
+        consumer = client(b.base_url, await api_key(shared_database, "consumer"))
+        done = await consumer.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+        )
+        assert done.choices[0].message.content == "w0 w1"
+    finally:
+        await node.stop()
+        await asyncio.gather(a.stop(), b.stop())
