@@ -128,27 +128,35 @@ async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Ro
             KORETEX_QUEUE_LENGTH="10000", KORETEX_LOG_LEVEL="WARNING",
         )
         key = await api_key(database, "bench", credits=10**15)
-        await asyncio.sleep(2)  # let the replicas settle before the baseline
-        before = rss(replicas)
         urls = [r.base_url for r in replicas]
-        per_process = -(-args.nodes // args.swarm_processes)
-        for p in range(args.swarm_processes):
-            nodes = min(per_process, args.nodes - p * per_process)
+
+        def launch(first: int, nodes: int, name: str) -> None:
             swarms.append(subprocess.Popen(
                 [sys.executable, str(REPO / "bench" / "node_swarm.py"),
                  *[part for url in urls for part in ("--coordinator", url)],
-                 "--nodes", str(nodes), "--first", str(p * per_process),
+                 "--nodes", str(nodes), "--first", str(first),
                  "--slots", "1", "--delay", str(args.delay),
                  "--first-token-delay", str(args.first_token_delay)],
-                stdout=subprocess.DEVNULL, stderr=(directory / f"swarm-{p}.log").open("wb"),
+                stdout=subprocess.DEVNULL, stderr=(directory / f"{name}.log").open("wb"),
             ))
 
-        async def all_connected() -> bool:
-            return await connected(replicas) >= args.nodes
+        async def settled(nodes: int) -> int:
+            async def enough() -> bool:
+                return await connected(replicas) >= nodes
 
-        await wait_for_async(all_connected, 600, f"{args.nodes} nodes to connect")
-        await asyncio.sleep(3)  # idle: heartbeats only
-        result.bytes_per_node = (rss(replicas) - before) / args.nodes
+            await wait_for_async(enough, 900, f"{nodes} nodes to connect")
+            await asyncio.sleep(3)  # idle: heartbeats and presence only
+            return rss(replicas)
+
+        # A first tenth warms every code path (one-time costs), then the rest are measured.
+        warm = max(1, args.nodes // 10)
+        launch(0, warm, "swarm-warm")
+        before = await settled(warm)
+        rest = args.nodes - warm
+        per_process = -(-rest // args.swarm_processes)
+        for p in range(args.swarm_processes):
+            launch(warm + p * per_process, min(per_process, rest - p * per_process), f"swarm-{p}")
+        result.bytes_per_node = (await settled(args.nodes) - before) / max(1, rest)
 
         deadline = time.monotonic() + args.duration
         connector = aiohttp.TCPConnector(limit=0)

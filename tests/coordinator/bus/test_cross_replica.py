@@ -29,7 +29,7 @@ async def network_nodes(replica: Replica) -> int:
 async def test_consumer_on_one_replica_node_on_another(
     tmp_path: Path, shared_database: str
 ) -> None:
-    a, b = await start_replicas(tmp_path, shared_database, 2)
+    a, b = await start_replicas(tmp_path, shared_database, 2, KORETEX_QUEUE_WAIT_S="8")
     near = scripted_node([a.base_url], tmp_path / "near", "--delay", "0.05")
     far = scripted_node([b.base_url], tmp_path / "far", "--delay", "0.02")
     try:
@@ -54,6 +54,24 @@ async def test_consumer_on_one_replica_node_on_another(
         assert "".join(text) == " ".join(f"w{i}" for i in range(12))
         assert usage is not None and usage.completion_tokens == 12
 
+        # A consumer who leaves frees the remote node at once: the cancel crosses to its owner.
+        # (The node has one slot and the abandoned job would hold it for 20 s, longer than a
+        # request may wait for a slot here.)
+        long = await consumer.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "long"}], max_tokens=2000,
+            stream=True,
+        )
+        read = 0
+        async for chunk in long:
+            read += bool(chunk.choices and chunk.choices[0].delta.content)
+            if read == 3:
+                break
+        await long.close()
+        short = await consumer.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "short"}], max_tokens=2,
+        )
+        assert short.choices[0].message.content == "w0 w1"
+
         # Least-loaded over the network: with a node on each replica, two concurrent requests
         # on replica a take one node each, the remote one included.
         await near.start(wait=False)
@@ -74,7 +92,7 @@ async def test_consumer_on_one_replica_node_on_another(
         database = await Database.open(shared_database)
         try:
             await wait_for_async(
-                lambda: _settled(database, 3), 30, "the three calls to settle in the ledger"
+                lambda: _settled(database, 5), 30, "the five calls to settle in the ledger"
             )
             async with database.session() as session:
                 first = await session.scalar(select(LedgerTransaction).where(
