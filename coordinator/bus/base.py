@@ -13,6 +13,7 @@ What crosses it:
   inbox; the sender holds a per-job lease while it waits, so a job whose consumer's replica died
   is cancelled on its node rather than left running;
 - leases: named, fenced, expiring leader leases for periodic jobs (:mod:`coordinator.bus.leader`);
+- breaker parks: a node parked by its owner stays parked when it reconnects to another replica;
 - counters: fixed-window shared counters (rate limits).
 """
 
@@ -46,6 +47,7 @@ class NodePresence(WireModel):
     capacity: int  # slots its ramp-up and breaker allow now
     health_score: float
     draining: bool
+    parked_until: float | None = None  # epoch seconds, while its breaker parks it
 
 
 class ReplicaPresence(WireModel):
@@ -125,6 +127,12 @@ class Bus(Protocol):
         """Extend a lease still held under ``epoch``; False if it was lost."""
 
     async def release_lease(self, name: str, epoch: int) -> None: ...
+
+    async def record_park(self, node_id: NodeId, until: float) -> None:
+        """Share that the node's breaker parked it until ``until`` (epoch seconds)."""
+
+    async def park_of(self, node_id: NodeId) -> float | None:
+        """Until when (epoch seconds) some replica parked the node, if it still is."""
 
     async def count(self, key: str, window_s: float) -> int:
         """Add one to the shared counter ``key`` in the current ``window_s`` window and return it.

@@ -87,6 +87,12 @@ class LocalBus:
         if held is not None and held[0] == epoch:
             del self._leases[name]
 
+    async def record_park(self, node_id: NodeId, until: float) -> None:
+        return None  # this replica's router remembers the park itself
+
+    async def park_of(self, node_id: NodeId) -> float | None:
+        return None
+
     async def count(self, key: str, window_s: float) -> int:
         window = math.floor(self._wall() / window_s)
         for stale in [k for k in self._counts if k[0] == key and k[1] < window]:

@@ -17,9 +17,10 @@ carrying jobs, cancels and the events coming back, rather than over pub/sub:
   node or sends the consumer a clean error, charging only what was delivered. A dispatcher that
   dies lets its per-job leases lapse, and the owner cancels those jobs on their nodes.
 
-Presence is one key per replica holding its :class:`~coordinator.bus.base.ReplicaPresence`
-with a TTL (the lease), indexed in a sorted set by expiry. Leader leases are ``SET NX PX`` with
-a fencing epoch from ``INCR``, renewed and released by compare-and-set scripts.
+A breaker park is a key per node that expires when the park ends. Presence is one key per
+replica holding its :class:`~coordinator.bus.base.ReplicaPresence` with a TTL (the lease),
+indexed in a sorted set by expiry. Leader leases are ``SET NX PX`` with a fencing epoch from
+``INCR``, renewed and released by compare-and-set scripts.
 """
 
 from __future__ import annotations
@@ -285,6 +286,15 @@ class RedisBus:
         await self._release(
             keys=[self._key("leader", name)], args=[f"{self.replica_id}:{epoch}"]
         )
+
+    async def record_park(self, node_id: NodeId, until: float) -> None:
+        remaining_ms = int((until - time.time()) * 1000)
+        if remaining_ms > 0:
+            await self._redis.set(self._key("park", node_id), repr(until), px=remaining_ms)
+
+    async def park_of(self, node_id: NodeId) -> float | None:
+        until = await self._redis.get(self._key("park", node_id))
+        return float(until) if until is not None and float(until) > time.time() else None
 
     async def count(self, key: str, window_s: float) -> int:
         window = math.floor(time.time() / window_s)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def local_presence(services: Services) -> ReplicaPresence:
     """The routing view of every node connected to this replica."""
     router, clock = services.router, services.clock
-    now = clock.monotonic()
+    now, wall_now = clock.monotonic(), clock.now().timestamp()
     nodes = []
     for live in services.hub.nodes():
         if live.node_id not in router or router.owner(live.node_id) is not None:
@@ -48,6 +48,11 @@ def local_presence(services: Services) -> ReplicaPresence:
             payee_account_id=live.payee_account_id, in_flight=snap.in_flight,
             capacity=capacity, health_score=snap.health_score,
             draining=live.draining or snap.draining,
+            parked_until=(
+                wall_now + (snap.park_until - now)
+                if snap.breaker_state is BreakerState.PARKED and snap.park_until is not None
+                else None
+            ),
         ))
     return ReplicaPresence(
         replica=services.bus.replica_id, published_at=clock.now().timestamp(), nodes=tuple(nodes)
@@ -59,12 +64,19 @@ async def publish_presence(services: Services) -> None:
     settings = services.settings.bus
     renew_every = settings.presence_ttl_s / 3
     published_version, published_at = -1, float("-inf")
+    shared_parks: dict[NodeId, float] = {}
     while True:
         version, now = services.router.local_version, services.clock.monotonic()
         if version != published_version or now - published_at >= renew_every:
             try:
-                await services.bus.publish_presence(local_presence(services))
+                presence = local_presence(services)
+                await services.bus.publish_presence(presence)
                 published_version, published_at = version, now
+                for node in presence.nodes:  # parks follow a node to its next replica
+                    until = node.parked_until
+                    if until is not None and abs(shared_parks.get(node.node_id, 0) - until) > 1:
+                        await services.bus.record_park(node.node_id, until)
+                        shared_parks[node.node_id] = until
             except Exception:
                 log.exception("presence not published")
         await asyncio.sleep(settings.publish_spacing_s)

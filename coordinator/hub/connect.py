@@ -139,6 +139,12 @@ async def _register(
         wall_now=now.timestamp(),
         health=health,
     )
+    parked_until = await services.bus.park_of(message.node_id)  # by its previous replica
+    if parked_until is not None:
+        services.router.park(
+            message.node_id, until=services.clock.monotonic() + parked_until - now.timestamp(),
+            now=services.clock.monotonic(),
+        )
     await ws.send_str(
         encode(Registered(node_id=message.node_id, operator=operator, earned=earned))
     )

@@ -172,6 +172,14 @@ class Router:
         node.draining = True
         self._sync(node, now)
 
+    def park(self, node_id: NodeId, *, until: float, now: float) -> None:
+        """Park the node's breaker until ``until`` (monotonic): a park its previous replica
+        decided, carried over when it reconnects here."""
+        node = self._nodes[node_id]
+        node.breaker.park_until_time(until)
+        heapq.heappush(self._park_expiries, (until, node_id))
+        self._sync(node, now)
+
     def record_measurement(self, node_id: NodeId, tok_s: float, *, now: float) -> None:
         """Set the node's measured sustained speed, which replaces its declared one at the floor."""
         node = self._nodes[node_id]

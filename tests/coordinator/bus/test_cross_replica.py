@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import openai
+import pytest
 from sqlalchemy import select
 from support.ledger_audit import audit
 from support.replicas import (
     MODEL,
+    REDIS_URL,
     Replica,
     api_key,
     client,
@@ -18,8 +21,11 @@ from support.replicas import (
     wait_for_async,
 )
 
+from coordinator.bus import BusSettings
+from coordinator.bus.redis import RedisBus
 from coordinator.store.database import Database
 from coordinator.store.models import LedgerTransaction
+from protocol.ids import NodeId
 
 
 async def network_nodes(replica: Replica) -> int:
@@ -141,6 +147,50 @@ async def test_node_given_several_replicas_fails_over_to_the_next(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2,
         )
         assert done.choices[0].message.content == "w0 w1"
+    finally:
+        await node.stop()
+        await asyncio.gather(a.stop(), b.stop())
+
+
+async def test_a_parked_node_stays_parked_on_its_next_replica(
+    tmp_path: Path, shared_database: str
+) -> None:
+    a, b = await start_replicas(
+        tmp_path, shared_database, 2, KORETEX_ROUTING__BREAKER_FAILURES="2",
+        KORETEX_ROUTING__BREAKER_PARK_S="300", KORETEX_QUEUE_WAIT_S="1",
+    )
+    node = scripted_node([a.base_url, b.base_url], tmp_path / "node", "--fail-first", "1000")
+    try:
+        await node.start(wait=False)
+
+        async def on(replica: Replica) -> bool:
+            return replica.alive and (await replica.health())["nodes"] == 1
+
+        await wait_for_async(lambda: on(a), 30, "the node to connect to the first replica")
+        consumer = client(a.base_url, await api_key(shared_database, "consumer"))
+        for _ in range(2):  # two failures park it
+            with pytest.raises(openai.APIStatusError) as failed:
+                await consumer.chat.completions.create(
+                    model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+                )
+            assert failed.value.status_code == 502
+        assert REDIS_URL is not None
+        bus = RedisBus(REDIS_URL, BusSettings(prefix=a.env["KORETEX_BUS__PREFIX"]))
+        try:
+            async def shared() -> bool:
+                return await bus.park_of(NodeId(node.node_id)) is not None
+
+            await wait_for_async(shared, 10, "the park to be shared")
+        finally:
+            await bus.close()
+        a.kill()
+        await wait_for_async(lambda: on(b), 30, "the node to move to the second replica")
+        consumer = client(b.base_url, await api_key(shared_database, "consumer-2"))
+        with pytest.raises(openai.APIStatusError) as refused:
+            await consumer.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+            )
+        assert refused.value.status_code == 503  # parked: no capacity, not another failure
     finally:
         await node.stop()
         await asyncio.gather(a.stop(), b.stop())

@@ -114,3 +114,15 @@ def test_local_version_moves_only_for_local_nodes() -> None:
     with pytest.raises(ValueError):
         router.observe_remote(HERE, in_flight=0, capacity=1, health_score=0.5,
                               measured_tok_s=None, draining=False, now=0.0)
+
+
+def test_a_park_carried_over_from_another_replica() -> None:
+    router = Router()
+    router.upsert_node(info(HERE), now=0.0, wall_now=WALL0)
+    router.park(HERE, until=100.0, now=0.0)
+    assert choose(router) is None
+    snap = router.snapshot(HERE, now=50.0)
+    assert snap.breaker_state.value == "parked" and snap.park_until == 100.0
+    router.park(HERE, until=20.0, now=50.0)  # a shorter park never shortens the one in force
+    assert router.snapshot(HERE, now=60.0).breaker_state.value == "parked"
+    assert router.choose(MODEL, now=100.0, rng=random.Random(1)) == HERE  # half-open trial
