@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
-from support.cluster import wait_for
+from support.cluster import start_coordinator, wait_for
 from support.replicas import REDIS_URL
 
 from coordinator.bus import BusSettings, LocalBus, run_as_leader
@@ -176,3 +178,18 @@ async def test_one_replica_leads_in_process() -> None:
     assert not await bus.renew_lease("tick", 1, 10)
     assert await bus.acquire_lease("tick", 10) == 2
     assert [await bus.count("k", 60) for _ in range(3)] == [1, 2, 3]
+
+
+async def test_the_embedded_coordinator_runs_its_periodic_jobs_without_redis(
+    tmp_path: Path,
+) -> None:
+    coordinator = await start_coordinator(tmp_path)
+    try:
+        services = coordinator.services
+        assert not services.bus.distributed and coordinator.settings.redis_url is None
+        await wait_for(lambda: "ledger-holds" in services.bus.leading, 10, "the hold release")
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{coordinator.base_url}/healthz")).json()
+        assert health["leads"] == ["ledger-holds"] and health["network_nodes"] == 0
+    finally:
+        await coordinator.stop()
