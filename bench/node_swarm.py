@@ -100,7 +100,7 @@ async def main() -> None:
     tasks = []
     for link in links:  # a gentle ramp: registrations write to the database
         tasks.append(asyncio.create_task(link.run(stop)))
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.01)
     await stop.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
+import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
@@ -78,7 +79,10 @@ def rss(replicas: list[Replica]) -> int:
 async def connected(replicas: list[Replica]) -> int:
     total = 0
     for replica in replicas:
-        total += int((await replica.health())["nodes"])
+        try:
+            total += int((await replica.health())["nodes"])
+        except httpx.HTTPError:  # busy registering nodes: ask again
+            return -1
     return total
 
 

@@ -43,8 +43,11 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
     if services.shutting_down:
         raise web.HTTPServiceUnavailable(text="coordinator restarting")
     settings = services.settings
+    # No permessage-deflate: frames are small JSON, and a zlib context per connection would
+    # cost ~300 KB of memory per idle node (and CPU on every token).
     ws = web.WebSocketResponse(
-        heartbeat=settings.heartbeat_interval_s, max_msg_size=settings.max_frame_bytes
+        heartbeat=settings.heartbeat_interval_s, max_msg_size=settings.max_frame_bytes,
+        compress=False,
     )
     await ws.prepare(request)
     session = CoordinatorSession(
