@@ -90,6 +90,7 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: RelayHandler | None = None
         self._relayed: dict[JobId, asyncio.Task[None]] = {}
+        self._presence_seen: dict[str, tuple[str, ReplicaPresence]] = {}
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
@@ -146,8 +147,19 @@ class RedisBus:
         await self._redis.zremrangebyscore(replicas_key, "-inf", now_ms)
         if not replicas:
             return []
-        raw = await self._redis.mget([self._key("presence", r) for r in replicas])
-        return [presence_records.validate_json(item) for item in raw if item]
+        raw: Any = await self._redis.mget(
+            [self._key("presence", r) for r in replicas]
+        )
+        parsed: dict[str, tuple[str, ReplicaPresence]] = {}
+        for replica, item in zip(replicas, raw, strict=True):
+            if item:
+                seen = self._presence_seen.get(replica)  # unchanged: parse it once
+                parsed[replica] = (
+                    seen if seen is not None and seen[0] == item
+                    else (item, presence_records.validate_json(item))
+                )
+        self._presence_seen = parsed
+        return [presence for _, presence in parsed.values()]
 
     # --- relay ---------------------------------------------------------------------------------
 
