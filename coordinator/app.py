@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,8 @@ from aiohttp import WSCloseCode, web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.accounts.routes import add_account_routes
+from coordinator.bus import open_bus, run_as_leader
+from coordinator.bus.replication import follow_presence, publish_presence, serve_relayed
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
 from coordinator.cloud.fleet import cloud_nodes_online
@@ -23,7 +26,7 @@ from coordinator.gateway.models import list_models
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
-from coordinator.maintenance import run_upkeep, save_health
+from coordinator.maintenance import release_stale_holds, run_upkeep, save_health
 from coordinator.points.keeper import points_running
 from coordinator.points.routes import add_points_routes
 from coordinator.routing import Router
@@ -39,7 +42,12 @@ async def network_constants(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "nodes": len(request.app[SERVICES].hub)})
+    services = request.app[SERVICES]
+    return web.json_response({
+        "status": "ok", "nodes": len(services.hub), "replica": services.bus.replica_id,
+        "network_nodes": len(services.hub) + len(services.remote_nodes),
+        "leads": sorted(services.bus.leading),
+    })
 
 
 def create_app(
@@ -54,7 +62,9 @@ def create_app(
         database = await Database.open(settings.database_url)
         books = await ensure_system_books(database, the_clock.now())
         ledger = Ledger(database, settings.economy, the_clock, books)
-        app[SERVICES] = Services(
+        bus = open_bus(settings.redis_url, settings.bus)
+        app[SERVICES] = services = Services(
+            bus=bus,
             ledger=ledger,
             settings=settings,
             clock=the_clock,
@@ -65,10 +75,25 @@ def create_app(
             keys=KeyAuthenticator(database),
             rng=rng or random.Random(),
         )
-        upkeep = asyncio.create_task(run_upkeep(app[SERVICES], settings.upkeep_interval_s))
+        # Upkeep looks after this replica's own nodes; what concerns the whole network runs
+        # on one replica at a time, under a leader lease.
+        tasks = [
+            asyncio.create_task(run_upkeep(services, settings.upkeep_interval_s)),
+            asyncio.create_task(run_as_leader(
+                bus, "ledger-holds",
+                lambda: release_stale_holds(services, settings.upkeep_interval_s),
+                lease_s=settings.bus.leader_lease_s,
+            )),
+        ]
+        if bus.distributed:
+            await bus.start(lambda message: serve_relayed(services, message))
+            tasks.append(asyncio.create_task(publish_presence(services)))
+            tasks.append(asyncio.create_task(follow_presence(services)))
         yield
-        upkeep.cancel()
-        await asyncio.gather(upkeep, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.close()
         await ledger.close()
         await database.close()
 
@@ -76,6 +101,10 @@ def create_app(
         # Nodes reconnect (to this replica once it is back, or to another) within their backoff.
         services = app[SERVICES]
         services.shutting_down = True
+        try:
+            await services.bus.withdraw_presence()
+        except Exception:  # the lease lapses on its own
+            logging.getLogger(__name__).warning("presence not withdrawn", exc_info=True)
         now = services.clock.monotonic()
         known = [snapshot.node_id for snapshot in services.router.snapshots(now=now)]
         await save_health(services, known)

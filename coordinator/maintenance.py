@@ -44,3 +44,16 @@ async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: i
                 await save_health(services, list(live))
             except Exception:
                 log.exception("could not save node health")
+
+
+async def release_stale_holds(services: Services, interval_s: float) -> None:
+    """Forever (on one replica): release credit holds whose calls never settled, e.g. because
+    the replica serving them died."""
+    while True:
+        try:
+            released = await services.ledger.release_expired()
+            if released:
+                log.info("released %d stale credit hold(s)", released)
+        except Exception:
+            log.exception("could not release stale holds")
+        await asyncio.sleep(interval_s)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
+from coordinator.bus.base import Bus, NodePresence
+from coordinator.bus.local import LocalBus
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock
 from coordinator.economy.ledger import Ledger
@@ -47,6 +49,8 @@ class Services:
     probe_sources: list[ProbeSource] = field(default_factory=lambda: [PromptPool()])
     refused_nodes: dict[NodeId, str] = field(default_factory=dict)  # node -> why it may not join
     points: PointsKeeper | None = None  # the stored history and the standings scored from it
+    bus: Bus = field(default_factory=LocalBus)  # to the other replicas, if any
+    remote_nodes: dict[NodeId, NodePresence] = field(default_factory=dict)  # on other replicas
 
 
 SERVICES = web.AppKey("services", Services)

@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.cloud.settings import CloudSettings
+from coordinator.bus.settings import BusSettings
 from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.paths import default_database_url
 from coordinator.points.settings import PointsSettings
@@ -35,6 +36,12 @@ class CoordinatorSettings(BaseSettings):
         default=3600.0, gt=0, description="How long a node enrollment token may be redeemed."
     )
 
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by the replicas (redis://host:port/db). Unset: one replica,"
+        " with an in-process bus.",
+    )
+    bus: BusSettings = Field(default_factory=BusSettings)
     routing: RoutingConstants = Field(default_factory=RoutingConstants)
     economy: EconomySettings = Field(default_factory=EconomySettings)
     topups: TopupSettings = Field(default_factory=TopupSettings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
@@ -76,11 +77,19 @@ def settle_call(services: Services, hold: Hold, meter: CallMeter) -> None:
     nodes = []
     for node_id, tokens in meter.delivered_by_node.items():
         live = services.hub.get(node_id)
+        remote = services.remote_nodes.get(node_id)  # connected to another replica
         payee = live.payee_account_id if live else services.departed_payees.get(node_id)
-        if payee is None:
-            continue
         first_seen = live.first_seen if live else now
         switched = live.model_switched_at if live else None
+        if live is None and remote is not None:
+            payee = remote.payee_account_id
+            first_seen = datetime.fromtimestamp(remote.first_seen, UTC)
+            switched = (
+                datetime.fromtimestamp(remote.model_switched_at, UTC)
+                if remote.model_switched_at is not None else None
+            )
+        if payee is None:
+            continue
         nodes.append(ServingNode(
             node_id=node_id, account_id=payee, tokens=tokens,
             trust=trust_at((now - first_seen).total_seconds() / 86_400, economy),

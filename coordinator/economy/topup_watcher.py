@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from coordinator.accounts.accounts import grant
+from coordinator.bus.leader import run_as_leader
 from coordinator.clock import Clock
 from coordinator.economy.ledger import SystemBooks
 from coordinator.economy.settings import TopupSettings
@@ -209,7 +210,10 @@ async def topup_watching(app: web.Application) -> AsyncIterator[None]:
     rpc = SolanaRpc(settings.solana_rpc_url, timeout_s=settings.rpc_timeout_s)
     watcher = TopupWatcher(services.database, services.ledger.books, settings, services.clock, rpc)
     app[TOPUP_WATCHER] = watcher
-    task = asyncio.create_task(watcher.run(settings.poll_interval_s))
+    task = asyncio.create_task(run_as_leader(  # one watcher across all replicas
+        services.bus, "topup-watcher", lambda: watcher.run(settings.poll_interval_s),
+        lease_s=services.settings.bus.leader_lease_s,
+    ))
     try:
         yield
     finally:

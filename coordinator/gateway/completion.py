@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
 MAX_RESUMES = 2
+MAX_REFUSALS = 64  # remote owners saying "no free slot" before the request gives up
 _job_counter = itertools.count()
 
 
@@ -72,13 +73,16 @@ class _Progress:
     tried: set[NodeId] = field(default_factory=set)
     failures_before_first_token: int = 0
     resumes: int = 0
+    refusals: int = 0
 
 
 class AttemptFailed(Exception):
-    def __init__(self, reason: str, outcome: Outcome) -> None:
+    def __init__(self, reason: str, outcome: Outcome, *, refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.outcome = outcome
+        self.refused = refused
+        """A remote node's owner had no free slot after all: choose again, nothing was tried."""
 
 
 def new_job_id() -> JobId:
@@ -125,6 +129,11 @@ async def stream_completion(
                         return
         except AttemptFailed as failure:
             last_error = failure.reason
+            if failure.refused and progress.refusals < MAX_REFUSALS:
+                # Another replica's view of the node was stale: wait for a slot like any other.
+                progress.refusals += 1
+                progress.tried.discard(node_id)
+                continue
         if progress.text:
             progress.resumes += 1
             if progress.resumes > MAX_RESUMES:
@@ -163,7 +172,7 @@ async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]
         if node_id is not None:
             services.router.job_started(node_id, now=services.clock.monotonic())
             return node_id
-        serving = [n for n in services.hub.nodes_serving(model) if n.node_id not in tried]
+        serving = [n for n in services.router.live_nodes_serving(model) if n not in tried]
         if not serving:
             raise NoCapacity(
                 f"no live node serves {model!r} right now",
@@ -191,22 +200,29 @@ async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]
 
 
 async def run_job_on(
-    services: Services, node_id: NodeId, job: Job, *, probe: bool = False
+    services: Services, node_id: NodeId, job: Job, *, probe: bool = False, observe: bool = True
 ) -> AsyncGenerator[TokenDelta | JobDone, None]:
     """The job's events from one node; raises ``AttemptFailed`` and records every outcome.
 
     The caller has counted the job in with ``router.job_started``; this counts it out, and tells
-    every observer what the attempt delivered.
+    every observer what the attempt delivered (unless ``observe`` is off: a job relayed from
+    another replica is observed there). A node connected to another replica is reached through
+    the bus; its owner runs the job with this same function and judges the node's outcome.
     """
     hub, router, clock, settings = services.hub, services.router, services.clock, services.settings
+    owner = router.owner(node_id) if node_id in router else None
     # Neutral unless the node is to blame: a consumer who leaves costs the node nothing.
     outcome = Outcome.NEUTRAL
     text: list[str] = []
     logprobs: list[TokenLogprob] = []
     tokens, first_token_at, last_token_at = 0, 0.0, 0.0
+    refused = False
     try:
         try:
-            channel = await hub.dispatch(node_id, job)
+            if owner is None:
+                channel = await hub.dispatch(node_id, job)
+            else:
+                channel = await services.bus.dispatch(owner, node_id, job)
         except NodeGone as exc:
             raise AttemptFailed("node left before the job could start", Outcome.NEUTRAL) from exc
         timeout = settings.first_token_timeout_s
@@ -217,6 +233,9 @@ async def run_job_on(
             if isinstance(event, NodeLost):
                 raise AttemptFailed(event.reason, Outcome.FAILURE)
             if isinstance(event, JobFailed):
+                if owner is not None and event.code == "busy" and not tokens:
+                    refused = True
+                    raise AttemptFailed("node had no free slot", Outcome.NEUTRAL, refused=True)
                 if event.code in NEUTRAL_FAILURES:
                     raise InvalidRequest(event.message, param="messages")
                 neutral = event.code in ("busy", "draining", "cancelled", "unsupported_model")
@@ -240,25 +259,36 @@ async def run_job_on(
         raise
     finally:
         if outcome is not Outcome.SUCCESS:
-            await hub.cancel(node_id, job.job_id)
+            if owner is None:
+                await hub.cancel(node_id, job.job_id)
+            else:
+                await services.bus.cancel(owner, job.job_id)
         speed = None
-        if outcome is Outcome.SUCCESS:
-            speed = _record_speed(
-                services, node_id, job.model, tokens, first_token_at, last_token_at
+        if owner is not None:  # its owner measures it and feeds its breaker
+            speed = generation_speed(tokens, first_token_at, last_token_at)
+            if refused:  # counted full until its owner's next report
+                router.mark_full(node_id, now=clock.monotonic())
+            else:
+                router.release_remote(node_id, now=clock.monotonic())
+        else:
+            if outcome is Outcome.SUCCESS:
+                speed = _record_speed(
+                    services, node_id, job.model, tokens, first_token_at, last_token_at
+                )
+            router.job_finished(
+                node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp(),
+                probe=probe,
             )
-        router.job_finished(
-            node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp(),
-            probe=probe,
-        )
         hub.notify_capacity()
-        _tell_observers(
-            services,
-            JobObservation(
-                node_id=node_id, job=job, probe=probe, outcome=outcome, text="".join(text),
-                logprobs=tuple(logprobs), tokens=tokens, tok_s=speed,
-                finished_at=clock.now().timestamp(),
-            ),
-        )
+        if observe:
+            _tell_observers(
+                services,
+                JobObservation(
+                    node_id=node_id, job=job, probe=probe, outcome=outcome, text="".join(text),
+                    logprobs=tuple(logprobs), tokens=tokens, tok_s=speed,
+                    finished_at=clock.now().timestamp(),
+                ),
+            )
 
 
 def _tell_observers(services: Services, observation: JobObservation) -> None:

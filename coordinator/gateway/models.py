@@ -25,6 +25,10 @@ def live_models(request: web.Request) -> ModelList:
     live = Counter(
         model for node in services.hub.nodes() if not node.draining for model in node.models
     )
+    live.update(  # nodes connected to the other replicas
+        model for node in services.remote_nodes.values() if not node.draining
+        for model in node.models
+    )
     entries = [
         ModelEntry(
             id=priced.id, created=CATALOGUE_EPOCH, nodes=live[priced.id],

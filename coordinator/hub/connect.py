@@ -43,8 +43,11 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
     if services.shutting_down:
         raise web.HTTPServiceUnavailable(text="coordinator restarting")
     settings = services.settings
+    # No permessage-deflate: frames are small JSON, and a zlib context per connection would
+    # cost ~300 KB of memory per idle node (and CPU on every token).
     ws = web.WebSocketResponse(
-        heartbeat=settings.heartbeat_interval_s, max_msg_size=settings.max_frame_bytes
+        heartbeat=settings.heartbeat_interval_s, max_msg_size=settings.max_frame_bytes,
+        compress=False,
     )
     await ws.prepare(request)
     session = CoordinatorSession(
@@ -143,6 +146,12 @@ async def _register(
         wall_now=now.timestamp(),
         health=health,
     )
+    parked_until = await services.bus.park_of(message.node_id)  # by its previous replica
+    if parked_until is not None:
+        services.router.park(
+            message.node_id, until=services.clock.monotonic() + parked_until - now.timestamp(),
+            now=services.clock.monotonic(),
+        )
     await ws.send_str(
         encode(Registered(node_id=message.node_id, operator=operator, earned=earned))
     )

@@ -84,6 +84,12 @@ class Breaker:
             if len(self._failures) >= self._constants.breaker_failures:
                 self._park(now)
 
+    def park_until_time(self, until: float) -> None:
+        """Park until ``until`` (a park carried over from another replica), unless parked longer."""
+        if self._park_until is None or self._park_until < until:
+            self._park_until = until
+            self._failures.clear()
+
     def _park(self, now: float) -> None:
         self._park_until = now + self._constants.breaker_park_s
         self._failures.clear()

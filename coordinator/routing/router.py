@@ -32,6 +32,11 @@ class NodeInfo:
     declared_tok_s: float | None
     first_seen: float
     """Wall-clock epoch seconds; ramp-up counts from here."""
+    owner: str | None = None
+    """The replica the node is connected to, when that is another replica; ``None`` here.
+
+    A remote node's breaker, ramp-up and health are kept by its owner, which publishes the
+    result (:meth:`Router.observe_remote`); this router only counts the jobs it sends there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,7 @@ class _Node:
         "key",
         "live",
         "measured_tok_s",
+        "remote_capacity",
     )
 
     def __init__(self, info: NodeInfo, breaker: Breaker, health: HealthWindow) -> None:
@@ -83,6 +89,7 @@ class _Node:
         self.measured_tok_s: float | None = None
         self.admitted = 1
         self.key: RouteKey | None = None
+        self.remote_capacity: int | None = None
 
 
 class Router:
@@ -98,6 +105,8 @@ class Router:
         self._nodes: dict[NodeId, _Node] = {}
         self._indices: dict[ModelId, CandidateIndex] = {}
         self._park_expiries: list[tuple[float, NodeId]] = []
+        self.local_version = 0
+        """Bumped whenever a node connected here changes how it routes (for presence)."""
 
     @property
     def constants(self) -> RoutingConstants:
@@ -133,7 +142,13 @@ class Router:
             self._nodes[info.node_id] = node
         else:
             self._set_key(node, None)
+            if node.info.owner != info.owner:  # moved: its jobs are counted by the new owner
+                node.in_flight = 0
             node.info = info
+        if info.owner is None:
+            node.remote_capacity = None
+        elif node.remote_capacity is None:
+            node.remote_capacity = 0  # nothing may go there before its owner reports
         node.live = True
         node.draining = False
         node.health_score = node.health.score(wall_now)
@@ -157,11 +172,66 @@ class Router:
         node.draining = True
         self._sync(node, now)
 
+    def park(self, node_id: NodeId, *, until: float, now: float) -> None:
+        """Park the node's breaker until ``until`` (monotonic): a park its previous replica
+        decided, carried over when it reconnects here."""
+        node = self._nodes[node_id]
+        node.breaker.park_until_time(until)
+        heapq.heappush(self._park_expiries, (until, node_id))
+        self._sync(node, now)
+
     def record_measurement(self, node_id: NodeId, tok_s: float, *, now: float) -> None:
         """Set the node's measured sustained speed, which replaces its declared one at the floor."""
         node = self._nodes[node_id]
         node.measured_tok_s = tok_s
         self._sync(node, now)
+
+    def observe_remote(
+        self, node_id: NodeId, *, in_flight: int, capacity: int, health_score: float,
+        measured_tok_s: float | None, draining: bool, now: float,
+    ) -> None:
+        """What a remote node's owner reported: its jobs from every replica, and the capacity
+        its breaker and ramp-up allow now. Overwrites this router's own count, so a count here
+        can never drift from the owner's."""
+        node = self._nodes[node_id]
+        if node.info.owner is None:
+            raise ValueError(f"node {node_id} is connected here, not remote")
+        node.in_flight = in_flight
+        node.remote_capacity = capacity
+        node.health_score = health_score
+        node.measured_tok_s = measured_tok_s
+        node.draining = draining
+        self._sync(node, now)
+
+    def release_remote(self, node_id: NodeId, *, now: float) -> None:
+        """A job this router sent to a remote node ended; the owner judges its outcome.
+
+        Quiet when the node has since moved here or gone (its count was reset then)."""
+        node = self._nodes.get(node_id)
+        if node is None or node.info.owner is None:
+            return
+        node.in_flight = max(0, node.in_flight - 1)
+        self._sync(node, now)
+
+    def mark_full(self, node_id: NodeId, *, now: float) -> None:
+        """A remote node's owner refused a job for want of a slot: take none there until its
+        owner's next report says otherwise."""
+        node = self._nodes.get(node_id)
+        if node is None or node.info.owner is None or node.remote_capacity is None:
+            return
+        node.in_flight = max(node.in_flight, node.remote_capacity)
+        self._sync(node, now)
+
+    def owner(self, node_id: NodeId) -> str | None:
+        """The replica a node is connected to, or ``None`` when it is connected here."""
+        return self._nodes[node_id].info.owner
+
+    def live_nodes_serving(self, model: ModelId) -> list[NodeId]:
+        """Every live, non-draining node serving ``model``, busy or not (O(n))."""
+        return [
+            node_id for node_id, node in self._nodes.items()
+            if node.live and not node.draining and model in node.info.models
+        ]
 
     # --- jobs and outcomes ---------------------------------------------------------------------
 
@@ -181,6 +251,9 @@ class Router:
         overturn, reaches the health window through :meth:`record_probe`.
         """
         node = self._nodes[node_id]
+        if node.info.owner is not None:  # it moved away mid-job: its new owner judges
+            self.release_remote(node_id, now=now)
+            return
         if node.in_flight <= 0:
             raise ValueError(f"node {node_id} has no job in flight")
         node.in_flight -= 1
@@ -214,8 +287,9 @@ class Router:
         """
         self._wake_parked(now)
         for node in self._nodes.values():
-            node.admitted = self._admitted(node.info, wall_now)
-            node.health_score = node.health.score(wall_now)
+            if node.info.owner is None:  # a remote node's owner keeps these
+                node.admitted = self._admitted(node.info, wall_now)
+                node.health_score = node.health.score(wall_now)
             self._sync(node, now)
 
     # --- choosing ------------------------------------------------------------------------------
@@ -286,6 +360,8 @@ class Router:
         return admitted_capacity(info.slots, fraction)
 
     def _capacity(self, node: _Node, now: float) -> int:
+        if node.remote_capacity is not None:
+            return node.remote_capacity
         cap = node.breaker.slot_cap(now)
         return node.admitted if cap is None else min(node.admitted, cap)
 
@@ -307,6 +383,8 @@ class Router:
     def _set_key(self, node: _Node, key: RouteKey | None) -> None:
         if key == node.key:
             return
+        if node.info.owner is None:
+            self.local_version += 1
         for model in node.info.models:
             index = self._indices.get(model)
             if index is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x6B6F7265  # PostgreSQL advisory lock held while migrating
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -67,6 +68,10 @@ class Database:
 
     async def migrate(self) -> None:
         async with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # replicas starting at once: one migrates
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             await connection.run_sync(_upgrade_to_head)
 
     def session(self) -> AsyncSession:

@@ -1,0 +1,226 @@
+"""One replica against two: a thousand simulated nodes and 200 concurrent consumer streams.
+
+Run from the repository root, with the test servers up::
+
+    export $(scripts/test_services.sh start | xargs)
+    python bench/scale.py                      # 1,000 nodes, 200 streams, 20 s per round
+    python bench/scale.py --nodes 100 --streams 40 --duration 10   # a quick look
+
+For each deployment (one replica, then two, each time on a fresh PostgreSQL database and the
+shared Redis): start the replicas as processes, connect ``--nodes`` light simulated nodes
+(``bench/node_swarm.py``, real protocol, many per process) spread over them, measure the
+replicas' memory before and after the nodes connect, then run ``--streams`` consumers that each
+stream completions back to back for ``--duration`` seconds, spread over the replicas. Prints
+requests/s, the gateway-added latency (time to first token minus the simulated engine's own
+first-token delay, so what the coordinators and the network path add) p50/p99, and the memory
+an idle connected node costs.
+
+Targets: two replicas serve at least 1.7× one replica's requests/s; an idle connected node costs
+under 50 KB of coordinator memory. Both compete for this machine's cores with the load
+generator and the node swarm, so the ratio is only meaningful with cores to spare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+import httpx
+import psutil
+from rich.console import Console
+from rich.table import Table
+from support.databases import POSTGRES_URL, drop_database, fresh_database
+from support.replicas import MODEL, REDIS_URL, Replica, api_key, start_replicas, wait_for_async
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_RATIO = 1.7
+TARGET_BYTES_PER_NODE = 50 * 1024
+console = Console()
+
+
+@dataclass
+class Round:
+    replicas: int
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    added_ms: list[float] = field(default_factory=list)
+    bytes_per_node: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.added_ms:
+            return float("nan")
+        ordered = sorted(self.added_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def rss(replicas: list[Replica]) -> int:
+    return sum(
+        psutil.Process(r.process.pid).memory_info().rss for r in replicas if r.process is not None
+    )
+
+
+async def connected(replicas: list[Replica]) -> int:
+    total = 0
+    for replica in replicas:
+        try:
+            total += int((await replica.health())["nodes"])
+        except httpx.HTTPError:  # busy registering nodes: ask again
+            return -1
+    return total
+
+
+async def consume(
+    session: aiohttp.ClientSession, url: str, key: str, args: argparse.Namespace,
+    deadline: float, result: Round, index: int,
+) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": f"q{index}"}],
+            "max_tokens": args.tokens, "stream": True}
+    headers = {"Authorization": f"Bearer {key}"}
+    while time.monotonic() < deadline:
+        sent = time.monotonic()
+        first: float | None = None
+        try:
+            async with session.post(f"{url}/v1/chat/completions", json=body,
+                                    headers=headers) as response:
+                if response.status != 200:
+                    result.errors += 1
+                    await response.read()
+                    continue
+                done = False
+                async for line in response.content:
+                    if first is None and line.startswith(b"data: {") and b'"content": "w' in line:
+                        first = time.monotonic()
+                    elif line.startswith(b"data: [DONE]"):
+                        done = True
+                    elif line.startswith(b'data: {"error"'):
+                        break
+                if done and first is not None:
+                    result.requests += 1
+                    result.added_ms.append((first - sent - args.first_token_delay) * 1000)
+                else:
+                    result.errors += 1
+        except aiohttp.ClientError:
+            result.errors += 1
+
+
+async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Round:
+    result = Round(count)
+    database = await fresh_database("postgres", directory / "db")
+    replicas: list[Replica] = []
+    swarms: list[subprocess.Popen[bytes]] = []
+    try:
+        replicas = await start_replicas(
+            directory, database, count, KORETEX_HEARTBEAT_INTERVAL_S="5",
+            KORETEX_BUS__PRESENCE_TTL_S="6", KORETEX_BUS__JOB_LEASE_S="6",
+            KORETEX_QUEUE_LENGTH="10000", KORETEX_LOG_LEVEL="WARNING",
+        )
+        key = await api_key(database, "bench", credits=10**15)
+        urls = [r.base_url for r in replicas]
+
+        def launch(first: int, nodes: int, name: str) -> None:
+            swarms.append(subprocess.Popen(
+                [sys.executable, str(REPO / "bench" / "node_swarm.py"),
+                 *[part for url in urls for part in ("--coordinator", url)],
+                 "--nodes", str(nodes), "--first", str(first),
+                 "--slots", "1", "--delay", str(args.delay),
+                 "--first-token-delay", str(args.first_token_delay)],
+                stdout=subprocess.DEVNULL, stderr=(directory / f"{name}.log").open("wb"),
+            ))
+
+        async def settled(nodes: int) -> int:
+            async def enough() -> bool:
+                return await connected(replicas) >= nodes
+
+            await wait_for_async(enough, 900, f"{nodes} nodes to connect")
+            await asyncio.sleep(3)  # idle: heartbeats and presence only
+            return rss(replicas)
+
+        # A first tenth warms every code path (one-time costs), then the rest are measured.
+        warm = max(1, args.nodes // 10)
+        launch(0, warm, "swarm-warm")
+        before = await settled(warm)
+        rest = args.nodes - warm
+        per_process = -(-rest // args.swarm_processes)
+        for p in range(args.swarm_processes):
+            launch(warm + p * per_process, min(per_process, rest - p * per_process), f"swarm-{p}")
+        result.bytes_per_node = (await settled(args.nodes) - before) / max(1, rest)
+
+        deadline = time.monotonic() + args.duration
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            started = time.monotonic()
+            await asyncio.gather(*(
+                consume(session, urls[i % len(urls)], key, args, deadline, result, i)
+                for i in range(args.streams)
+            ))
+            result.seconds = time.monotonic() - started
+    finally:
+        for swarm in swarms:
+            swarm.terminate()
+        for swarm in swarms:
+            try:
+                swarm.wait(30)
+            except subprocess.TimeoutExpired:
+                swarm.kill()
+        await asyncio.gather(*(r.stop() for r in replicas))
+        await drop_database(database)
+    return result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--delay", type=float, default=0.01, help="seconds between tokens")
+    parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--swarm-processes", type=int, default=2)
+    args = parser.parse_args()
+    if POSTGRES_URL is None or REDIS_URL is None:
+        sys.exit("start the servers first: export $(scripts/test_services.sh start | xargs)")
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="koretex-scale-") as tmp:
+        for count in (1, 2):
+            console.print(f"[bold]{count} replica(s)[/]: {args.nodes} nodes, "
+                          f"{args.streams} streams, {args.duration:.0f} s")
+            rounds.append(await run_round(count, args, Path(tmp) / f"r{count}"))
+    table = Table(title="bench/scale.py")
+    for column in ("replicas", "requests/s", "errors", "added p50 ms", "added p99 ms",
+                   "bytes per idle node"):
+        table.add_column(column, justify="right")
+    for r in rounds:
+        table.add_row(str(r.replicas), f"{r.rps:.1f}", str(r.errors), f"{r.percentile(0.5):.1f}",
+                      f"{r.percentile(0.99):.1f}", f"{r.bytes_per_node:,.0f}")
+    console.print(table)
+    one, two = rounds
+    ratio = two.rps / one.rps if one.rps else float("nan")
+    worst_node = max(r.bytes_per_node for r in rounds)
+    console.print(json.dumps({
+        "ratio_two_to_one": round(ratio, 3), "target_ratio": TARGET_RATIO,
+        "max_bytes_per_idle_node": round(worst_node), "target_bytes": TARGET_BYTES_PER_NODE,
+        "cpu_count": psutil.cpu_count(), "median_added_ms": statistics.median(
+            [one.percentile(0.5), two.percentile(0.5)]),
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

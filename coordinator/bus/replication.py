@@ -1,0 +1,177 @@
+"""This replica's part in a network of replicas: publish its nodes, follow everyone else's,
+and run the jobs other replicas send to its nodes.
+
+Presence is the routing view of each node, published by the replica it is connected to (its
+*owner*) under an expiring lease; every replica merges the others' into its own
+:class:`~coordinator.routing.Router` with the owner's name on each, so least-loaded is chosen
+over the whole network. The owner's figures (jobs in flight from every replica, the capacity its
+breaker and ramp-up allow) overwrite what a replica counted itself, so counts cannot drift, and a
+replica that dies takes its nodes out of every router when its lease lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+
+from coordinator.bus.base import NodePresence, RelayJob, ReplicaPresence
+from coordinator.errors import InvalidRequest
+from coordinator.gateway.completion import AttemptFailed, run_job_on
+from coordinator.routing import BreakerState, NodeInfo, Outcome
+from coordinator.services import Services
+from protocol.ids import NodeId
+from protocol.messages import FailureCode, JobFailed
+
+log = logging.getLogger(__name__)
+
+
+def local_presence(services: Services) -> ReplicaPresence:
+    """The routing view of every node connected to this replica."""
+    router, clock = services.router, services.clock
+    now, wall_now = clock.monotonic(), clock.now().timestamp()
+    nodes = []
+    for live in services.hub.nodes():
+        if live.node_id not in router or router.owner(live.node_id) is not None:
+            continue
+        snap = router.snapshot(live.node_id, now=now)
+        capacity = {
+            BreakerState.PARKED: 0, BreakerState.HALF_OPEN: min(1, snap.admitted_capacity),
+        }.get(snap.breaker_state, snap.admitted_capacity)
+        nodes.append(NodePresence(
+            node_id=live.node_id, models=tuple(sorted(live.models)), slots=snap.slots,
+            declared_tok_s=snap.declared_tok_s, measured_tok_s=snap.measured_tok_s,
+            first_seen=live.first_seen.timestamp(), connected_at=live.connected_at.timestamp(),
+            model_switched_at=(
+                live.model_switched_at.timestamp() if live.model_switched_at else None
+            ),
+            payee_account_id=live.payee_account_id, in_flight=snap.in_flight,
+            capacity=capacity, health_score=snap.health_score,
+            draining=live.draining or snap.draining,
+            parked_until=(
+                wall_now + (snap.park_until - now)
+                if snap.breaker_state is BreakerState.PARKED and snap.park_until is not None
+                else None
+            ),
+        ))
+    return ReplicaPresence(
+        replica=services.bus.replica_id, published_at=clock.now().timestamp(), nodes=tuple(nodes)
+    )
+
+
+async def publish_presence(services: Services) -> None:
+    """Forever: publish this replica's presence when it changed, and renew it in any case."""
+    settings = services.settings.bus
+    renew_every = settings.presence_ttl_s / 3
+    published_version, published_at = -1, float("-inf")
+    shared_parks: dict[NodeId, float] = {}
+    while True:
+        version, now = services.router.local_version, services.clock.monotonic()
+        if version != published_version or now - published_at >= renew_every:
+            try:
+                presence = local_presence(services)
+                await services.bus.publish_presence(presence)
+                published_version, published_at = version, now
+                for node in presence.nodes:  # parks follow a node to its next replica
+                    until = node.parked_until
+                    if until is not None and abs(shared_parks.get(node.node_id, 0) - until) > 1:
+                        await services.bus.record_park(node.node_id, until)
+                        shared_parks[node.node_id] = until
+            except Exception:
+                log.exception("presence not published")
+        await asyncio.sleep(settings.publish_spacing_s)
+
+
+async def follow_presence(services: Services) -> None:
+    """Forever: merge the other replicas' presence into this replica's router."""
+    known_replicas: set[str] = set()
+    while True:
+        try:
+            replicas = await services.bus.read_presence()
+        except Exception:
+            log.exception("presence not read")
+        else:
+            known_replicas = merge_presence(services, replicas, known_replicas)
+        await asyncio.sleep(services.settings.bus.presence_poll_s)
+
+
+def merge_presence(
+    services: Services, replicas: list[ReplicaPresence], known_replicas: set[str]
+) -> set[str]:
+    """Apply the others' presence; returns the replicas alive now."""
+    router, hub, clock = services.router, services.hub, services.clock
+    now, wall_now = clock.monotonic(), clock.now().timestamp()
+    claims: dict[NodeId, tuple[str, NodePresence]] = {}
+    for replica in replicas:
+        for node in replica.nodes:
+            if hub.get(node.node_id) is not None:
+                continue  # connected here: this replica is its owner
+            held = claims.get(node.node_id)
+            if held is None or node.connected_at > held[1].connected_at:
+                claims[node.node_id] = (replica.replica, node)
+    previous = services.remote_nodes
+    current: dict[NodeId, NodePresence] = {}
+    changed = False
+    for node_id, (owner, node) in claims.items():
+        before = previous.get(node_id)
+        if (
+            before is None or node_id not in router or router.owner(node_id) != owner
+            or before.connected_at != node.connected_at
+        ):
+            router.upsert_node(
+                NodeInfo(
+                    node_id=node_id, models=frozenset(node.models), slots=node.slots,
+                    declared_tok_s=node.declared_tok_s, first_seen=node.first_seen, owner=owner,
+                ),
+                now=now, wall_now=wall_now,
+            )
+        router.observe_remote(
+            node_id, in_flight=node.in_flight, capacity=node.capacity,
+            health_score=node.health_score, measured_tok_s=node.measured_tok_s,
+            draining=node.draining, now=now,
+        )
+        current[node_id] = node
+        changed = changed or before != node
+    for node_id, node in previous.items():
+        if node_id not in current and node_id in router and router.owner(node_id) is not None:
+            router.remove_node(node_id)
+            services.departed_payees[node_id] = node.payee_account_id
+            changed = True
+    services.remote_nodes = current
+    alive = {replica.replica for replica in replicas}
+    for gone in known_replicas - alive:
+        log.warning("replica %s is gone", gone)
+        services.bus.replica_gone(gone, f"replica {gone} is gone")
+    if changed:
+        hub.notify_capacity()
+    return alive
+
+
+async def serve_relayed(services: Services, message: RelayJob) -> None:
+    """Run a job another replica sent to a node connected here; send every event back."""
+    bus, router, job, node_id = services.bus, services.router, message.job, message.node_id
+    now = services.clock.monotonic()
+    if services.hub.get(node_id) is None or node_id not in router or router.owner(node_id):
+        await bus.reply(message.origin, JobFailed(
+            job_id=job.job_id, code="draining", message="node not connected to this replica"
+        ))
+        return
+    if not router.snapshot(node_id, now=now).candidate:
+        await bus.reply(message.origin, JobFailed(
+            job_id=job.job_id, code="busy", message="node has no free slot"
+        ))
+        return
+    router.job_started(node_id, now=now)
+    try:
+        async with aclosing(run_job_on(services, node_id, job, observe=False)) as events:
+            async for event in events:
+                await bus.reply(message.origin, event)
+    except AttemptFailed as failure:
+        code: FailureCode = "busy" if failure.outcome is Outcome.NEUTRAL else "engine_error"
+        await bus.reply(message.origin, JobFailed(
+            job_id=job.job_id, code=code, message=failure.reason[:2000]
+        ))
+    except InvalidRequest as refused:
+        await bus.reply(message.origin, JobFailed(
+            job_id=job.job_id, code="bad_request", message=refused.message[:2000]
+        ))
