@@ -6,8 +6,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coordinator.accounts.oidc_settings import OidcSettings
-from coordinator.cloud.settings import CloudSettings
 from coordinator.bus.settings import BusSettings
+from coordinator.cloud.settings import CloudSettings
 from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.paths import default_database_url
 from coordinator.points.settings import PointsSettings

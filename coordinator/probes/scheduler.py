@@ -119,6 +119,9 @@ class ProbeVerdict:
 class ProbeScheduler:
     """Carries the schedule out against the live hub.
 
+    Each replica probes the nodes connected to it and no others, so across replicas every node is
+    probed by exactly one scheduler, and a node that moves to another replica is probed there.
+
     Sources are read from ``services.probe_sources`` at every probe, so a source registered
     after start-up (e.g. fingerprints) takes part at once.
     """
