@@ -21,6 +21,8 @@ from coordinator.gateway.models import list_models
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
+from coordinator.limits import InMemoryRates
+from coordinator.limits.enforce import ip_limits
 from coordinator.maintenance import run_upkeep, save_health
 from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
@@ -41,7 +43,7 @@ def create_app(
     settings: CoordinatorSettings, *, clock: Clock | None = None, rng: random.Random | None = None
 ) -> web.Application:
     app = web.Application(
-        middlewares=[openai_errors], client_max_size=settings.max_request_bytes
+        middlewares=[openai_errors, ip_limits], client_max_size=settings.max_request_bytes
     )
     the_clock = clock or SystemClock()
 
@@ -59,6 +61,7 @@ def create_app(
             router=Router(settings.routing),
             keys=KeyAuthenticator(database),
             rng=rng or random.Random(),
+            rates=InMemoryRates(the_clock),
         )
         upkeep = asyncio.create_task(run_upkeep(app[SERVICES], settings.upkeep_interval_s))
         yield

@@ -9,9 +9,10 @@ from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.catalogue import Catalogue
-from coordinator.clock import Clock
+from coordinator.clock import Clock, SystemClock
 from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
+from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
 from coordinator.probes.observation import ContributionSink, InMemoryContributions, Observer
 from coordinator.routing import Router
 from coordinator.routing.throughput import ThroughputBook
@@ -37,6 +38,8 @@ class Services:
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
     observers: list[Observer] = field(default_factory=list)  # told of every job attempt
     contributions: ContributionSink = field(default_factory=InMemoryContributions)
+    rates: RateStore = field(default_factory=lambda: InMemoryRates(SystemClock()))  # per key/IP
+    streams: StreamGate = field(default_factory=InMemoryStreams)  # completions in flight per key
 
 
 SERVICES = web.AppKey("services", Services)

@@ -17,6 +17,7 @@ from contextlib import aclosing
 import pydantic
 from aiohttp import web
 
+from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
 from coordinator.economy.billing import CallMeter, hold_for_call, settle_call, worst_case_cost
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
@@ -32,6 +33,7 @@ from coordinator.gateway.openai_types import (
     TopLogprobOut,
     Usage,
 )
+from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from protocol.chat import SamplingParams, TokenLogprob
 from protocol.ids import ModelId
@@ -46,6 +48,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     owner = await require_api_key(request)
     body = await _parse(request, services)
+    async with stream_slot(request, owner.key_id):
+        return await _complete(request, services, owner, body)
+
+
+async def _complete(
+    request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest
+) -> web.StreamResponse:
     spec, price = _spec(body, services)
     meter = CallMeter(model=spec.model, price=price, completion_id=_completion_id())
     pieces = stream_completion(services, spec)
