@@ -24,6 +24,8 @@ from coordinator.hub.live import NodeHub
 from coordinator.limits import InMemoryRates
 from coordinator.limits.enforce import ip_limits
 from coordinator.maintenance import run_upkeep, save_health
+from coordinator.openapi import openapi_json
+from coordinator.openapi.operations import HealthReport
 from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
@@ -36,7 +38,8 @@ async def network_constants(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "nodes": len(request.app[SERVICES].hub)})
+    report = HealthReport(status="ok", nodes=len(request.app[SERVICES].hub))
+    return web.Response(text=report.model_dump_json(), content_type="application/json")
 
 
 def create_app(
@@ -87,6 +90,7 @@ def create_app(
     app.router.add_get("/v1/nodes/connect", node_connect)
     app.router.add_get("/v1/network/constants", network_constants)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi_json)  # every route: coordinator/openapi
     add_account_routes(app)
     add_topup_routes(app)
     add_enrollment_routes(app)
