@@ -37,7 +37,8 @@ REGISTER_TIMEOUT_S = 15.0
 CLOSE_AUTH_FAILED = 4001
 CLOSE_REPLACED = 4002
 MAX_REASON_BYTES = 123  # a close frame's payload is 125 bytes, two of them the code
-AIOHTTP_CLOSE_REASONS: dict[int, str] = {  # closes aiohttp's reader makes on its own, without a message
+# Closes aiohttp's reader makes on its own, without a message.
+AIOHTTP_CLOSE_REASONS: dict[int, str] = {
     WSCloseCode.MESSAGE_TOO_BIG: "frame exceeds max_frame_bytes",
     WSCloseCode.INVALID_TEXT: "text frame is not valid UTF-8",
     WSCloseCode.PROTOCOL_ERROR: "websocket protocol error",
