@@ -8,6 +8,7 @@ testable by feeding messages in.
 from __future__ import annotations
 
 import enum
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -124,7 +125,7 @@ class CoordinatorSession:
             raise ProtocolViolation("already registered")
         if message.protocol_version != PROTOCOL_VERSION:
             raise ProtocolViolation(f"unsupported protocol version {message.protocol_version}")
-        if message.nonce != self.nonce:
+        if not hmac.compare_digest(message.nonce.encode(), self.nonce.encode()):
             raise ProtocolViolation("stale or reused nonce")
         try:
             issued_at = parse_utc(message.issued_at)
