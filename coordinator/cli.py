@@ -45,7 +45,8 @@ def serve(
         pass
     web.run_app(
         create_app(settings), host=settings.host, port=settings.port,
-        handler_cancellation=True, print=lambda _: console.print(
+        handler_cancellation=True, shutdown_timeout=settings.shutdown_grace_s,
+        print=lambda _: console.print(
             f"koretex coordinator listening on http://{settings.host}:{settings.port}"
         ),
     )

@@ -36,6 +36,11 @@ class CoordinatorSettings(BaseSettings):
     economy: EconomySettings = Field(default_factory=EconomySettings)
     topups: TopupSettings = Field(default_factory=TopupSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    shutdown_grace_s: float = Field(
+        default=10.0, gt=0,
+        description="How long a stopping coordinator lets requests in flight finish (a client"
+        " that never finishes sending its body must not hold a restart).",
+    )
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
     siws_uri: str = Field(
