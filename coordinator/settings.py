@@ -36,6 +36,11 @@ class CoordinatorSettings(BaseSettings):
     economy: EconomySettings = Field(default_factory=EconomySettings)
     topups: TopupSettings = Field(default_factory=TopupSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    access_log: bool = Field(
+        default=False,
+        description="Log every HTTP request (off: nginx in front logs them, and a line per"
+        " request costs the gateway's hot path).",
+    )
     shutdown_grace_s: float = Field(
         default=10.0, gt=0,
         description="How long a stopping coordinator lets requests in flight finish (a client"

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
+import orjson
 import pydantic
 from aiohttp import web
 
@@ -222,6 +223,8 @@ class _ChunkEncoder:
         )
         self._head = b"data: " + envelope[:-1].encode() + b', "choices": [{"index": 0, '
         self._envelope = envelope
+        self._content_head = self._head + b'"delta": {"content": '
+        self._content_tail = b'}, "logprobs": null, "finish_reason": null}]}\n\n'
 
     def _frame(self, choice_rest: str) -> bytes:
         return self._head + choice_rest.encode() + b"}]}\n\n"
@@ -233,6 +236,8 @@ class _ChunkEncoder:
         )
 
     def content(self, text: str, logprobs: list[TokenLogprobOut] | None) -> bytes:
+        if logprobs is None:  # the common case, once per token: one encode, one join
+            return b"".join((self._content_head, orjson.dumps(text), self._content_tail))
         lp = "null"
         if logprobs is not None:
             lp = json.dumps({"content": [x.model_dump() for x in logprobs]})
