@@ -63,8 +63,9 @@ async def schemathesis(coordinator: RunningCoordinator, report: Path, *headers: 
     ]
     for header in headers:
         args += ["-H", header]
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    report.mkdir(parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(  # cwd: its .schemathesis cache stays there
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=report
     )
     out, _ = await process.communicate()
     text = out.decode(errors="replace")
