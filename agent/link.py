@@ -121,6 +121,9 @@ class Link:
         async with connect(
             url, max_size=self._max_frame_bytes, open_timeout=HANDSHAKE_TIMEOUT_S,
             ping_interval=10, ping_timeout=10, close_timeout=5,
+            # Token frames are tens of bytes: deflating each costs both ends more CPU than the
+            # bytes it saves, on the path every token takes.
+            compression=None,
         ) as ws:
             await self._handshake(ws)
             self.connected_url = url

@@ -26,7 +26,11 @@ from coordinator.gateway.models import list_models
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
+from coordinator.limits import InMemoryRates
+from coordinator.limits.enforce import ip_limits
 from coordinator.maintenance import release_stale_holds, run_upkeep, save_health
+from coordinator.openapi import openapi_json
+from coordinator.openapi.operations import HealthReport
 from coordinator.points.keeper import points_running
 from coordinator.points.routes import add_points_routes
 from coordinator.routing import Router
@@ -43,18 +47,20 @@ async def network_constants(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    return web.json_response({
-        "status": "ok", "nodes": len(services.hub), "replica": services.bus.replica_id,
-        "network_nodes": len(services.hub) + len(services.remote_nodes),
-        "leads": sorted(services.bus.leading),
-    })
+    report = HealthReport(
+        status="ok", nodes=len(services.hub), replica=services.bus.replica_id,
+        network_nodes=len(services.hub) + len(services.remote_nodes),
+        leads=sorted(services.bus.leading),
+    )
+    return web.Response(text=report.model_dump_json(), content_type="application/json")
 
 
 def create_app(
     settings: CoordinatorSettings, *, clock: Clock | None = None, rng: random.Random | None = None
 ) -> web.Application:
     app = web.Application(
-        middlewares=[openai_errors, html_errors], client_max_size=settings.max_request_bytes
+        middlewares=[openai_errors, html_errors, ip_limits],
+        client_max_size=settings.max_request_bytes,
     )
     the_clock = clock or SystemClock()
 
@@ -74,6 +80,7 @@ def create_app(
             router=Router(settings.routing),
             keys=KeyAuthenticator(database),
             rng=rng or random.Random(),
+            rates=InMemoryRates(the_clock),
         )
         # Upkeep looks after this replica's own nodes; what concerns the whole network runs
         # on one replica at a time, under a leader lease.
@@ -120,6 +127,7 @@ def create_app(
     app.router.add_get("/v1/nodes/connect", node_connect)
     app.router.add_get("/v1/network/constants", network_constants)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi_json)  # every route: coordinator/openapi
     add_account_routes(app)
     add_topup_routes(app)
     add_enrollment_routes(app)

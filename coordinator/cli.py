@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from aiohttp import web
+from aiohttp.log import access_logger
 from rich.console import Console
 
 from coordinator.accounts.accounts import grant, open_account
@@ -45,7 +46,9 @@ def serve(
         pass
     web.run_app(
         create_app(settings), host=settings.host, port=settings.port,
-        handler_cancellation=True, print=lambda _: console.print(
+        handler_cancellation=True, shutdown_timeout=settings.shutdown_grace_s,
+        access_log=access_logger if settings.access_log else None,
+        print=lambda _: console.print(
             f"koretex coordinator listening on http://{settings.host}:{settings.port}"
         ),
     )

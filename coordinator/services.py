@@ -12,9 +12,10 @@ from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.bus.base import Bus, NodePresence
 from coordinator.bus.local import LocalBus
 from coordinator.catalogue import Catalogue
-from coordinator.clock import Clock
+from coordinator.clock import Clock, SystemClock
 from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
+from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
 from coordinator.probes.observation import ContributionSink, InMemoryContributions, Observer
 from coordinator.probes.prompts import PromptPool
 from coordinator.probes.sources import ProbeSource
@@ -51,6 +52,8 @@ class Services:
     points: PointsKeeper | None = None  # the stored history and the standings scored from it
     bus: Bus = field(default_factory=LocalBus)  # to the other replicas, if any
     remote_nodes: dict[NodeId, NodePresence] = field(default_factory=dict)  # on other replicas
+    rates: RateStore = field(default_factory=lambda: InMemoryRates(SystemClock()))  # per key/IP
+    streams: StreamGate = field(default_factory=InMemoryStreams)  # completions in flight per key
 
 
 SERVICES = web.AppKey("services", Services)

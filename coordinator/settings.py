@@ -9,6 +9,7 @@ from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.bus.settings import BusSettings
 from coordinator.cloud.settings import CloudSettings
 from coordinator.economy.settings import EconomySettings, TopupSettings
+from coordinator.limits.settings import LimitSettings
 from coordinator.paths import default_database_url
 from coordinator.points.settings import PointsSettings
 from coordinator.probes.settings import ProbeSettings
@@ -49,6 +50,17 @@ class CoordinatorSettings(BaseSettings):
     points: PointsSettings = Field(default_factory=PointsSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    access_log: bool = Field(
+        default=False,
+        description="Log every HTTP request (off: nginx in front logs them, and a line per"
+        " request costs the gateway's hot path).",
+    )
+    shutdown_grace_s: float = Field(
+        default=10.0, gt=0,
+        description="How long a stopping coordinator lets requests in flight finish (a client"
+        " that never finishes sending its body must not hold a restart).",
+    )
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
     siws_uri: str = Field(

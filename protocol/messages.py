@@ -59,8 +59,8 @@ class Register(WireModel):
     nonce: str
     issued_at: str  # ISO 8601, UTC; part of the signed text
     signature: str  # base58 ed25519 signature over protocol.auth.challenge_text(...)
-    agent_version: str
-    engine: str
+    agent_version: str = Field(max_length=64)
+    engine: str = Field(max_length=32)
     models: tuple[ModelOffer, ...] = Field(min_length=1, max_length=32)
     slots: int = Field(ge=1, le=256)
     declared_tok_s: float | None = Field(default=None, ge=0)

@@ -8,6 +8,7 @@ testable by feeding messages in.
 from __future__ import annotations
 
 import enum
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -81,6 +82,7 @@ class CoordinatorSession:
     node_id: NodeId | None = None
     owned_jobs: set[JobId] = field(default_factory=set)
     cancelled_jobs: set[JobId] = field(default_factory=set)
+    token_budget: dict[JobId, int] = field(default_factory=dict)  # tokens a job may still send
 
     def challenge(self) -> Challenge:
         return Challenge(
@@ -106,6 +108,7 @@ class CoordinatorSession:
         if self.state is not NodeState.ACTIVE:
             raise ProtocolViolation("node is not taking jobs")
         self.owned_jobs.add(job.job_id)
+        self.token_budget[job.job_id] = job.params.max_tokens
         return job
 
     def cancel(self, job_id: JobId) -> Cancel | None:
@@ -113,6 +116,7 @@ class CoordinatorSession:
         if job_id not in self.owned_jobs:
             return None
         self.owned_jobs.discard(job_id)
+        self.token_budget.pop(job_id, None)
         self.cancelled_jobs.add(job_id)
         return Cancel(job_id=job_id)
 
@@ -121,7 +125,7 @@ class CoordinatorSession:
             raise ProtocolViolation("already registered")
         if message.protocol_version != PROTOCOL_VERSION:
             raise ProtocolViolation(f"unsupported protocol version {message.protocol_version}")
-        if message.nonce != self.nonce:
+        if not hmac.compare_digest(message.nonce.encode(), self.nonce.encode()):
             raise ProtocolViolation("stale or reused nonce")
         try:
             issued_at = parse_utc(message.issued_at)
@@ -147,9 +151,16 @@ class CoordinatorSession:
                 self.cancelled_jobs.discard(job_id)
             return None
         if job_id not in self.owned_jobs:
-            raise ProtocolViolation(f"job {job_id!r} is not this node's")
-        if not isinstance(message, TokenDelta):
+            raise ProtocolViolation(f"job {job_id[:64]!r} is not this node's")
+        if isinstance(message, TokenDelta):
+            # Pay follows reported tokens, so a node may not report more than it was asked for.
+            left = self.token_budget.get(job_id, 0) - message.tokens
+            if left < 0:
+                raise ProtocolViolation(f"job {job_id!r} sent more tokens than max_tokens")
+            self.token_budget[job_id] = left
+        else:
             self.owned_jobs.discard(job_id)
+            self.token_budget.pop(job_id, None)
         return message
 
 

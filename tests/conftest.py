@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import pytest_asyncio
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 from support.databases import BACKENDS, drop_database, fresh_database
+from support.secret_scan import LeakWatch, leaks_in_files
 
 pytest_plugins: list[str] = []
 
@@ -55,3 +57,30 @@ async def gemma_agent(
         yield agent
     finally:
         await agent.stop()
+
+
+# --- no secret in any log of the run (tests/support/secret_scan.py) -------------------------------
+
+_leak_watch = LeakWatch()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    logging.getLogger().addHandler(_leak_watch)
+    for name in ("coordinator", "agent", "protocol", "installer"):  # their debug lines too
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    logging.getLogger("aiohttp").setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger().removeHandler(_leak_watch)
+    leaks = list(_leak_watch.leaks)
+    factory = session.config._tmp_path_factory  # type: ignore[attr-defined]
+    root = factory.getbasetemp()
+    leaks += leaks_in_files(root)
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.section("secrets in logs", red=True)
+            for leak in sorted(set(leaks)):
+                reporter.line(leak)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

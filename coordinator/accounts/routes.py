@@ -57,6 +57,7 @@ from coordinator.accounts.statements import (
 )
 from coordinator.errors import AuthenticationFailed, InsufficientCredits, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_session, session_token
+from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import Account, ApiKey, SignInNonce
@@ -176,6 +177,7 @@ async def get_usage(request: web.Request) -> web.Response:
 
 async def create_account_key(request: web.Request) -> web.Response:
     """Mint a key; its secret is in this response and nowhere else, ever."""
+    await limit_ip(request)
     account_id = await require_session(request)
     body = await _body(request, CreateKeyRequest)
     services = request.app[SERVICES]

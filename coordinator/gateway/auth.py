@@ -8,10 +8,12 @@ from coordinator.accounts.api_keys import KeyOwner
 from coordinator.accounts.cookies import cookie_session_token
 from coordinator.accounts.sessions import SESSION_PREFIX, session_account
 from coordinator.errors import AuthenticationFailed
+from coordinator.limits.enforce import limit_key
 from coordinator.services import SERVICES
 
 
 async def require_api_key(request: web.Request) -> KeyOwner:
+    """The key's owner; also charges the key's per-minute request limit (429 past it)."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -22,6 +24,7 @@ async def require_api_key(request: web.Request) -> KeyOwner:
     )
     if owner is None:
         raise AuthenticationFailed("invalid or revoked API key")
+    await limit_key(request, owner.key_id)
     return owner
 
 

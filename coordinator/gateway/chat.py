@@ -14,9 +14,11 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
+import orjson
 import pydantic
 from aiohttp import web
 
+from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
 from coordinator.economy.billing import CallMeter, hold_for_call, settle_call, worst_case_cost
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
@@ -32,6 +34,7 @@ from coordinator.gateway.openai_types import (
     TopLogprobOut,
     Usage,
 )
+from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from protocol.chat import SamplingParams, TokenLogprob
 from protocol.ids import ModelId
@@ -46,6 +49,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     owner = await require_api_key(request)
     body = await _parse(request, services)
+    async with stream_slot(request, owner.key_id):
+        return await _complete(request, services, owner, body)
+
+
+async def _complete(
+    request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest
+) -> web.StreamResponse:
     spec, price = _spec(body, services)
     meter = CallMeter(model=spec.model, price=price, completion_id=_completion_id())
     pieces = stream_completion(services, spec)
@@ -213,6 +223,8 @@ class _ChunkEncoder:
         )
         self._head = b"data: " + envelope[:-1].encode() + b', "choices": [{"index": 0, '
         self._envelope = envelope
+        self._content_head = self._head + b'"delta": {"content": '
+        self._content_tail = b'}, "logprobs": null, "finish_reason": null}]}\n\n'
 
     def _frame(self, choice_rest: str) -> bytes:
         return self._head + choice_rest.encode() + b"}]}\n\n"
@@ -224,6 +236,8 @@ class _ChunkEncoder:
         )
 
     def content(self, text: str, logprobs: list[TokenLogprobOut] | None) -> bytes:
+        if logprobs is None:  # the common case, once per token: one encode, one join
+            return b"".join((self._content_head, orjson.dumps(text), self._content_tail))
         lp = "null"
         if logprobs is not None:
             lp = json.dumps({"content": [x.model_dump() for x in logprobs]})

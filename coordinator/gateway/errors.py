@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(error: CoordinatorError) -> web.Response:
-    headers = {}
+def error_response(
+    error: CoordinatorError, headers: dict[str, str] | None = None
+) -> web.Response:
+    headers = dict(headers or {})
     if error.retry_after_s is not None:
         headers["Retry-After"] = str(error.retry_after_s)
     return web.json_response(error.body(), status=error.status, headers=headers)
@@ -31,15 +33,17 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status < 400 or not request.path.startswith("/v1/"):
             raise
         mapped: CoordinatorError
+        kept = {}
         if exc.status == 404:
             mapped = NotFound(f"no route for {request.method} {request.path}")
         elif exc.status == 405:
             mapped = InvalidRequest(f"{request.method} is not allowed on {request.path}")
             mapped.status = 405
+            kept["Allow"] = exc.headers.get("Allow", "")  # RFC 9110: a 405 names what is allowed
         else:
             mapped = InvalidRequest(exc.reason)
             mapped.status = exc.status
-        return error_response(mapped)
+        return error_response(mapped, kept)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(CoordinatorError("internal error"))

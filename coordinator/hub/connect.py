@@ -36,6 +36,29 @@ log = logging.getLogger(__name__)
 REGISTER_TIMEOUT_S = 15.0
 CLOSE_AUTH_FAILED = 4001
 CLOSE_REPLACED = 4002
+MAX_REASON_BYTES = 123  # a close frame's payload is 125 bytes, two of them the code
+# Closes aiohttp's reader makes on its own, without a message.
+AIOHTTP_CLOSE_REASONS: dict[int, str] = {
+    WSCloseCode.MESSAGE_TOO_BIG: "frame exceeds max_frame_bytes",
+    WSCloseCode.INVALID_TEXT: "text frame is not valid UTF-8",
+    WSCloseCode.PROTOCOL_ERROR: "websocket protocol error",
+}
+
+
+def close_reason(text: str) -> bytes:
+    """``text`` cut to fit a close frame, on a character boundary (the peer decodes UTF-8)."""
+    return text.encode()[:MAX_REASON_BYTES].decode(errors="ignore").encode()
+
+
+class NodeSocket(web.WebSocketResponse):
+    """A node's websocket; every close carries a reason, including those aiohttp makes."""
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if not message and code in AIOHTTP_CLOSE_REASONS:
+            message = AIOHTTP_CLOSE_REASONS[code].encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 async def node_connect(request: web.Request) -> web.WebSocketResponse:
@@ -45,7 +68,7 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
     settings = services.settings
     # No permessage-deflate: frames are small JSON, and a zlib context per connection would
     # cost ~300 KB of memory per idle node (and CPU on every token).
-    ws = web.WebSocketResponse(
+    ws = NodeSocket(
         heartbeat=settings.heartbeat_interval_s, max_msg_size=settings.max_frame_bytes,
         compress=False,
     )
@@ -60,13 +83,20 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
     try:
         node = await _register(ws, session, services)
     except ProtocolViolation as exc:
-        log.info("node refused: %s", exc.reason)
-        await ws.close(code=CLOSE_AUTH_FAILED, message=exc.reason.encode()[:120])
+        log.info("node refused: %s", exc.reason[:200])
+        await ws.close(code=CLOSE_AUTH_FAILED, message=close_reason(exc.reason))
+        return ws
+    except Exception:
+        log.exception("registration failed")
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"registration failed")
         return ws
     if node is None:
         return ws
     try:
         await _serve(ws, node, services)
+    except Exception:
+        log.exception("node %s: receive loop failed", node.node_id)
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"coordinator error")
     finally:
         services.departed_payees[node.node_id] = node.payee_account_id
         services.hub.detach(node, "node disconnected")
@@ -170,8 +200,8 @@ async def _serve(ws: web.WebSocketResponse, node: LiveNode, services: Services) 
             event = node.session.receive(message, services.clock.now())
         except (pydantic.ValidationError, ProtocolViolation) as exc:
             reason = exc.reason if isinstance(exc, ProtocolViolation) else "malformed message"
-            log.warning("node %s closed: %s", node.node_id, reason)
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
+            log.warning("node %s closed: %s", node.node_id, reason[:200])
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=close_reason(reason))
             break
         if event is None:
             continue

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from coordinator.accounts.enrollment import install_command, mint
 from coordinator.gateway.auth import require_session
+from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
 from installer.assets import install_script
 
@@ -30,6 +31,7 @@ class EnrollmentIssued(BaseModel):
 
 async def create_enrollment(request: web.Request) -> web.Response:
     """A one-time token (shown in this response only) and the command that uses it."""
+    await limit_ip(request)
     account_id = await require_session(request)
     services = request.app[SERVICES]
     settings = services.settings

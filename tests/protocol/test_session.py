@@ -335,3 +335,28 @@ def test_a_draining_node_finishes_its_jobs_but_gets_no_new_ones() -> None:
         hub.assign(job("job-2"))
     assert hub.receive(delta("job-1"), NOW) == delta("job-1")
     assert hub.receive(done("job-1"), NOW) == done("job-1")
+
+
+# --- forged work ---------------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=10))
+def test_a_node_cannot_report_more_tokens_than_the_job_allows(counts: list[int]) -> None:
+    hub, _ = connected()
+    hub.assign(job())  # max_tokens=8
+    sent = 0
+    for count in counts:
+        message = TokenDelta(job_id=JobId("job-1"), text="x", tokens=count)
+        if sent + count > 8:
+            assert "more tokens than max_tokens" in violation(hub, message)
+            return
+        assert hub.receive(message, NOW) == message
+        sent += count
+
+
+def test_a_finished_job_takes_no_more_tokens_and_its_budget_is_gone() -> None:
+    hub, _ = connected()
+    hub.assign(job())
+    hub.receive(done(), NOW)
+    assert hub.token_budget == {}
+    assert "not this node's" in violation(hub, delta())

@@ -1,0 +1,29 @@
+"""Limit settings (``KORETEX_LIMITS__*``): safe defaults for a public gateway."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LimitSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests_per_minute_per_key: int = Field(
+        default=1200, ge=1, description="Gateway requests an API key may make per minute."
+    )
+    concurrent_streams_per_key: int = Field(
+        default=64, ge=1, description="Completions one API key may have in flight at once."
+    )
+    auth_requests_per_minute_per_ip: int = Field(
+        default=60, ge=1,
+        description="Sign-in, key and enrollment-token requests per client IP per minute.",
+    )
+    auth_path_prefixes: tuple[str, ...] = Field(
+        default=("/v1/auth/",),
+        description="Every route under these prefixes is limited per IP (sign-in, OIDC, ...).",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or CIDR networks whose X-Forwarded-For is believed (the nginx in"
+        " front, e.g. [\"127.0.0.1\"]); from anyone else the header is ignored.",
+    )

@@ -1,0 +1,14 @@
+"""The HTTP API as OpenAPI 3.1, generated from the pydantic models the handlers use.
+
+    operations.py  ``Operation``: one route's method, path, auth, request and responses; and
+                   ``OPERATIONS``, every operation of the coordinator's HTTP API
+    spec.py        ``build_spec`` and the ``GET /openapi.json`` handler
+
+A route joins the API by having an ``Operation`` in ``OPERATIONS`` (tests fail for a route in
+``app.router`` without one, unless it is listed in ``NOT_IN_SPEC``).
+"""
+
+from coordinator.openapi.operations import NOT_IN_SPEC, OPERATIONS, Operation
+from coordinator.openapi.spec import build_spec, openapi_json
+
+__all__ = ["NOT_IN_SPEC", "OPERATIONS", "Operation", "build_spec", "openapi_json"]

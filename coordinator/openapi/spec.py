@@ -1,0 +1,132 @@
+"""Building the OpenAPI document from ``OPERATIONS`` and serving it at ``/openapi.json``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from coordinator.gateway.openai_types import ErrorBody
+from coordinator.openapi.operations import OPERATIONS, Body, Operation
+
+REF = "#/components/schemas/{model}"
+SECURITY_SCHEMES = {
+    "api_key": {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key (`ktx-…`) from `POST /v1/account/keys`.",
+    },
+    "session": {
+        "type": "http", "scheme": "bearer",
+        "description": "A session token (`kts-…`) from Sign-In With Solana; never an API key.",
+    },
+}
+RETRY_AFTER = {
+    "description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _models(operations: Iterable[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
+        (ErrorBody, "serialization"): None
+    }
+    for op in operations:
+        if op.request is not None:
+            wanted[(op.request, "validation")] = None
+        if op.query is not None:
+            wanted[(op.query, "validation")] = None
+        for response in op.responses.values():
+            if isinstance(response, type):
+                wanted[(response, "serialization")] = None
+    return list(wanted)
+
+
+def _content(response: type[BaseModel] | Body, refs: dict[Any, Any]) -> dict[str, Any]:
+    if isinstance(response, Body):
+        return {response.media_type: {"schema": {"type": "string"}}}
+    return {"application/json": {"schema": refs[(response, "serialization")]}}
+
+
+def _parameters(op: Operation, query_schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "description": text,
+         "schema": {"type": "string"}}
+        for name, text in op.path_params.items()
+    ]
+    if op.query is not None:
+        schema = query_schemas[op.query.__name__]
+        required = set(schema.get("required", ()))
+        for name, prop in schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required,
+                           "schema": prop})
+    return params
+
+
+def _operation(op: Operation, refs: dict[Any, Any], queries: dict[str, Any]) -> dict[str, Any]:
+    error = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
+    responses: dict[str, Any] = {}
+    for status, response in op.responses.items():
+        entry: dict[str, Any] = {"description": "success"}
+        if response is not None:
+            entry["content"] = _content(response, refs)
+            if status in op.also:
+                entry["content"].update(_content(op.also[status], refs))
+        responses[str(status)] = entry
+    if op.auth is not None:
+        responses["401"] = {"description": "missing, invalid or revoked credentials",
+                            "content": error}
+    if op.rate_limited:
+        responses["429"] = {"description": "over a limit", "content": error,
+                            "headers": {"Retry-After": RETRY_AFTER}}
+    responses["default"] = {"description": "an error, in the OpenAI error shape",
+                            "content": error}
+    body: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_')}"
+        .replace("{", "").replace("}", "").replace(".", "_") or "root",
+        "tags": list(op.tags),
+        "responses": responses,
+        "security": [{op.auth: []}] if op.auth is not None else [],
+    }
+    parameters = _parameters(op, queries)
+    if parameters:
+        body["parameters"] = parameters
+    if op.request is not None:
+        body["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(op.request, "validation")]}
+        }}
+    return body
+
+
+def build_spec(operations: Iterable[Operation] = OPERATIONS) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``operations``; schemas come from their pydantic models."""
+    operations = tuple(operations)
+    refs, definitions = models_json_schema(_models(operations), by_alias=True, ref_template=REF)
+    components = dict(definitions.get("$defs", {}))
+    queries = {
+        op.query.__name__: op.query.model_json_schema(ref_template=REF)
+        for op in operations if op.query is not None
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, queries)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Koretex coordinator", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+@functools.cache
+def _spec_text() -> str:
+    return json.dumps(build_spec())
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """``GET /openapi.json``."""
+    return web.Response(text=_spec_text(), content_type="application/json")
