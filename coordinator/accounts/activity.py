@@ -26,6 +26,14 @@ from coordinator.store.models import LedgerEntry, LedgerTransaction
 MAX_DAYS = 366
 
 
+class ActivityQuery(BaseModel):
+    """``?days=``: how many days back, today included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(default=30, ge=1, le=MAX_DAYS)
+
+
 class DayActivity(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -88,7 +96,7 @@ async def account_activity(request: web.Request) -> web.Response:
             day=one, earned=Amount.of(int(row[1]) if row else 0),
             spent=Amount.of(int(row[2]) if row else 0), calls=int(row[3]) if row else 0,
         ))
-    return web.Response(text=Activity(days=days, data=data).model_dump_json(),
+    return web.Response(text=Activity(days=days, data=data).model_dump_json(by_alias=True),
                         content_type="application/json")
 
 

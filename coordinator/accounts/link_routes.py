@@ -9,17 +9,17 @@ same way it signs in, and from then on either the wallet or the OpenID identity 
 
 from __future__ import annotations
 
-import pydantic
 from aiohttp import web
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from coordinator.accounts.routes import sign_in_policy
+from coordinator.accounts.routes import _body, _reply, sign_in_policy
 from coordinator.accounts.schemas import VerifyRequest
 from coordinator.accounts.siws import check_sign_in, parse_message, verify_signature
 from coordinator.accounts.statements import account_view
 from coordinator.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from coordinator.gateway.auth import require_session
+from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
 from coordinator.store.models import Account, SignInNonce
 
@@ -28,12 +28,10 @@ TAKEN = "this wallet already signs in to another account"
 
 async def link_wallet(request: web.Request) -> web.Response:
     """Check the signed sign-in message, consume its nonce, and give the account its wallet."""
+    await limit_ip(request)
     account_id = await require_session(request)
     services = request.app[SERVICES]
-    try:
-        body = VerifyRequest.model_validate_json(await request.read())
-    except pydantic.ValidationError as exc:
-        raise InvalidRequest(f"invalid request body: {exc.errors()[0]['msg']}") from exc
+    body = await _body(request, VerifyRequest)
     now = services.clock.now()
     fields = parse_message(body.message)
     verify_signature(body.message, body.signature, body.public_key)
@@ -65,7 +63,7 @@ async def link_wallet(request: web.Request) -> web.Response:
             view = await account_view(session, account_id)
     except IntegrityError as exc:  # another account took the wallet in the meantime
         raise PermissionDenied(TAKEN) from exc
-    return web.Response(text=view.model_dump_json(), content_type="application/json")
+    return _reply(view)
 
 
 def add_link_routes(app: web.Application) -> None:

@@ -119,7 +119,7 @@ async def list_account_nodes(request: web.Request) -> web.Response:
     now = services.clock.now()
     views = sorted((node_view(services, row, now) for row in rows),
                    key=lambda view: view.status == "offline")
-    return web.Response(text=NodeList(data=views).model_dump_json(),
+    return web.Response(text=NodeList(data=views).model_dump_json(by_alias=True),
                         content_type="application/json")
 
 

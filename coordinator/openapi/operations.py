@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coordinator.accounts.activity import Activity, ActivityQuery
+from coordinator.accounts.node_routes import NodeList
 from coordinator.accounts.schemas import (
     AccountView,
     CreatedKey,
@@ -30,10 +32,21 @@ from coordinator.accounts.schemas import (
     UsageReport,
     VerifyRequest,
 )
+from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.economy.topup_routes import TopupView
 from coordinator.gateway.openai_types import ChatCompletion, ChatCompletionRequest, ModelList
 from coordinator.hub.enrollment_routes import EnrollmentIssued
+from coordinator.points.constants import PointsConstants
+from coordinator.points.schemas import (
+    DaysQuery,
+    EstimateQuery,
+    Leaderboard,
+    NetworkUsage,
+    PointsEstimate,
+    ProviderPoints,
+)
 from coordinator.routing import RoutingConstants
+from coordinator.web.routes import NetworkPricing
 
 Auth = Literal["api_key", "session"]
 
@@ -123,10 +136,63 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/account/topups/{topup_id}", "A top-up invoice and its status",
               {200: TopupView}, auth="session", path_params={"topup_id": "the invoice id"},
               tags=("account",)),
+    Operation("GET", "/v1/account/topups/{topup_id}/qr.svg",
+              "The invoice's Solana Pay link as a QR code",
+              {200: Body("image/svg+xml", "an SVG QR code of the solana: payment link")},
+              auth="session", path_params={"topup_id": "the invoice id"}, tags=("account",)),
+    Operation("GET", "/v1/account/activity", "Earned, spent and calls per UTC day, oldest first",
+              {200: Activity}, auth="session", query=ActivityQuery, tags=("account",)),
+    Operation("POST", "/v1/account/wallet",
+              "Link a Solana wallet to this account (a signed sign-in message)",
+              {200: AccountView}, auth="session", request=VerifyRequest, tags=("account",),
+              rate_limited=True),
+    Operation("GET", "/v1/account/nodes", "Every node enrolled to the account, live ones first",
+              {200: NodeList}, auth="session", tags=("nodes",)),
+    Operation("POST", "/v1/account/cloud-nodes",
+              "Add a cloud node (its upstream must answer a test completion first)",
+              {201: CloudNodeView}, auth="session", request=CreateCloudNode, tags=("nodes",),
+              rate_limited=True),
+    Operation("GET", "/v1/account/cloud-nodes", "The account's cloud nodes",
+              {200: CloudNodeList}, auth="session", tags=("nodes",)),
+    Operation("GET", "/v1/account/cloud-nodes/{node_id}", "One cloud node",
+              {200: CloudNodeView}, auth="session",
+              path_params={"node_id": "the cloud node's id"}, tags=("nodes",)),
+    Operation("PATCH", "/v1/account/cloud-nodes/{node_id}",
+              "Change a cloud node (a new URL, token or upstream model is checked again)",
+              {200: CloudNodeView}, auth="session", request=UpdateCloudNode,
+              path_params={"node_id": "the cloud node's id"}, tags=("nodes",),
+              rate_limited=True),
+    Operation("DELETE", "/v1/account/cloud-nodes/{node_id}",
+              "Take a cloud node offline and forget its upstream", {204: None}, auth="session",
+              path_params={"node_id": "the cloud node's id"}, tags=("nodes",)),
+    Operation("GET", "/v1/network/models", "The live models (what /v1/models lists), for anyone",
+              {200: ModelList}, tags=("network",)),
+    Operation("GET", "/v1/network/pricing", "What a credit costs and the starter credits",
+              {200: NetworkPricing}, tags=("network",)),
+    Operation("GET", "/v1/network/usage", "Tokens and jobs served per day, zeros included",
+              {200: NetworkUsage}, query=DaysQuery, tags=("points",)),
+    Operation("GET", "/v1/leaderboard", "Providers ranked by points over the last days",
+              {200: Leaderboard}, query=DaysQuery, tags=("points",)),
+    Operation("GET", "/v1/providers/{wallet}", "One provider's points, node by node, day by day",
+              {200: ProviderPoints}, query=DaysQuery,
+              path_params={"wallet": "the provider's wallet (or account) id"}, tags=("points",)),
+    Operation("GET", "/v1/points/estimate", "Points per day a node like this would earn",
+              {200: PointsEstimate}, query=EstimateQuery, tags=("points",)),
+    Operation("GET", "/v1/points/constants", "Every constant behind the points formula",
+              {200: PointsConstants}, tags=("points",)),
 )
+
+API_OUTSIDE_V1: frozenset[str] = frozenset({"/healthz", "/install.sh"})
+"""The API's paths outside ``/v1/``; every other path outside it is a page, a static file or a
+browser redirect (the dashboard, ``/static``, ``/auth/oidc/...``)."""
 
 NOT_IN_SPEC: frozenset[str] = frozenset({
     "/v1/nodes/connect",  # the node websocket: its vocabulary is protocol.messages
-    "/openapi.json",  # the spec itself
 })
-"""Paths served outside the OpenAPI description (websockets, the spec, static files, pages)."""
+"""API paths served outside the OpenAPI description (the node websocket)."""
+
+
+def in_spec(path: str) -> bool:
+    """Whether a served path must have an ``Operation``: every ``/v1`` route and the few API
+    paths outside it, except ``NOT_IN_SPEC``."""
+    return (path.startswith("/v1/") or path in API_OUTSIDE_V1) and path not in NOT_IN_SPEC

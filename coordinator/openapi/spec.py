@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from coordinator.accounts.cookies import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
 from coordinator.gateway.openai_types import ErrorBody
 from coordinator.openapi.operations import OPERATIONS, Body, Operation
 
@@ -23,6 +24,16 @@ SECURITY_SCHEMES = {
     "session": {
         "type": "http", "scheme": "bearer",
         "description": "A session token (`kts-…`) from Sign-In With Solana; never an API key.",
+    },
+    "session_cookie": {
+        "type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+        "description": "The browser's session: the HttpOnly cookie sign-in sets. A request with"
+        " an Authorization header is judged by that header alone.",
+    },
+    "csrf": {
+        "type": "apiKey", "in": "header", "name": CSRF_HEADER,
+        "description": f"With the session cookie on every method but GET, HEAD and OPTIONS: the"
+        f" value of the `{CSRF_COOKIE}` cookie (double submit).",
     },
 }
 RETRY_AFTER = {
@@ -66,6 +77,18 @@ def _parameters(op: Operation, query_schemas: dict[str, Any]) -> list[dict[str, 
     return params
 
 
+def _security(op: Operation) -> list[dict[str, list[str]]]:
+    """The credentials ``op`` takes; any one entry of the list suffices."""
+    if op.auth is None:
+        return []
+    if op.auth == "api_key":
+        return [{"api_key": []}]
+    cookie: dict[str, list[str]] = {"session_cookie": []}
+    if op.method not in SAFE_METHODS:
+        cookie["csrf"] = []
+    return [{"session": []}, cookie]
+
+
 def _operation(op: Operation, refs: dict[Any, Any], queries: dict[str, Any]) -> dict[str, Any]:
     error = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
     responses: dict[str, Any] = {}
@@ -90,7 +113,7 @@ def _operation(op: Operation, refs: dict[Any, Any], queries: dict[str, Any]) -> 
         .replace("{", "").replace("}", "").replace(".", "_") or "root",
         "tags": list(op.tags),
         "responses": responses,
-        "security": [{op.auth: []}] if op.auth is not None else [],
+        "security": _security(op),
     }
     parameters = _parameters(op, queries)
     if parameters:

@@ -3,18 +3,21 @@ the live constants and the network's daily usage. They read the keeper's latest 
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from datetime import date
-from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from coordinator.errors import InvalidRequest, NotFound
-from coordinator.points.board import NodeBreakdown
 from coordinator.points.contributions import OperatorId
-from coordinator.points.day import NodeDayScore
 from coordinator.points.estimate import estimate
+from coordinator.points.schemas import (
+    Leaderboard,
+    LeaderboardEntry,
+    NetworkUsage,
+    PointsEstimate,
+    ProviderPoints,
+)
 from coordinator.points.standings import Standings
 from coordinator.services import SERVICES
 from protocol.ids import ModelId
@@ -56,44 +59,19 @@ def _number(request: web.Request, name: str, default: float | None = None) -> fl
     return value
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: days as ISO dates, tuples and sets as lists."""
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple | list | frozenset | set):
-        items = [_plain(item) for item in value]
-        return sorted(items) if isinstance(value, frozenset | set) else items
-    return value
-
-
-def _day_json(day: NodeDayScore) -> dict[str, Any]:
-    terms = {
-        field.name: _plain(getattr(day.terms, field.name))
-        for field in dataclasses.fields(day.terms)
-        if field.name not in ("day", "node_id", "operator", "score")
-    }
-    return {
-        "day": day.terms.day.isoformat(), "score": day.score,
-        "weighted_score": day.weighted_score, "terms": terms,
-    }
-
-
-def _node_json(node: NodeBreakdown) -> dict[str, Any]:
-    return {
-        "node_id": node.node_id, "points": node.points, "tokens": node.tokens, "jobs": node.jobs,
-        "measured_tok_s": node.measured_tok_s, "removed": node.removed,
-        "days": [_day_json(day) for day in node.days],
-    }
+def _reply(model: BaseModel) -> web.Response:
+    return web.Response(text=model.model_dump_json(by_alias=True),
+                        content_type="application/json")
 
 
 async def get_leaderboard(request: web.Request) -> web.Response:
     days = _days(request)
     standings = _standings(request)
     rows = standings.board(days)
-    return web.json_response({
-        "object": "list", "days": days, "constants_version": standings.constants.version,
-        "data": [dataclasses.asdict(row) for row in rows],
-    })
+    return _reply(Leaderboard(
+        days=days, constants_version=standings.constants.version,
+        data=[LeaderboardEntry.of(row) for row in rows],
+    ))
 
 
 async def get_provider(request: web.Request) -> web.Response:
@@ -103,10 +81,7 @@ async def get_provider(request: web.Request) -> web.Response:
     if not standings.knows(wallet):
         raise NotFound(f"no provider {wallet!r} is known to this network", param="wallet")
     breakdown = standings.provider(wallet, days)
-    return web.json_response({
-        "provider": breakdown.provider, "tier": breakdown.tier, "points": breakdown.points,
-        "hidden": breakdown.hidden, "nodes": [_node_json(node) for node in breakdown.nodes],
-    })
+    return _reply(ProviderPoints.of(breakdown))
 
 
 async def get_estimate(request: web.Request) -> web.Response:
@@ -127,23 +102,18 @@ async def get_estimate(request: web.Request) -> web.Response:
         param = next((name for name in ("tok_s", "uptime", "days_online") if name in str(exc)),
                      None)
         raise InvalidRequest(str(exc), param=param) from None
-    body = dataclasses.asdict(terms)
-    body["points"] = terms.points_per_day
-    return web.json_response(body)
+    return _reply(PointsEstimate.of(terms))
 
 
 async def get_constants(request: web.Request) -> web.Response:
     constants = request.app[SERVICES].settings.points.constants
-    return web.Response(text=constants.model_dump_json(), content_type="application/json")
+    return _reply(constants)
 
 
 async def get_usage(request: web.Request) -> web.Response:
     days = _days(request)
     usage = _standings(request).usage_window(days)
-    return web.json_response({
-        "object": "list",
-        "data": [{"day": u.day.isoformat(), "tokens": u.tokens, "jobs": u.jobs} for u in usage],
-    })
+    return _reply(NetworkUsage.of(usage))
 
 
 def add_points_routes(app: web.Application) -> None:

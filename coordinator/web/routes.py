@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import segno
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from coordinator.accounts.activity import add_activity_routes
@@ -87,15 +88,28 @@ async def network_models(request: web.Request) -> web.Response:
                         content_type="application/json")
 
 
+class NetworkPricing(BaseModel):
+    """``GET /v1/network/pricing``: what a credit costs and what a new account starts with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    usd_per_credit: float
+    credits_per_usdc: float
+    starter_credits: float = Field(description="Credits every new account starts with.")
+    provider_share: float = Field(description="Share of each charge paid to the node, 0 to 1.")
+
+
 async def network_pricing(request: web.Request) -> web.Response:
     economy = request.app[SERVICES].settings.economy
     usd_per_credit = Decimal(MICRO) / Decimal(economy.credits_per_usdc)
-    return web.json_response({
-        "usd_per_credit": float(usd_per_credit),
-        "credits_per_usdc": economy.credits_per_usdc / MICRO,
-        "starter_credits": economy.starter_credits / MICRO,
-        "provider_share": economy.provider_share_bps / 10_000,
-    })
+    pricing = NetworkPricing(
+        usd_per_credit=float(usd_per_credit),
+        credits_per_usdc=economy.credits_per_usdc / MICRO,
+        starter_credits=economy.starter_credits / MICRO,
+        provider_share=economy.provider_share_bps / 10_000,
+    )
+    return web.Response(text=pricing.model_dump_json(by_alias=True),
+                        content_type="application/json")
 
 
 async def topup_qr(request: web.Request) -> web.Response:

@@ -19,6 +19,8 @@ from solders.keypair import Keypair
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 from support.wallets import Wallet, sign_in
 
+from coordinator.cloud.sealing import new_master_key
+from coordinator.cloud.settings import CloudSettings
 from coordinator.economy.settings import TopupSettings
 from coordinator.limits import LimitSettings
 from coordinator.routing import RoutingConstants
@@ -39,6 +41,9 @@ async def served(tmp_path: Path, database_url: str) -> AsyncIterator[RunningCoor
         # no invoice here is ever paid
         topups=TopupSettings(treasury=str(Keypair().pubkey()), poll_interval_s=3600,
                              solana_rpc_url="http://127.0.0.1:9"),
+        # a master key, so cloud nodes are on (off, adding one answers 503 by design); upstreams
+        # stay public-only, so the fuzzer's base URLs are refused or fail to resolve: a 400
+        cloud=CloudSettings(master_key=new_master_key(), check_timeout_s=2, connect_timeout_s=2),
         limits=LimitSettings(
             requests_per_minute_per_key=100_000, auth_requests_per_minute_per_ip=100_000,
             concurrent_streams_per_key=1000,
