@@ -46,7 +46,7 @@ from coordinator.points.schemas import (
     ProviderPoints,
 )
 from coordinator.routing import RoutingConstants
-from coordinator.web.routes import NetworkPricing
+from coordinator.web.schemas import NetworkPricing
 
 Auth = Literal["api_key", "session"]
 

@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import segno
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from coordinator.accounts.activity import add_activity_routes
@@ -34,10 +33,12 @@ from coordinator.errors import NotFound
 from coordinator.gateway.auth import require_session
 from coordinator.gateway.errors import Handler
 from coordinator.gateway.models import live_models
+from coordinator.openapi.operations import API_OUTSIDE_V1
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import TopupInvoice
 from coordinator.web.render import PAGES, STATIC_DIR, Page, render, render_error
+from coordinator.web.schemas import NetworkPricing
 
 log = logging.getLogger(__name__)
 HTML = "text/html"
@@ -88,17 +89,6 @@ async def network_models(request: web.Request) -> web.Response:
                         content_type="application/json")
 
 
-class NetworkPricing(BaseModel):
-    """``GET /v1/network/pricing``: what a credit costs and what a new account starts with."""
-
-    model_config = ConfigDict(frozen=True)
-
-    usd_per_credit: float
-    credits_per_usdc: float
-    starter_credits: float = Field(description="Credits every new account starts with.")
-    provider_share: float = Field(description="Share of each charge paid to the node, 0 to 1.")
-
-
 async def network_pricing(request: web.Request) -> web.Response:
     economy = request.app[SERVICES].settings.economy
     usd_per_credit = Decimal(MICRO) / Decimal(economy.credits_per_usdc)
@@ -137,9 +127,10 @@ async def topup_qr(request: web.Request) -> web.Response:
 async def html_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Pages fail as pages: an HTML 404 or 500 in the site's layout, never JSON or a trace.
 
-    Inside ``openai_errors``, so it sees a page's failure first; /v1 routes pass straight through.
+    Inside ``openai_errors``, so it sees a page's failure first; API routes (every /v1 route,
+    /healthz, /install.sh) pass straight through to answer JSON errors.
     """
-    if request.path.startswith("/v1/"):
+    if request.path.startswith("/v1/") or request.path in API_OUTSIDE_V1:
         return await handler(request)
     try:
         return await handler(request)
@@ -150,8 +141,10 @@ async def html_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         detail = ("There is no page at this address." if exc.status == 404
                   else "This request could not be served.")
         body = render_error(exc.status, headline, detail, signed_in=False)
-        return web.Response(text=body, status=exc.status, content_type=HTML,
-                            headers=PAGE_HEADERS)
+        headers = dict(PAGE_HEADERS)
+        if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods that are allowed
+            headers["Allow"] = exc.headers["Allow"]
+        return web.Response(text=body, status=exc.status, content_type=HTML, headers=headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = render_error(500, "Something went wrong",
