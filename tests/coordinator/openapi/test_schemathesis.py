@@ -30,6 +30,7 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # 2xx for every schema-valid body, but a valid body may still name a model nobody serves (404),
 # a key to revoke that does not exist (404), or spend credits the account lacks (402).
 EXCLUDED_CHECKS = "positive_data_acceptance"
+LOGOUT = "/v1/auth/logout"
 
 
 @pytest_asyncio.fixture
@@ -58,7 +59,11 @@ async def served(tmp_path: Path, database_url: str) -> AsyncIterator[RunningCoor
         await coordinator.stop()
 
 
-async def schemathesis(coordinator: RunningCoordinator, report: Path, *headers: str) -> str:
+async def schemathesis(
+    coordinator: RunningCoordinator, report: Path, *headers: str, only: str | None = None,
+    skip: str | None = None,
+) -> str:
+    """Run schemathesis over the spec (``only``/``skip``: one path) with these headers."""
     args = [
         str(SCHEMATHESIS), "run", f"{coordinator.base_url}/openapi.json",
         "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
@@ -68,6 +73,10 @@ async def schemathesis(coordinator: RunningCoordinator, report: Path, *headers: 
     ]
     for header in headers:
         args += ["-H", header]
+    if only is not None:
+        args += ["--include-path", only]
+    if skip is not None:
+        args += ["--exclude-path", skip]
     report.mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(  # cwd: its .schemathesis cache stays there
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=report
@@ -83,9 +92,18 @@ async def test_schemathesis_finds_nothing(served: RunningCoordinator, tmp_path: 
     api_key = await served.api_key("fuzzer")
     async with httpx.AsyncClient(base_url=served.base_url) as http:
         session = (await sign_in(http, Wallet.solders()))["token"]
+        logout_session = (await sign_in(http, Wallet.solders()))["token"]
     for name, headers in (
         ("anonymous", ()),
         ("api-key", (f"Authorization: Bearer {api_key}",)),
-        ("session", (f"Authorization: Bearer {session}",)),
     ):
         await schemathesis(served, tmp_path / name, *headers)
+    # Logging out ends the session: the session run leaves it out (else every operation after it
+    # would see only 401s), and logout gets its own run with a session of its own.
+    await schemathesis(served, tmp_path / "session", f"Authorization: Bearer {session}",
+                       skip=LOGOUT)
+    await schemathesis(served, tmp_path / "logout", f"Authorization: Bearer {logout_session}",
+                       only=LOGOUT)
+    async with httpx.AsyncClient(base_url=served.base_url) as http:
+        account = await http.get("/v1/account", headers={"Authorization": f"Bearer {session}"})
+    assert account.status_code == 200, "the session run must have run signed in throughout"
