@@ -13,6 +13,16 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+API_OUTSIDE_V1: frozenset[str] = frozenset({"/healthz", "/install.sh"})
+"""The API's paths outside ``/v1/``; every other path outside it is a page, a static file or a
+browser redirect (the dashboard, ``/static``, ``/auth/oidc/...``)."""
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` belongs to the HTTP API (OpenAI-shaped errors, described in the spec)
+    rather than to the site (HTML pages, their errors, static files, browser redirects)."""
+    return path.startswith("/v1/") or path in API_OUTSIDE_V1
+
 
 def error_response(
     error: CoordinatorError, headers: dict[str, str] | None = None
@@ -30,7 +40,7 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except CoordinatorError as error:
         return error_response(error)
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith("/v1/"):
+        if exc.status < 400 or not is_api_path(request.path):
             raise
         mapped: CoordinatorError
         kept = {}

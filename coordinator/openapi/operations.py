@@ -34,6 +34,7 @@ from coordinator.accounts.schemas import (
 )
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.economy.topup_routes import TopupView
+from coordinator.gateway.errors import is_api_path
 from coordinator.gateway.openai_types import ChatCompletion, ChatCompletionRequest, ModelList
 from coordinator.hub.enrollment_routes import EnrollmentIssued
 from coordinator.points.constants import PointsConstants
@@ -182,10 +183,6 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: PointsConstants}, tags=("points",)),
 )
 
-API_OUTSIDE_V1: frozenset[str] = frozenset({"/healthz", "/install.sh"})
-"""The API's paths outside ``/v1/``; every other path outside it is a page, a static file or a
-browser redirect (the dashboard, ``/static``, ``/auth/oidc/...``)."""
-
 NOT_IN_SPEC: frozenset[str] = frozenset({
     "/v1/nodes/connect",  # the node websocket: its vocabulary is protocol.messages
 })
@@ -193,6 +190,6 @@ NOT_IN_SPEC: frozenset[str] = frozenset({
 
 
 def in_spec(path: str) -> bool:
-    """Whether a served path must have an ``Operation``: every ``/v1`` route and the few API
-    paths outside it, except ``NOT_IN_SPEC``."""
-    return (path.startswith("/v1/") or path in API_OUTSIDE_V1) and path not in NOT_IN_SPEC
+    """Whether a served path must have an ``Operation``: every API path (every ``/v1`` route,
+    ``/healthz``, ``/install.sh``; see ``is_api_path``) except ``NOT_IN_SPEC``."""
+    return is_api_path(path) and path not in NOT_IN_SPEC

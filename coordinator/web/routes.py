@@ -31,9 +31,8 @@ from coordinator.catalogue import MICRO
 from coordinator.economy.topup_routes import topup_view
 from coordinator.errors import NotFound
 from coordinator.gateway.auth import require_session
-from coordinator.gateway.errors import Handler
+from coordinator.gateway.errors import Handler, is_api_path
 from coordinator.gateway.models import live_models
-from coordinator.openapi.operations import API_OUTSIDE_V1
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import TopupInvoice
@@ -130,7 +129,7 @@ async def html_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     Inside ``openai_errors``, so it sees a page's failure first; API routes (every /v1 route,
     /healthz, /install.sh) pass straight through to answer JSON errors.
     """
-    if request.path.startswith("/v1/") or request.path in API_OUTSIDE_V1:
+    if is_api_path(request.path):
         return await handler(request)
     try:
         return await handler(request)

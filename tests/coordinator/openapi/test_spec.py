@@ -55,3 +55,34 @@ async def test_the_spec_is_served(coordinator: RunningCoordinator) -> None:
         response = await http.get("/openapi.json")
     assert response.status_code == 200
     assert response.json() == build_spec()
+
+
+async def test_paths_outside_the_spec_are_pages_files_or_redirects(
+    coordinator: RunningCoordinator,
+) -> None:
+    app = create_app(CoordinatorSettings(database_url="sqlite+aiosqlite:///:memory:"))
+    outside = {
+        route.resource.canonical for route in app.router.routes()
+        if route.resource is not None and route.method == "GET"
+        and not in_spec(route.resource.canonical) and route.resource.canonical != "/openapi.json"
+        and not route.resource.canonical.startswith("/v1/")
+    }
+    assert {"/", "/dashboard", "/static", "/auth/oidc/start"} <= outside
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        for path in sorted(outside):
+            url = "/static/app.css" if path == "/static" else path
+            response = await http.get(url)
+            assert response.status_code < 500, path
+            assert not response.headers["content-type"].startswith("application/json"), path
+
+
+async def test_a_wrong_method_names_the_allowed_ones_on_pages_and_api_paths(
+    coordinator: RunningCoordinator,
+) -> None:
+    async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
+        page = await http.request("TRACE", "/models")
+        health = await http.request("TRACE", "/healthz")
+    assert page.status_code == health.status_code == 405
+    assert "GET" in page.headers["allow"] and "GET" in health.headers["allow"]
+    assert page.headers["content-type"].startswith("text/html")
+    assert health.json()["error"]["type"]  # the API answers its errors in the OpenAI shape
