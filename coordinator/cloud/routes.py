@@ -25,6 +25,7 @@ from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudN
 from coordinator.cloud.sealing import TokenSealer, last_four
 from coordinator.errors import CloudNodesUnavailable, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_session
+from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES, Services
 from coordinator.store.models import CloudNode
 from protocol.ids import NodeId
@@ -66,6 +67,7 @@ def _check_offer(services: Services, model: str, concurrency: int) -> None:
 
 async def create_cloud_node(request: web.Request) -> web.Response:
     """Check the upstream with a real completion, then store it sealed and bring it online."""
+    await limit_ip(request)  # each one makes the coordinator call out to a URL of the caller's
     account_id = await require_session(request)
     services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
     sealer = _sealer(fleet)
@@ -107,6 +109,7 @@ async def get_cloud_node(request: web.Request) -> web.Response:
 
 async def update_cloud_node(request: web.Request) -> web.Response:
     """Change a cloud node; a new URL, token or upstream model is checked again first."""
+    await limit_ip(request)
     account_id = await require_session(request)
     services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
     sealer = _sealer(fleet)

@@ -54,7 +54,7 @@ async def limit_ip(request: web.Request) -> None:
     refusal = await services.rates.hit(f"ip:{request_ip(request)}", 1, limit, MINUTE_S)
     if refusal is not None:
         raise RateLimited(
-            f"at most {limit} sign-in and key requests per minute from one address",
+            f"at most {limit} sign-in and credential requests per minute from one address",
             retry_after_s=refusal.header,
         )
 

@@ -16,7 +16,8 @@ class LimitSettings(BaseModel):
     )
     auth_requests_per_minute_per_ip: int = Field(
         default=60, ge=1,
-        description="Sign-in, key and enrollment-token requests per client IP per minute.",
+        description="Sign-in, key, enrollment-token, wallet-link and cloud-node (add, change)"
+        " requests per client IP per minute.",
     )
     auth_path_prefixes: tuple[str, ...] = Field(
         default=("/v1/auth/",),

@@ -115,6 +115,30 @@ async def test_auth_endpoints_are_limited_per_client_ip(limited: RunningCoordina
         assert len(keys.json()["data"]) == 1
 
 
+async def test_wallet_linking_and_cloud_nodes_share_the_per_ip_limit(
+    limited: RunningCoordinator,
+) -> None:
+    """Both make the coordinator work for a caller (a signature check; a call out to a URL the
+    caller names), so they count like sign-in and key creation, before anything else is done."""
+    cloud_node = {"base_url": "http://127.0.0.1:9/v1", "token": "t", "model": MODEL,
+                  "upstream_model": "m", "concurrency": 1}
+    client = {"X-Forwarded-For": "198.51.100.9"}
+    async with httpx.AsyncClient(base_url=limited.base_url, headers=client) as http:
+        token = (await sign_in(http, Wallet.solders()))["token"]  # 2 of 4
+        linked = await http.post("/v1/account/wallet", json={}, headers=bearer(token))
+        assert linked.status_code == 400, linked.text  # 3 of 4
+        added = await http.post("/v1/account/cloud-nodes", json=cloud_node, headers=bearer(token))
+        assert added.status_code != 429, added.text  # 4 of 4
+        assert_rate_limited(
+            await http.post("/v1/account/cloud-nodes", json=cloud_node, headers=bearer(token))
+        )
+        assert_rate_limited(
+            await http.post("/v1/account/wallet", json={}, headers=bearer(token))
+        )
+        nodes = await http.get("/v1/account/cloud-nodes", headers=bearer(token))
+        assert nodes.status_code == 200 and nodes.json()["data"] == []
+
+
 async def test_untrusted_peers_cannot_pick_their_bucket(
     tmp_path: Path, database_url: str
 ) -> None:
