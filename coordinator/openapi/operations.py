@@ -4,7 +4,8 @@ To add a route: register it on the app as usual, then add an ``Operation`` here 
 method, path (aiohttp's ``{name}`` placeholders), ``auth`` ("api_key", "session" or None), its
 request body and query models, and its success responses by status. Error responses need nothing:
 every operation answers errors with ``ErrorBody`` (the OpenAI error shape), and the auth scheme
-adds 401 (plus 429 where limits apply).
+adds 401 (plus 403 for a session cookie without its CSRF header, and 429 where limits apply);
+``errors`` names the other statuses a client should expect, and when.
 """
 
 from __future__ import annotations
@@ -96,8 +97,14 @@ class Operation:
     also: Mapping[int, Body] = field(default_factory=dict)  # other media types per status
     tags: tuple[str, ...] = ()
     rate_limited: bool = False  # may answer 429 (per-key or per-IP limits)
+    errors: Mapping[int, str] = field(default_factory=dict)  # other error statuses: when
 
 
+BAD_DAYS = {400: "days is not a whole number from 1 to the coordinator's points.max_days"}
+NO_CLOUD_NODE = {404: "no such cloud node on this account"}
+UPSTREAM_CHECK = {400: "an invalid body, a non-catalogue model, or an upstream that failed the"
+                       " test completion (unreachable, private, refused the token, no answer)",
+                  503: "cloud nodes are off: the coordinator has no master key"}
 SSE = Body("text/event-stream", "chat.completion.chunk events, then `data: [DONE]`")
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -140,45 +147,53 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/account/topups/{topup_id}/qr.svg",
               "The invoice's Solana Pay link as a QR code",
               {200: Body("image/svg+xml", "an SVG QR code of the solana: payment link")},
-              auth="session", path_params={"topup_id": "the invoice id"}, tags=("account",)),
+              auth="session", path_params={"topup_id": "the invoice id"}, tags=("account",),
+              errors={404: "no payable top-up with this id on this account"}),
     Operation("GET", "/v1/account/activity", "Earned, spent and calls per UTC day, oldest first",
-              {200: Activity}, auth="session", query=ActivityQuery, tags=("account",)),
+              {200: Activity}, auth="session", query=ActivityQuery, tags=("account",),
+              errors={400: "days is not a whole number from 1 to 366"}),
     Operation("POST", "/v1/account/wallet",
               "Link a Solana wallet to this account (a signed sign-in message)",
               {200: AccountView}, auth="session", request=VerifyRequest, tags=("account",),
-              rate_limited=True),
+              rate_limited=True, errors={
+                  400: "a malformed or wrongly signed message, or the account has another wallet",
+                  403: "this wallet already signs in to another account"}),
     Operation("GET", "/v1/account/nodes", "Every node enrolled to the account, live ones first",
               {200: NodeList}, auth="session", tags=("nodes",)),
     Operation("POST", "/v1/account/cloud-nodes",
               "Add a cloud node (its upstream must answer a test completion first)",
               {201: CloudNodeView}, auth="session", request=CreateCloudNode, tags=("nodes",),
-              rate_limited=True),
+              rate_limited=True, errors=UPSTREAM_CHECK),
     Operation("GET", "/v1/account/cloud-nodes", "The account's cloud nodes",
               {200: CloudNodeList}, auth="session", tags=("nodes",)),
     Operation("GET", "/v1/account/cloud-nodes/{node_id}", "One cloud node",
               {200: CloudNodeView}, auth="session",
-              path_params={"node_id": "the cloud node's id"}, tags=("nodes",)),
+              path_params={"node_id": "the cloud node's id"}, tags=("nodes",),
+              errors=NO_CLOUD_NODE),
     Operation("PATCH", "/v1/account/cloud-nodes/{node_id}",
               "Change a cloud node (a new URL, token or upstream model is checked again)",
               {200: CloudNodeView}, auth="session", request=UpdateCloudNode,
               path_params={"node_id": "the cloud node's id"}, tags=("nodes",),
-              rate_limited=True),
+              rate_limited=True, errors={**UPSTREAM_CHECK, **NO_CLOUD_NODE}),
     Operation("DELETE", "/v1/account/cloud-nodes/{node_id}",
               "Take a cloud node offline and forget its upstream", {204: None}, auth="session",
-              path_params={"node_id": "the cloud node's id"}, tags=("nodes",)),
+              path_params={"node_id": "the cloud node's id"}, tags=("nodes",),
+              errors=NO_CLOUD_NODE),
     Operation("GET", "/v1/network/models", "The live models (what /v1/models lists), for anyone",
               {200: ModelList}, tags=("network",)),
     Operation("GET", "/v1/network/pricing", "What a credit costs and the starter credits",
               {200: NetworkPricing}, tags=("network",)),
     Operation("GET", "/v1/network/usage", "Tokens and jobs served per day, zeros included",
-              {200: NetworkUsage}, query=DaysQuery, tags=("points",)),
+              {200: NetworkUsage}, query=DaysQuery, tags=("points",), errors=BAD_DAYS),
     Operation("GET", "/v1/leaderboard", "Providers ranked by points over the last days",
-              {200: Leaderboard}, query=DaysQuery, tags=("points",)),
+              {200: Leaderboard}, query=DaysQuery, tags=("points",), errors=BAD_DAYS),
     Operation("GET", "/v1/providers/{wallet}", "One provider's points, node by node, day by day",
               {200: ProviderPoints}, query=DaysQuery,
-              path_params={"wallet": "the provider's wallet (or account) id"}, tags=("points",)),
+              path_params={"wallet": "the provider's wallet (or account) id"}, tags=("points",),
+              errors={**BAD_DAYS, 404: "no node ever registered for this provider"}),
     Operation("GET", "/v1/points/estimate", "Points per day a node like this would earn",
-              {200: PointsEstimate}, query=EstimateQuery, tags=("points",)),
+              {200: PointsEstimate}, query=EstimateQuery, tags=("points",),
+              errors={400: "a missing or out-of-range number, or a model not in the catalogue"}),
     Operation("GET", "/v1/points/constants", "Every constant behind the points formula",
               {200: PointsConstants}, tags=("points",)),
 )

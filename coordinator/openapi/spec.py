@@ -102,6 +102,13 @@ def _operation(op: Operation, refs: dict[Any, Any], queries: dict[str, Any]) -> 
     if op.auth is not None:
         responses["401"] = {"description": "missing, invalid or revoked credentials",
                             "content": error}
+    if op.auth == "session" and op.method not in SAFE_METHODS:
+        responses["403"] = {"description": f"the session cookie came without the {CSRF_HEADER}"
+                            " header", "content": error}
+    for status, text in op.errors.items():
+        if str(status) in responses:
+            text = f"{responses[str(status)]['description']}; or {text}"
+        responses[str(status)] = {"description": text, "content": error}
     if op.rate_limited:
         responses["429"] = {"description": "over a limit", "content": error,
                             "headers": {"Retry-After": RETRY_AFTER}}
