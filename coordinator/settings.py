@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.paths import default_database_url
+from coordinator.probes.authenticity_settings import AuthenticitySettings
 from coordinator.routing import RoutingConstants
 
 
@@ -34,6 +35,7 @@ class CoordinatorSettings(BaseSettings):
     routing: RoutingConstants = Field(default_factory=RoutingConstants)
     economy: EconomySettings = Field(default_factory=EconomySettings)
     topups: TopupSettings = Field(default_factory=TopupSettings)
+    authenticity: AuthenticitySettings = Field(default_factory=AuthenticitySettings)
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
     siws_uri: str = Field(
