@@ -22,6 +22,7 @@ from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
 from coordinator.maintenance import run_upkeep, save_health
+from coordinator.probes.rescoring import rescoring
 from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
@@ -78,6 +79,7 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(topup_watching)  # after lifecycle: it needs Services
+    app.cleanup_ctx.append(rescoring)
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
