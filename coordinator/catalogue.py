@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from coordinator.probes.fingerprint_data import Fingerprint, load_fingerprint
-
 from protocol.catalogue import CATALOGUE, CatalogueModel
 from protocol.ids import ModelId
 

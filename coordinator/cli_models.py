@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,17 @@ from rich.console import Console
 from coordinator.probes.fingerprint_data import FINGERPRINT_DIR, fingerprint_path
 from protocol import catalogue
 from protocol.catalogue import CatalogueModel
+
+ModelOption = Annotated[str, typer.Option(help="The catalogue model id.")]
+WeightsOption = Annotated[
+    Path | None, typer.Option(help="The weights file [default: the models directory].")
+]
+OutOption = Annotated[
+    Path | None, typer.Option(help=f"Where to write it [default: {FINGERPRINT_DIR}/<model>.json].")
+]
+SubstituteOption = Annotated[
+    list[Path] | None, typer.Option(help="Substitute weights to measure against the tolerances.")
+]
 
 models_app = typer.Typer(no_args_is_help=True, help="Catalogue models: fingerprints, calibration.")
 console = Console(stderr=True)
@@ -34,9 +46,9 @@ def _weights(entry: CatalogueModel, weights: Path | None) -> Path:
 
 @models_app.command("fingerprint")
 def fingerprint(
-    model: str = typer.Option(..., help="The catalogue model id."),
-    weights: Path = typer.Option(None, help="The weights file [default: the models directory]."),
-    out: Path = typer.Option(None, help=f"Where to write it [default: {FINGERPRINT_DIR}]."),
+    model: ModelOption,
+    weights: WeightsOption = None,
+    out: OutOption = None,
     threads: int = typer.Option(0, help="Engine threads (0: automatic)."),
 ) -> None:
     """Compute the model's fingerprint from its exact catalogue weights and write it."""
@@ -52,11 +64,9 @@ def fingerprint(
 
 @models_app.command("calibrate")
 def calibrate(
-    model: str = typer.Option(..., help="The catalogue model id."),
-    weights: Path = typer.Option(None, help="The weights file [default: the models directory]."),
-    substitute: list[Path] = typer.Option(  # noqa: B008 - typer's idiom
-        [], help="Substitute weights to measure against the tolerances too."
-    ),
+    model: ModelOption,
+    weights: WeightsOption = None,
+    substitute: SubstituteOption = None,
     margin: float = typer.Option(2.0, help="Suggested tolerance = margin x worst honest figure."),
 ) -> None:
     """Measure honest drift across thread counts, batch and context sizes; print tolerances."""
@@ -64,7 +74,7 @@ def calibrate(
 
     entry = _catalogue_model(model)
     samples = asyncio.run(
-        measure(entry, _weights(entry, weights), substitutes=tuple(substitute))
+        measure(entry, _weights(entry, weights), substitutes=tuple(substitute or ()))
     )
     print(f"{'generator':34} {'scorer':34} {'temp':>4} {'n':>3} {'mean':>6} {'top-k':>6}"
           f" {'worst':>6} verdict")

@@ -58,7 +58,9 @@ async def compute_fingerprint(
             async for event in engine.generate(GenerationRequest(messages, params, top_logprobs)):
                 if isinstance(event, GeneratedToken) and event.logprob is not None:
                     tokens.append(event.logprob)
-            answers.append(FingerprintAnswer(messages=messages, params=params, tokens=tuple(tokens)))
+            answers.append(
+                FingerprintAnswer(messages=messages, params=params, tokens=tuple(tokens))
+            )
     finally:
         await engine.close()
     return Fingerprint(

@@ -277,7 +277,9 @@ async def test_scoring_an_answer_reproduces_its_generation_logprobs(
         messages=request(COUNTING).messages, text=answer.text, token_ids=ids, top_logprobs=3,
     ))
     assert [s.token_id for s in scores] == list(ids)
-    drifts = [abs(mine.logprob - theirs.logprob) for mine, theirs in zip(claimed, scores)]
+    drifts = [
+        abs(mine.logprob - theirs.logprob) for mine, theirs in zip(claimed, scores, strict=True)
+    ]
     # Batched prefill against one-token decoding: float drift only, never a different model.
     assert max(drifts) < 0.5 and sum(drifts) / len(drifts) < 0.05
     assert all(len(s.top) == 3 for s in scores)

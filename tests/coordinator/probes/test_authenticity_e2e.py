@@ -63,7 +63,7 @@ async def probe(services: Services, node_id: NodeId, source: FingerprintSource) 
 async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
     tmp_path: Path, gemma_path: Path, requantized_path: Path
 ) -> None:
-    trusted = [write_node_key(tmp_path / name / "node.key") for name in ("verifier-1", "verifier-2")]
+    trusted = [write_node_key(tmp_path / name / "node.key") for name in ("trusted-1", "trusted-2")]
     coordinator = await start_coordinator(
         tmp_path / "coordinator",
         authenticity={"trusted_nodes": trusted, "rescore_rate": 1.0, "rescore_queue": 8},
@@ -79,9 +79,9 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
     memorised.write_text(json.dumps([a.messages[-1].content for a in fingerprint.answers]))
 
     verifiers = [
-        AgentProcess.llama(coordinator, gemma_path, tmp_path / "verifier-1", slots=2,
+        AgentProcess.llama(coordinator, gemma_path, tmp_path / "trusted-1", slots=2,
                            extra=["--threads", "1"]),
-        AgentProcess.llama(coordinator, gemma_path, tmp_path / "verifier-2", slots=2,
+        AgentProcess.llama(coordinator, gemma_path, tmp_path / "trusted-2", slots=2,
                            extra=["--threads", "2"]),
     ]
     impostor = AgentProcess(coordinator, [

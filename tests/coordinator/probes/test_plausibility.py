@@ -41,7 +41,9 @@ def shifted(tokens: list[TokenLogprob], noise: float, seed: int) -> list[TokenLo
     return [
         token.model_copy(update={
             "logprob": move(token.logprob),
-            "top": tuple(alt.model_copy(update={"logprob": move(alt.logprob)}) for alt in token.top),
+            "top": tuple(
+                alt.model_copy(update={"logprob": move(alt.logprob)}) for alt in token.top
+            ),
         })
         for token in tokens
     ]
