@@ -66,6 +66,11 @@ class AuthenticitySettings(BaseModel):
     rescore_queue: int = Field(
         default=64, ge=1, description="Jobs waiting for re-scoring; more are dropped, not held."
     )
+    rescore_max_tokens: int = Field(
+        default=256, ge=1, le=2048,
+        description="Re-scoring checks the answer's first tokens only: enough for the statistic,"
+        " and the verifier's reply stays well inside one websocket frame.",
+    )
     rescore_timeout_s: float = Field(default=60.0, gt=0)
     trusted_nodes: tuple[str, ...] = Field(
         default=(), description="Node ids the platform vouches for as re-scoring verifiers."

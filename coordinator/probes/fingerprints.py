@@ -17,8 +17,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 
+from coordinator.catalogue import Catalogue
 from coordinator.points.contributions import AuthenticityVerdict
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
+from coordinator.probes.authenticity_settings import AuthenticitySettings, PlausibilityTolerances
 from coordinator.probes.fingerprint_data import Fingerprint, FingerprintAnswer
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
@@ -34,6 +35,17 @@ def judge_answer(
 ) -> Comparison:
     """How the node's answer compares with the genuine greedy answer."""
     return compare(observation.logprobs, answer.tokens, tolerances, divergence_allowed=True)
+
+
+def fingerprint_source(
+    catalogue: Catalogue, settings: AuthenticitySettings, record: RecordVerdict
+) -> FingerprintSource:
+    """The source for every catalogue model that has a fingerprint, recording into ``record``
+    (the app passes ``services.contributions.add``)."""
+    fingerprints = {m.id: m.fingerprint for m in catalogue if m.fingerprint is not None}
+    return FingerprintSource(
+        fingerprints, settings.tolerances, record, share=settings.fingerprint_share
+    )
 
 
 class FingerprintSource:

@@ -60,9 +60,12 @@ def verifiers(services: Services, model: ModelId, checked: NodeId) -> list[LiveN
     ]
 
 
-def score_request(observation: JobObservation, job_id: JobId, top_logprobs: int) -> ScoreRequest:
-    """The scoring of exactly what the node claimed to emit, by id where it reported ids."""
-    claimed = observation.logprobs
+def score_request(
+    observation: JobObservation, job_id: JobId, top_logprobs: int, max_tokens: int = 2048
+) -> ScoreRequest:
+    """The scoring of what the node claimed to emit (its first ``max_tokens`` tokens), by id
+    where it reported ids."""
+    claimed = observation.logprobs[:max_tokens]
     ids = [lp.token_id for lp in claimed]
     token_ids = None if any(i is None for i in ids) else tuple(i for i in ids if i is not None)
     job = observation.job
@@ -167,7 +170,7 @@ class RescoringSampler:
         self._serial += 1
         request = score_request(
             observation, JobId(f"score-{observation.job.job_id}-{self._serial}"),
-            services.settings.job_top_logprobs,
+            services.settings.job_top_logprobs, self._settings.rescore_max_tokens,
         )
         try:
             reference = await score_on(
@@ -177,7 +180,8 @@ class RescoringSampler:
             log.info("no re-scoring of %s: %s", observation.node_id, exc)
             self.counts.unverified += 1
             return None
-        comparison = compare(observation.logprobs, reference, self._settings.tolerances)
+        claimed = observation.logprobs[:self._settings.rescore_max_tokens]
+        comparison = compare(claimed, reference, self._settings.tolerances)
         if comparison.genuine is None:
             self.counts.inconclusive += 1
             return comparison

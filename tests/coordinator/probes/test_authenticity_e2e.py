@@ -136,3 +136,21 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
         for agent in agents:
             await agent.stop()
         await coordinator.stop()
+
+
+async def test_an_honest_agent_cannot_pass_other_weights_off_as_a_catalogue_model(
+    tmp_path: Path, requantized_path: Path
+) -> None:
+    """Through the product, other weights register with their own sha256 and are refused: only
+    an agent that lies about the hash gets in, and the checks above are what catch it."""
+    coordinator = await start_coordinator(tmp_path / "coordinator")
+    agent = AgentProcess.llama(coordinator, requantized_path, tmp_path / "agent",
+                               extra=["--model-id", str(MODEL)])
+    try:
+        await agent.start(wait=False)
+        assert await agent.wait_exit(timeout=120) == 78
+        assert "weights do not match catalogue model" in agent.log_text()
+        assert len(coordinator.services.hub) == 0
+    finally:
+        await agent.stop()
+        await coordinator.stop()

@@ -61,3 +61,13 @@ def test_the_source_draws_consumer_shaped_probes_for_its_share() -> None:
         assert draw.params.temperature == 0.0 and draw.params.stop == ()
         assert draw.params.seed is None and draw.judge is not None
     assert source.draw(ModelId("another-model"), rng) is None
+
+
+def test_the_app_source_covers_every_fingerprinted_model() -> None:
+    from coordinator.probes.authenticity_settings import AuthenticitySettings
+    from coordinator.probes.fingerprints import fingerprint_source
+
+    source = fingerprint_source(
+        Catalogue.default(), AuthenticitySettings(fingerprint_share=1.0), lambda _: None
+    )
+    assert source.draw(MODEL, random.Random(1)) is not None

@@ -77,3 +77,10 @@ def test_a_scoring_names_the_ids_the_node_reported_else_its_text() -> None:
     by_text = score_request(observation(ids=(5, None)), JobId("s-2"), 5)
     assert by_text.continuation.token_ids is None
     assert by_text.continuation.text == "<0><1>"
+
+
+def test_a_long_answer_is_scored_on_its_first_tokens_only() -> None:
+    long = observation(ids=tuple(range(40)))
+    request = score_request(long, JobId("s-3"), 5, max_tokens=16)
+    assert request.continuation.token_ids == tuple(range(16))
+    assert request.continuation.text == "".join(f"<{n}>" for n in range(16))
