@@ -11,9 +11,10 @@ differs everywhere:
   reference;
 * a cruder quantization of the same model agrees on the ranking most of the time (so greedy text
   often matches and a text-only test sees nothing), but its logprobs shift by tenths of a nat on
-  most tokens, and by more on the alternatives (measured on Gemma 3 270M: Q4_0 / Q2_K against
-  the Q4_K_M reference drift 0.22–0.98 nats mean on emitted tokens and 0.67–1.34 on the top-5,
-  against an honest 0.02–0.09 and 0.11–0.19).
+  most tokens, and by more on the alternatives (measured by ``models calibrate`` on Gemma 3
+  270M: Q4_0 / Q2_K re-quantizations of the Q4_K_M reference drift 0.17–1.0 nats mean on the
+  emitted tokens and 0.30–0.83 on the top-5, where honest setups stay within 0.008–0.107 and
+  0.065–0.109).
 
 So the statistic is the *mean absolute logprob drift*, over the emitted tokens (``mean_drift``)
 and over every top-k alternative both runs list (``top_drift``), each token's drift capped
