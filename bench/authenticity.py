@@ -108,7 +108,9 @@ async def main() -> None:
                 )
                 claimed = await answer(node, messages, params)
                 ids = tuple(lp.token_id for lp in claimed if lp.token_id is not None)
-                reference = await verifier.score(ScoringRequest(messages, "", ids, 5))
+                reference = await verifier.score(
+                    ScoringRequest(messages=messages, text="", token_ids=ids, top_logprobs=5)
+                )
                 rescoring[compare(claimed, reference, tolerances).verdict] += 1
             fingerprinted: Counter[str] = Counter()
             for index, stored in enumerate(fingerprint.answers):

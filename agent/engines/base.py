@@ -21,7 +21,7 @@ class GenerationRequest:
     continuation: str = ""  # assistant text already delivered; generation carries on after it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScoringRequest:
     """Text to score after a chat prompt: by the ids another node reported, else by its text."""
 

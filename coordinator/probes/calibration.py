@@ -94,7 +94,7 @@ async def measure(
                 if scorer_name == name:
                     continue
                 reference = await scorer.score(
-                    ScoringRequest(messages, "", ids, top_logprobs=5)
+                    ScoringRequest(messages=messages, text="", token_ids=ids, top_logprobs=5)
                 )
                 result = compare(claimed, reference, tolerances)
                 samples.append(DriftSample(

@@ -80,7 +80,9 @@ async def rescore(
     """One re-scoring check: the node answers, the verifier scores its tokens, the core rules."""
     messages, claimed = await answer(node, prompt, temperature, seed)
     ids = tuple(lp.token_id for lp in claimed if lp.token_id is not None)
-    reference = await verifier.score(ScoringRequest(messages, "", ids, top_logprobs=5))
+    reference = await verifier.score(
+        ScoringRequest(messages=messages, text="", token_ids=ids, top_logprobs=5)
+    )
     return compare(claimed, reference, TOLERANCES)
 
 
