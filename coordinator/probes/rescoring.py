@@ -132,7 +132,6 @@ class RescoringSampler:
         self._queue: asyncio.Queue[JobObservation] = asyncio.Queue(self._settings.rescore_queue)
         self._serial = 0
         self.counts = SamplerCounts()
-        self.checked = asyncio.Event()  # set after every finished check (for waiting on it)
 
     def __call__(self, observation: JobObservation) -> None:
         """Keep a random share of successful attempts; never blocks, never raises."""
@@ -155,9 +154,7 @@ class RescoringSampler:
                 await self.check(observation)
             except Exception:  # one bad check must not end the loop
                 log.exception("re-scoring of a job on %s failed", observation.node_id)
-            finally:
-                self.checked.set()
-                self.checked = asyncio.Event()
+                self.counts.unverified += 1
 
     async def check(self, observation: JobObservation) -> Comparison | None:
         """Re-score one job on a trusted node; record and return the verdict, if any."""
