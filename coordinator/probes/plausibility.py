@@ -18,7 +18,8 @@ differs everywhere:
 
 So the statistic is the *mean absolute logprob drift*, over the emitted tokens (``mean_drift``)
 and over every top-k alternative both runs list (``top_drift``), each token's drift capped
-(``drift_cap``) so that one bizarre token cannot decide alone. Both means average many tokens,
+(``drift_cap``) so that one bizarre token cannot decide alone. Alternatives are paired by
+text, leaving out texts that name several tokens (partial UTF-8 pieces all read U+FFFD). Both means average many tokens,
 so honest noise shrinks while a systematic shift stays: an answer is ``substituted`` when either
 mean exceeds its tolerance, or when more than ``implausible_fraction`` of the tokens drift beyond
 ``token_drift`` each. Fewer than ``min_tokens`` comparable tokens is ``inconclusive``. A node
@@ -34,12 +35,13 @@ path leaves the fingerprint's, it must do so at a near-tie of the reference (wit
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
-from protocol.chat import TokenLogprob
+from protocol.chat import TokenLogprob, TopLogprob
 
 Verdict = Literal["genuine", "substituted", "inconclusive"]
 
@@ -84,11 +86,21 @@ def _same_token(claimed: TokenLogprob, reference: TokenLogprob) -> bool:
     return claimed.token == reference.token
 
 
+def _unambiguous(top: Sequence[TopLogprob]) -> dict[str, float]:
+    """Alternatives by text, leaving out texts that do not name one token: several ids can
+    spell the same text (above all the U+FFFD of partial UTF-8 sequences)."""
+    counts = Counter(alt.token for alt in top)
+    return {
+        alt.token: alt.logprob for alt in top
+        if counts[alt.token] == 1 and "\ufffd" not in alt.token
+    }
+
+
 def _top_drift(claimed: TokenLogprob, reference: TokenLogprob, cap: float) -> float | None:
-    reference_top = {alt.token: alt.logprob for alt in reference.top}
+    mine, theirs = _unambiguous(claimed.top), _unambiguous(reference.top)
     drifts = [
-        min(abs(alt.logprob - reference_top[alt.token]), cap)
-        for alt in claimed.top if alt.token in reference_top
+        min(abs(logprob - theirs[token]), cap) for token, logprob in mine.items()
+        if token in theirs
     ]
     return sum(drifts) / len(drifts) if drifts else None
 

@@ -104,3 +104,16 @@ def test_a_greedy_answer_may_leave_the_fingerprint_only_at_a_near_tie() -> None:
     # A token the reference does not even list is never a near-tie.
     claimed[12] = TokenLogprob(token_id=998, token="zzz", logprob=-0.1)
     assert compare(claimed, reference, loose, divergence_allowed=True).verdict == "substituted"
+
+
+def test_alternatives_that_share_a_text_are_not_paired() -> None:
+    """Byte tokens of partial UTF-8 all read U+FFFD: pairing them by text would invent drift."""
+    claimed = answer(20, 4)
+    reference = list(claimed)
+    for index in range(len(claimed)):
+        chosen = claimed[index].top[0]
+        first, second = TopLogprob(token="\ufffd", logprob=-2), TopLogprob(token="\ufffd", logprob=-6)
+        claimed[index] = claimed[index].model_copy(update={"top": (chosen, first, second)})
+        reference[index] = reference[index].model_copy(update={"top": (chosen, second, first)})
+    verdict = compare(claimed, reference, TOLERANCES)
+    assert verdict.verdict == "genuine" and verdict.top_drift == 0.0
