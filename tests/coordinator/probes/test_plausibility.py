@@ -112,7 +112,8 @@ def test_alternatives_that_share_a_text_are_not_paired() -> None:
     reference = list(claimed)
     for index in range(len(claimed)):
         chosen = claimed[index].top[0]
-        first, second = TopLogprob(token="\ufffd", logprob=-2), TopLogprob(token="\ufffd", logprob=-6)
+        first = TopLogprob(token="\ufffd", logprob=-2)
+        second = TopLogprob(token="\ufffd", logprob=-6)
         claimed[index] = claimed[index].model_copy(update={"top": (chosen, first, second)})
         reference[index] = reference[index].model_copy(update={"top": (chosen, second, first)})
     verdict = compare(claimed, reference, TOLERANCES)
