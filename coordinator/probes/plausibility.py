@@ -18,13 +18,14 @@ differs everywhere:
 
 So the statistic is the *mean absolute logprob drift*, over the emitted tokens (``mean_drift``)
 and over every top-k alternative both runs list (``top_drift``), each token's drift capped
-(``drift_cap``) so that one bizarre token cannot decide alone. Alternatives are paired by
-text, leaving out texts that name several tokens (partial UTF-8 pieces all read U+FFFD). Both
-means average many tokens, so honest noise shrinks while a systematic shift stays: an answer is
+(``drift_cap``) so that one bizarre token cannot decide alone. Alternatives are paired by text,
+leaving out texts that name several tokens (partial UTF-8 pieces all read U+FFFD). Both means
+average many tokens, so honest noise shrinks while a systematic shift stays: an answer is
 ``substituted`` when either mean exceeds its tolerance, or when more than
-``implausible_fraction`` of the tokens drift beyond ``token_drift`` each. Fewer than ``min_tokens`` comparable tokens is ``inconclusive``. A node
-cannot game it by reporting made-up numbers: without the real weights it does not know the
-reference figures, and reporting no logprobs at all is a failed check for the caller to judge.
+``implausible_fraction`` of the tokens drift beyond ``token_drift`` each. Fewer than
+``min_tokens`` comparable tokens is ``inconclusive``. A node cannot game it by reporting made-up
+numbers: without the real weights it does not know the reference figures, and reporting no
+logprobs at all is a failed check for the caller to judge.
 
 Tokens are compared while both runs agree on them (ids when both have ids, else text), which
 lets a greedy answer be checked against a stored greedy fingerprint: where the node's greedy
