@@ -67,6 +67,8 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
     coordinator = await start_coordinator(
         tmp_path / "coordinator",
         authenticity={"trusted_nodes": trusted, "rescore_rate": 1.0, "rescore_queue": 8},
+        # Three engines share two cores here: speed is not what this test is about.
+        routing={"floor_tok_s": 0.0}, queue_wait_s=60.0,
     )
     services = coordinator.services
     sink = InMemoryContributions()
