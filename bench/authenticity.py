@@ -99,6 +99,7 @@ async def main() -> None:
               f"{'inconcl.':>8} {'rate':>6}  checks to catch")
         for name, nodes in classes.items():
             rescoring: Counter[str] = Counter()
+            drifts: list[tuple[float, float]] = []
             for run in range(args.runs):
                 node = nodes[run % len(nodes)]
                 messages = (ChatMessage(role="user", content=rng.choice(PROMPTS)),)
@@ -111,7 +112,9 @@ async def main() -> None:
                 reference = await verifier.score(
                     ScoringRequest(messages=messages, text="", token_ids=ids, top_logprobs=5)
                 )
-                rescoring[compare(claimed, reference, tolerances).verdict] += 1
+                result = compare(claimed, reference, tolerances)
+                rescoring[result.verdict] += 1
+                drifts.append((result.mean_drift, result.top_drift))
             fingerprinted: Counter[str] = Counter()
             for index, stored in enumerate(fingerprint.answers):
                 node = nodes[index % len(nodes)]
@@ -128,6 +131,10 @@ async def main() -> None:
                 )
                 print(f"{name:14} {check:11} {total:4d} {counts['genuine']:7d} {caught:6d} "
                       f"{counts['inconclusive']:8d} {rate:6.1%}  {to_catch}  ({label} rate)")
+            means, tops = [d[0] for d in drifts], [d[1] for d in drifts]
+            print(f"{'':14} re-scoring drift: mean {min(means):.3f}-{max(means):.3f} "
+                  f"(tolerance {tolerances.mean_drift}), top-k {min(tops):.3f}-{max(tops):.3f} "
+                  f"(tolerance {tolerances.top_drift})")
         for nodes in classes.values():
             for node in nodes:
                 await node.close()
