@@ -198,8 +198,19 @@ class RescoringSampler:
 
 
 async def rescoring(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: subscribe the sampler to every attempt and run its loop."""
+    """Cleanup context: subscribe the sampler to every attempt and run its loop; put the
+    fingerprint source ahead of the probe scheduler's ordinary prompt pool."""
+    from coordinator.probes.fingerprints import fingerprint_source
+
     services = app[SERVICES]
+    # The probe scheduler asks its sources in order and takes the first draw; the fingerprint
+    # source answers only its share, so every other probe falls through to the prompt pool.
+    probe_sources = getattr(services, "probe_sources", None)  # absent before the scheduler
+    if isinstance(probe_sources, list):
+        probe_sources.insert(0, fingerprint_source(
+            services.catalogue, services.settings.authenticity,
+            lambda verdict: services.contributions.add(verdict),
+        ))
     sampler = RescoringSampler(services)
     services.observers.append(sampler)
     task = asyncio.create_task(sampler.run())
