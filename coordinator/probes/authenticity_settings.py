@@ -1,12 +1,15 @@
 """Settings of the model-authenticity checks: tolerances, sampling rate, who is trusted.
 
 The tolerance defaults come from ``koretex-coordinator models calibrate --model gemma-3-270m``
-run on the real Gemma 3 270M (Q4_K_M) with llama.cpp on CPU: honest drift between a generating
-node and a re-scoring node (1 vs 2 threads, batch 64–512, n_ctx 1k–4k, greedy and sampled answers,
-72 pairs) reached at most 0.107 nats mean on the emitted tokens, 0.109 nats mean on the shared
-top-5 alternatives and 0.43 on a single token; the same model re-quantized to Q4_0 or Q2_K, and a
-tiny stand-in, never came below 0.170 and 0.295. The defaults are the tool's suggestion (twice
-the honest maximum), so other hardware and engine builds have room; re-run it on new hardware.
+and ``bench/authenticity.py``, run on the real Gemma 3 270M (Q4_K_M) with llama.cpp on CPU.
+Honest drift between a generating node and a re-scoring node (1 or 2 threads, batch 64–512,
+n_ctx 1k–4k, temperatures 0–1) reached at most 0.170 nats mean on the emitted tokens, 0.131 mean
+on the shared top-5 alternatives and 0.5 on a single token (232 honest pairs). Substitutes (Q4_0
+and Q2_K re-quantizations, a tiny stand-in) drifted 0.096–2.5 on the emitted tokens, so that
+mean alone does not separate a re-quantization, but never below 0.277 on the top-5. Hence
+``top_drift`` 0.22 (about 1.7x the honest maximum, below every substitute) decides against
+re-quantizations, and ``mean_drift`` 0.34 (2x the honest maximum) against stand-ins, leaving
+honest nodes room for other hardware and engine builds; re-run both tools on new hardware.
 
 Trusted nodes are the verifiers of re-scoring: a node is trusted when its id is in
 ``trusted_nodes`` or the wallet it earns for (its operator) is in ``trusted_operators``. The
@@ -30,7 +33,7 @@ class PlausibilityTolerances(BaseModel):
         " (nats) is implausible.",
     )
     mean_drift: float = Field(
-        default=0.21, gt=0,
+        default=0.34, gt=0,
         description="Largest mean |claimed - reference| logprob of the emitted tokens (nats).",
     )
     top_drift: float = Field(

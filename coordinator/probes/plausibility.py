@@ -11,10 +11,10 @@ differs everywhere:
   reference;
 * a cruder quantization of the same model agrees on the ranking most of the time (so greedy text
   often matches and a text-only test sees nothing), but its logprobs shift by tenths of a nat on
-  most tokens, and by more on the alternatives (measured by ``models calibrate`` on Gemma 3
-  270M: Q4_0 / Q2_K re-quantizations of the Q4_K_M reference drift 0.17–1.0 nats mean on the
-  emitted tokens and 0.30–0.83 on the top-5, where honest setups stay within 0.008–0.107 and
-  0.065–0.109).
+  most tokens, and by more on the alternatives (measured by ``bench/authenticity.py`` on
+  Gemma 3 270M: Q4_0 / Q2_K re-quantizations of the Q4_K_M reference drift 0.10–1.5 nats mean
+  on the emitted tokens but 0.32–0.99 on the top-5, where honest setups stay within 0.01–0.17
+  and 0.05–0.13: the alternatives are where a re-quantization shows).
 
 So the statistic is the *mean absolute logprob drift*, over the emitted tokens (``mean_drift``)
 and over every top-k alternative both runs list (``top_drift``), each token's drift capped
