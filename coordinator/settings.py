@@ -11,6 +11,7 @@ from coordinator.cloud.settings import CloudSettings
 from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.paths import default_database_url
 from coordinator.points.settings import PointsSettings
+from coordinator.probes.authenticity_settings import AuthenticitySettings
 from coordinator.probes.settings import ProbeSettings
 from coordinator.routing import RoutingConstants
 
@@ -49,6 +50,7 @@ class CoordinatorSettings(BaseSettings):
     points: PointsSettings = Field(default_factory=PointsSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
+    authenticity: AuthenticitySettings = Field(default_factory=AuthenticitySettings)
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
     siws_uri: str = Field(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import nacl.signing
 
-from protocol import PROTOCOL_VERSION
+from protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from protocol.auth import challenge_text, node_id_of, sign_text, verify_text
 from protocol.ids import JobId, NodeId
 from protocol.messages import (
@@ -29,7 +29,9 @@ from protocol.messages import (
     NodeMessage,
     Register,
     Registered,
+    ScoreRequest,
     TokenDelta,
+    TokenScores,
 )
 
 
@@ -65,7 +67,7 @@ class NodeDraining:
     pass
 
 
-JobEvent = TokenDelta | JobDone | JobFailed
+JobEvent = TokenDelta | JobDone | JobFailed | TokenScores
 CoordinatorSideEvent = NodeRegistered | NodeDraining | JobEvent
 
 
@@ -101,8 +103,8 @@ class CoordinatorSession:
             return NodeDraining()
         return self._job_event(message)
 
-    def assign(self, job: Job) -> Job:
-        """Record that ``job`` is sent to this node; returns it for sending."""
+    def assign(self, job: Job | ScoreRequest) -> Job | ScoreRequest:
+        """Record that ``job`` (a generation or a scoring) is sent to this node; returns it."""
         if self.state is not NodeState.ACTIVE:
             raise ProtocolViolation("node is not taking jobs")
         self.owned_jobs.add(job.job_id)
@@ -119,7 +121,7 @@ class CoordinatorSession:
     def _register(self, message: Register, now: datetime) -> NodeRegistered:
         if self.state is not NodeState.AWAITING_REGISTER:
             raise ProtocolViolation("already registered")
-        if message.protocol_version != PROTOCOL_VERSION:
+        if not MIN_PROTOCOL_VERSION <= message.protocol_version <= PROTOCOL_VERSION:
             raise ProtocolViolation(f"unsupported protocol version {message.protocol_version}")
         if message.nonce != self.nonce:
             raise ProtocolViolation("stale or reused nonce")
@@ -159,6 +161,11 @@ class RunJob:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreJob:
+    request: ScoreRequest
+
+
+@dataclass(frozen=True, slots=True)
 class CancelJob:
     job_id: JobId
 
@@ -168,7 +175,7 @@ class Accepted:
     registered: Registered
 
 
-AgentSideEvent = RunJob | CancelJob | Accepted
+AgentSideEvent = RunJob | ScoreJob | CancelJob | Accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,4 +238,6 @@ class AgentSession:
             raise ProtocolViolation("job before registration")
         if isinstance(message, Job):
             return RunJob(message)
+        if isinstance(message, ScoreRequest):
+            return ScoreJob(message)
         return CancelJob(message.job_id)
