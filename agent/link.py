@@ -30,7 +30,14 @@ from protocol.messages import (
     decode_coordinator_message,
     encode,
 )
-from protocol.session import Accepted, AgentSession, CancelJob, ProtocolViolation, RunJob
+from protocol.session import (
+    Accepted,
+    AgentSession,
+    CancelJob,
+    ProtocolViolation,
+    RunJob,
+    ScoreJob,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +175,8 @@ class Link:
                 event = self._session.receive(decode_coordinator_message(frame))
                 if isinstance(event, RunJob):
                     self._runner.start(event.job, send)
+                elif isinstance(event, ScoreJob):
+                    self._runner.start(event.request, send)
                 elif isinstance(event, CancelJob):
                     self._runner.cancel(event.job_id)
         except ConnectionClosed as exc:

@@ -10,11 +10,19 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from agent.engines.base import Engine, GeneratedToken, GenerationRequest
+from agent.engines.base import Engine, GeneratedToken, GenerationRequest, ScoringRequest
 from agent.errors import ContextLengthExceeded, EngineError, RequestRejected
 from protocol.chat import WireModel
 from protocol.ids import JobId, ModelId
-from protocol.messages import FailureCode, Job, JobDone, JobFailed, TokenDelta
+from protocol.messages import (
+    FailureCode,
+    Job,
+    JobDone,
+    JobFailed,
+    ScoreRequest,
+    TokenDelta,
+    TokenScores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +64,8 @@ class JobRunner:
     def in_flight(self) -> int:
         return len(self._running)
 
-    def start(self, job: Job, send: Send) -> None:
+    def start(self, job: Job | ScoreRequest, send: Send) -> None:
+        """Run a generation, or score another node's answer, on a free slot."""
         refusal = self._refusal(job)
         if refusal is not None:
             code, message = refusal
@@ -64,7 +73,8 @@ class JobRunner:
                 send(JobFailed(job_id=job.job_id, code=code, message=message))
             )
             return
-        task = asyncio.get_running_loop().create_task(self._run(job, send))
+        work = self._run(job, send) if isinstance(job, Job) else self._score(job, send)
+        task = asyncio.get_running_loop().create_task(work)
         self._running[job.job_id] = task
         task.add_done_callback(lambda _: self._running.pop(job.job_id, None))
 
@@ -91,7 +101,7 @@ class JobRunner:
             if pending:
                 await asyncio.wait(pending)
 
-    def _refusal(self, job: Job) -> tuple[FailureCode, str] | None:
+    def _refusal(self, job: Job | ScoreRequest) -> tuple[FailureCode, str] | None:
         if self.draining:
             return "draining", "the node is shutting down"
         if job.model != self._model_id:
@@ -140,6 +150,32 @@ class JobRunner:
             await _send_quietly(
                 send, JobFailed(job_id=job.job_id, code="engine_error", message=str(exc)[:500])
             )
+
+
+    async def _score(self, request: ScoreRequest, send: Send) -> None:
+        scoring = ScoringRequest(
+            messages=request.messages, text=request.continuation.text,
+            token_ids=request.continuation.token_ids, prefix=request.prefix,
+            top_logprobs=request.top_logprobs,
+        )
+        try:
+            scores = await self._engine.score(scoring)
+            await send(TokenScores(job_id=request.job_id, logprobs=scores))
+        except asyncio.CancelledError:
+            await _send_quietly(
+                send, JobFailed(job_id=request.job_id, code="cancelled", message="")
+            )
+            raise
+        except RequestRejected as exc:
+            code: FailureCode = (
+                "context_length" if isinstance(exc, ContextLengthExceeded) else "bad_request"
+            )
+            await _send_quietly(send, JobFailed(job_id=request.job_id, code=code, message=str(exc)))
+        except EngineError as exc:
+            log.error("scoring %s failed: %s", request.job_id, exc)
+            await _send_quietly(send, JobFailed(
+                job_id=request.job_id, code="engine_error", message=str(exc)[:500]
+            ))
 
 
 async def _send_quietly(send: Send, message: WireModel) -> None:

@@ -33,6 +33,7 @@ from coordinator.openapi import openapi_json
 from coordinator.openapi.operations import HealthReport
 from coordinator.points.keeper import points_running
 from coordinator.points.routes import add_points_routes
+from coordinator.probes.rescoring import rescoring
 from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
@@ -121,6 +122,7 @@ def create_app(
     app.cleanup_ctx.append(topup_watching)  # after lifecycle: it needs Services
     app.cleanup_ctx.append(points_running)  # the points history and the probe scheduler
     app.cleanup_ctx.append(cloud_nodes_online)  # after lifecycle: it needs Services
+    app.cleanup_ctx.append(rescoring)
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)

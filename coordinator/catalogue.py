@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from coordinator.probes.fingerprint_data import Fingerprint, load_fingerprint
 from protocol.catalogue import CATALOGUE, CatalogueModel
 from protocol.ids import ModelId
 
@@ -33,6 +34,7 @@ DEFAULT_PRICES: dict[str, Price] = {"gemma-3-270m": Price(input_per_1m=10, outpu
 class PricedModel:
     model: CatalogueModel
     price: Price
+    fingerprint: Fingerprint | None = None  # the weights' greedy answers to fixed prompts
 
     @property
     def id(self) -> ModelId:
@@ -45,9 +47,10 @@ class Catalogue:
 
     @classmethod
     def default(cls) -> Catalogue:
-        return cls(
-            {m.id: PricedModel(m, DEFAULT_PRICES.get(m.id, Price(100, 200))) for m in CATALOGUE}
-        )
+        return cls({
+            m.id: PricedModel(m, DEFAULT_PRICES.get(m.id, Price(100, 200)), load_fingerprint(m))
+            for m in CATALOGUE
+        })
 
     def get(self, model_id: str) -> PricedModel | None:
         return self._models.get(ModelId(model_id))

@@ -17,6 +17,7 @@ from coordinator.accounts.accounts import grant, open_account
 from coordinator.accounts.api_keys import create_key
 from coordinator.app import create_app
 from coordinator.catalogue import MICRO
+from coordinator.cli_models import models_app
 from coordinator.economy.ledger import ensure_system_books
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database
@@ -24,6 +25,7 @@ from coordinator.store.database import Database
 app = typer.Typer(no_args_is_help=True, help="The Koretex coordinator.")
 keys_app = typer.Typer(no_args_is_help=True, help="Consumer API keys.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
 

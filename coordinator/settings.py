@@ -12,6 +12,7 @@ from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.limits.settings import LimitSettings
 from coordinator.paths import default_database_url
 from coordinator.points.settings import PointsSettings
+from coordinator.probes.authenticity_settings import AuthenticitySettings
 from coordinator.probes.settings import ProbeSettings
 from coordinator.routing import RoutingConstants
 
@@ -61,6 +62,7 @@ class CoordinatorSettings(BaseSettings):
         description="How long a stopping coordinator lets requests in flight finish (a client"
         " that never finishes sending its body must not hold a restart).",
     )
+    authenticity: AuthenticitySettings = Field(default_factory=AuthenticitySettings)
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
     siws_uri: str = Field(

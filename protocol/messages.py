@@ -93,6 +93,14 @@ class JobFailed(WireModel):
     message: str = Field(max_length=2000)
 
 
+class TokenScores(WireModel):
+    """The answer to a :class:`ScoreRequest`: one entry per continuation token, in order."""
+
+    type: Literal["scores"] = "scores"
+    job_id: JobId
+    logprobs: tuple[TokenLogprob, ...]
+
+
 class Draining(WireModel):
     """The node stops taking jobs and finishes those in flight before it leaves."""
 
@@ -100,7 +108,8 @@ class Draining(WireModel):
 
 
 NodeMessage = Annotated[
-    Register | TokenDelta | JobDone | JobFailed | Draining, Field(discriminator="type")
+    Register | TokenDelta | JobDone | JobFailed | TokenScores | Draining,
+    Field(discriminator="type"),
 ]
 
 
@@ -134,13 +143,42 @@ class Job(WireModel):
     continuation: str = ""  # assistant text already delivered; generation resumes after it
 
 
+class ScoredContinuation(WireModel):
+    """Text another node generated, to be scored token by token.
+
+    ``token_ids`` are the ids that node reported; when it reported none (a cloud upstream), the
+    scoring node tokenises ``text`` itself.
+    """
+
+    text: str
+    token_ids: tuple[int, ...] | None = None
+
+
+class ScoreRequest(WireModel):
+    """Score ``continuation`` after the prompt in one prefill pass, generating nothing.
+
+    ``prefix`` is assistant text that preceded the continuation in the scored answer (a resumed
+    job's already-delivered text); it is part of the prompt, not scored. The node answers with
+    :class:`TokenScores` or :class:`JobFailed` under the same ``job_id``. Sent only to nodes of
+    protocol version 2 or later.
+    """
+
+    type: Literal["score"] = "score"
+    job_id: JobId
+    model: ModelId
+    messages: tuple[ChatMessage, ...] = Field(min_length=1)
+    prefix: str = ""
+    continuation: ScoredContinuation
+    top_logprobs: int = Field(default=0, ge=0, le=20)
+
+
 class Cancel(WireModel):
     type: Literal["cancel"] = "cancel"
     job_id: JobId
 
 
 CoordinatorMessage = Annotated[
-    Challenge | Registered | Job | Cancel, Field(discriminator="type")
+    Challenge | Registered | Job | ScoreRequest | Cancel, Field(discriminator="type")
 ]
 
 _node_adapter: TypeAdapter[NodeMessage] = TypeAdapter(NodeMessage)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import nacl.signing
 
-from protocol import PROTOCOL_VERSION
+from protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from protocol.auth import challenge_text, node_id_of, sign_text, verify_text
 from protocol.ids import JobId, NodeId
 from protocol.messages import (
@@ -30,7 +30,9 @@ from protocol.messages import (
     NodeMessage,
     Register,
     Registered,
+    ScoreRequest,
     TokenDelta,
+    TokenScores,
 )
 
 
@@ -66,7 +68,7 @@ class NodeDraining:
     pass
 
 
-JobEvent = TokenDelta | JobDone | JobFailed
+JobEvent = TokenDelta | JobDone | JobFailed | TokenScores
 CoordinatorSideEvent = NodeRegistered | NodeDraining | JobEvent
 
 
@@ -103,12 +105,13 @@ class CoordinatorSession:
             return NodeDraining()
         return self._job_event(message)
 
-    def assign(self, job: Job) -> Job:
-        """Record that ``job`` is sent to this node; returns it for sending."""
+    def assign(self, job: Job | ScoreRequest) -> Job | ScoreRequest:
+        """Record that ``job`` (a generation or a scoring) is sent to this node; returns it."""
         if self.state is not NodeState.ACTIVE:
             raise ProtocolViolation("node is not taking jobs")
         self.owned_jobs.add(job.job_id)
-        self.token_budget[job.job_id] = job.params.max_tokens
+        # A scoring answers with scores, never tokens: its budget is zero.
+        self.token_budget[job.job_id] = job.params.max_tokens if isinstance(job, Job) else 0
         return job
 
     def cancel(self, job_id: JobId) -> Cancel | None:
@@ -123,7 +126,7 @@ class CoordinatorSession:
     def _register(self, message: Register, now: datetime) -> NodeRegistered:
         if self.state is not NodeState.AWAITING_REGISTER:
             raise ProtocolViolation("already registered")
-        if message.protocol_version != PROTOCOL_VERSION:
+        if not MIN_PROTOCOL_VERSION <= message.protocol_version <= PROTOCOL_VERSION:
             raise ProtocolViolation(f"unsupported protocol version {message.protocol_version}")
         if not hmac.compare_digest(message.nonce.encode(), self.nonce.encode()):
             raise ProtocolViolation("stale or reused nonce")
@@ -156,7 +159,7 @@ class CoordinatorSession:
             # Pay follows reported tokens, so a node may not report more than it was asked for.
             left = self.token_budget.get(job_id, 0) - message.tokens
             if left < 0:
-                raise ProtocolViolation(f"job {job_id!r} sent more tokens than max_tokens")
+                raise ProtocolViolation(f"job {job_id[:64]!r} sent more tokens than max_tokens")
             self.token_budget[job_id] = left
         else:
             self.owned_jobs.discard(job_id)
@@ -170,6 +173,11 @@ class RunJob:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreJob:
+    request: ScoreRequest
+
+
+@dataclass(frozen=True, slots=True)
 class CancelJob:
     job_id: JobId
 
@@ -179,7 +187,7 @@ class Accepted:
     registered: Registered
 
 
-AgentSideEvent = RunJob | CancelJob | Accepted
+AgentSideEvent = RunJob | ScoreJob | CancelJob | Accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,4 +250,6 @@ class AgentSession:
             raise ProtocolViolation("job before registration")
         if isinstance(message, Job):
             return RunJob(message)
+        if isinstance(message, ScoreRequest):
+            return ScoreJob(message)
         return CancelJob(message.job_id)

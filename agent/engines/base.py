@@ -21,6 +21,17 @@ class GenerationRequest:
     continuation: str = ""  # assistant text already delivered; generation carries on after it
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoringRequest:
+    """Text to score after a chat prompt: by the ids another node reported, else by its text."""
+
+    messages: tuple[ChatMessage, ...]
+    text: str
+    token_ids: tuple[int, ...] | None = None
+    prefix: str = ""  # assistant text before the scored text: part of the prompt
+    top_logprobs: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratedToken:
     text: str
@@ -62,6 +73,15 @@ class Engine(Protocol):
         :class:`agent.errors.RequestRejected` for unusable input and
         :class:`agent.errors.EngineError` when the engine fails.
         """
+
+    async def score(self, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
+        """Each scored token's log-probability (and top alternatives) after the prompt.
+
+        One prefill pass over prompt plus continuation, generating nothing; takes a slot like a
+        generation. Raises :class:`agent.errors.RequestRejected` for unusable input (token ids
+        outside the vocabulary, too long for the context).
+        """
+        ...
 
     async def close(self) -> None:
         """Release the weights and any threads."""

@@ -17,11 +17,13 @@ from agent.engines.base import (
     GenerationFinished,
     GenerationRequest,
     ModelInfo,
+    ScoringRequest,
 )
 from agent.engines.chat_format import ChatFormat
-from agent.engines.logprobs import token_logprob
+from agent.engines.logprobs import logprob_from_logits, token_logprob
 from agent.engines.stops import StopScanner
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
+from protocol.chat import TokenLogprob
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,9 @@ class _Failed:
 
 
 _DONE = object()
+
+SCORE_CHUNK = 32
+"""Continuation tokens decoded per batch when scoring: each keeps a full row of logits."""
 
 
 class LlamaCppEngine:
@@ -112,6 +117,20 @@ class LlamaCppEngine:
             finally:
                 self._contexts.put_nowait(context)
 
+    async def score(self, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
+        if not self._all:
+            await self.load()
+        context = await self._contexts.get()
+        worker = asyncio.get_running_loop().run_in_executor(
+            self._threads, _score_blocking, context, self._format, request
+        )
+        try:
+            return await asyncio.shield(worker)
+        finally:
+            # A cancelled scoring still owns the context until llama.cpp returns.
+            await asyncio.wait([worker])
+            self._contexts.put_nowait(context)
+
     async def close(self) -> None:
         async with self._load_lock:
             for context in self._all:
@@ -189,3 +208,55 @@ def _run(
         if tail:
             emit(GeneratedToken(text=tail))
     emit(GenerationFinished(finish, len(prompt_tokens), produced))  # type: ignore[arg-type]
+
+
+def _score_blocking(
+    llm: Any, chat_format: ChatFormat, request: ScoringRequest
+) -> tuple[TokenLogprob, ...]:
+    try:
+        return _score(llm, chat_format, request)
+    except (RequestRejected, EngineError):
+        raise
+    except Exception as exc:  # llama.cpp surfaces its failures as assorted exceptions
+        raise EngineError(f"llama.cpp failed to score: {exc}") from exc
+
+
+def _score(llm: Any, chat_format: ChatFormat, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
+    """Prefill prompt then continuation, reading the logits of every continuation position."""
+    import numpy as np
+
+    prompt = chat_format.render(request.messages, request.prefix)
+    prompt_ids = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    if request.token_ids is None:
+        ids = llm.tokenize(request.text.encode(), add_bos=False, special=False)
+    else:
+        ids = list(request.token_ids)
+    n_vocab = llm.n_vocab()
+    if any(not 0 <= token < n_vocab for token in ids):
+        raise RequestRejected(f"token ids must lie in [0, {n_vocab})")
+    if not ids:
+        return ()
+    if len(prompt_ids) + len(ids) > llm.n_ctx():
+        raise ContextLengthExceeded(
+            f"prompt and continuation ({len(prompt_ids) + len(ids)} tokens) exceed the context "
+            f"length of {llm.n_ctx()}"
+        )
+    top_k = request.top_logprobs
+    llm.reset()
+    llm.eval(prompt_ids)
+    last = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+    scores = [logprob_from_logits(llm, last, ids[0], top_k)]
+    feed = ids[:-1]  # the last token's own logits predict past the continuation
+    for start in range(0, len(feed), SCORE_CHUNK):
+        chunk = feed[start:start + SCORE_CHUNK]
+        n_past = llm.n_tokens
+        llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        # Keep llama-cpp-python's record of the cache true, so the next generation's prefix
+        # reuse sees what is really there.
+        llm.input_ids[n_past:n_past + len(chunk)] = chunk
+        llm.n_tokens = n_past + len(chunk)
+        rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), n_vocab))
+        for offset in range(len(chunk)):
+            scores.append(logprob_from_logits(llm, rows[offset], ids[start + offset + 1], top_k))
+    return tuple(scores)

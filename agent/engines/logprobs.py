@@ -12,6 +12,11 @@ from protocol.chat import TokenLogprob, TopLogprob
 def token_logprob(llm: Any, token: int, top_k: int) -> TokenLogprob:
     """The chosen token's log-probability under the model (before sampling transforms)."""
     logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+    return logprob_from_logits(llm, logits, token, top_k)
+
+
+def logprob_from_logits(llm: Any, logits: Any, token: int, top_k: int) -> TokenLogprob:
+    """``token``'s log-probability and the ``top_k`` strongest alternatives from one logits row."""
     peak = float(logits.max())
     log_norm = peak + float(np.log(np.exp(logits - peak).sum()))
     top: tuple[TopLogprob, ...] = ()

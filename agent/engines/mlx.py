@@ -28,6 +28,7 @@ from agent.engines.base import (
     GenerationFinished,
     GenerationRequest,
     ModelInfo,
+    ScoringRequest,
 )
 from agent.engines.chat_format import ChatFormat
 from agent.engines.stops import StopScanner
@@ -143,6 +144,16 @@ class MlxEngine:
             finally:
                 cancelled.set()
                 await asyncio.shield(finished)
+
+    async def score(self, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
+        if self._loaded is None:
+            await self.load()
+        assert self._loaded is not None and self._thread is not None
+        loaded, thread, context_length = self._loaded, self._thread, self._model.context_length
+        async with self._free_slots:
+            return await asyncio.wrap_future(
+                thread.call(lambda: _score(loaded, context_length, request))
+            )
 
     async def close(self) -> None:
         async with self._load_lock:
@@ -294,6 +305,40 @@ def _steps(
         if tail:
             emit(GeneratedToken(text=tail))
     emit(GenerationFinished(finish, prompt_tokens, produced))  # type: ignore[arg-type]
+
+
+def _score(
+    loaded: _Loaded, context_length: int, request: ScoringRequest
+) -> tuple[TokenLogprob, ...]:
+    """One forward pass over prompt plus continuation; the continuation positions' logprobs."""
+    import mlx.core as mx
+
+    prompt = _encode(loaded, loaded.chat_format.render(request.messages, request.prefix))
+    if request.token_ids is None:
+        ids = list(loaded.tokenizer.encode(request.text, add_special_tokens=False))
+    else:
+        ids = list(request.token_ids)
+    if any(not 0 <= token < len(loaded.pieces) for token in ids):
+        raise RequestRejected(f"token ids must lie in [0, {len(loaded.pieces)})")
+    if not ids:
+        return ()
+    if len(prompt) + len(ids) > context_length:
+        raise ContextLengthExceeded(
+            f"prompt and continuation ({len(prompt) + len(ids)} tokens) exceed the context "
+            f"length of {context_length}"
+        )
+    try:
+        logits = loaded.model(mx.array(prompt + ids[:-1])[None])
+        logits = logits[0, len(prompt) - 1:, :].astype(mx.float32)
+        # As mlx-lm's generate_step reports them, so scores compare with generations.
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        mx.eval(logprobs)
+    except Exception as exc:  # MLX surfaces its failures as assorted exceptions
+        raise EngineError(f"MLX failed to score: {exc}") from exc
+    return tuple(
+        token_logprob(logprobs[i], token, request.top_logprobs, loaded.pieces)
+        for i, token in enumerate(ids)
+    )
 
 
 def _encode(loaded: _Loaded, prompt: str) -> list[int]:

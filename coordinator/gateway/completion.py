@@ -29,7 +29,7 @@ from coordinator.routing.throughput import generation_speed
 from coordinator.services import Services
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 from protocol.ids import JobId, ModelId, NodeId
-from protocol.messages import NEUTRAL_FAILURES, Job, JobDone, JobFailed, TokenDelta
+from protocol.messages import NEUTRAL_FAILURES, Job, JobDone, JobFailed, TokenDelta, TokenScores
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,8 @@ async def run_job_on(
                 raise AttemptFailed(
                     f"node failed: {event.code}", Outcome.NEUTRAL if neutral else Outcome.FAILURE
                 )
+            if isinstance(event, TokenScores):
+                raise AttemptFailed("node answered a generation with scores", Outcome.FAILURE)
             if isinstance(event, JobDone):
                 outcome = Outcome.SUCCESS
                 yield event

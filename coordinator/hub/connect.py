@@ -161,7 +161,7 @@ async def _register(
         node_id=message.node_id, register=message, session=session, send=ws.send_str,
         close=lambda code, reason: ws.close(code=code, message=reason.encode()),
         connected_at=now, payee_account_id=payee, first_seen=first_seen,
-        model_switched_at=model_switched_at,
+        model_switched_at=model_switched_at, operator=operator,
     )
     previous = services.hub.attach(node)
     if previous is not None:

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from protocol.ids import JobId, ModelId, NodeId
-from protocol.messages import Job, JobDone, JobFailed, Register, TokenDelta, encode
+from protocol.messages import (
+    Job,
+    JobDone,
+    JobFailed,
+    Register,
+    ScoreRequest,
+    TokenDelta,
+    TokenScores,
+    encode,
+)
 from protocol.session import CoordinatorSession, JobEvent, ProtocolViolation
 
 
@@ -44,6 +53,7 @@ class LiveNode:
     channels: dict[JobId, asyncio.Queue[ChannelEvent]] = field(default_factory=dict)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     draining: bool = False
+    operator: str | None = None  # the wallet (or account label) the node earns for
 
     @property
     def models(self) -> frozenset[ModelId]:
@@ -93,8 +103,10 @@ class NodeHub:
         node.channels.clear()
         self._notify()
 
-    async def dispatch(self, node_id: NodeId, job: Job) -> asyncio.Queue[ChannelEvent]:
-        """Send ``job`` to the node and return the channel its events will arrive on."""
+    async def dispatch(
+        self, node_id: NodeId, job: Job | ScoreRequest
+    ) -> asyncio.Queue[ChannelEvent]:
+        """Send ``job`` (a generation or a scoring) to the node; returns its events' channel."""
         node = self._nodes.get(node_id)
         if node is None or node.draining:
             raise NodeGone(node_id)
@@ -127,7 +139,7 @@ class NodeHub:
         channel = node.channels.get(event.job_id)
         if channel is None:
             return
-        if isinstance(event, JobDone | JobFailed):
+        if isinstance(event, JobDone | JobFailed | TokenScores):
             del node.channels[event.job_id]
         channel.put_nowait(event)
 

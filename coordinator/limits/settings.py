@@ -20,8 +20,8 @@ class LimitSettings(BaseModel):
         " requests per client IP per minute.",
     )
     auth_path_prefixes: tuple[str, ...] = Field(
-        default=("/v1/auth/",),
-        description="Every route under these prefixes is limited per IP (sign-in, OIDC, ...).",
+        default=("/v1/auth/", "/auth/"),
+        description="Every route under these prefixes is limited per IP (wallet and OIDC sign-in).",
     )
     trusted_proxies: tuple[str, ...] = Field(
         default=(),

@@ -4,6 +4,10 @@ The scheduler asks its sources, in turn, for the next probe of a model; a source
 messages and sampling parameters to send (in exactly the shape of a consumer job) and, if it knows
 what a right answer looks like, a judge for the attempt. The realistic prompt pool is one source;
 model fingerprints are another, disguised among the pool's prompts.
+
+Fingerprint probes are greedy (temperature 0), so temperature 0 must not mark a probe: every
+source draws it for a share of its probes, as consumers use it too
+(:mod:`coordinator.probes.fingerprints`).
 """
 
 from __future__ import annotations

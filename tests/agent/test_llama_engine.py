@@ -261,3 +261,42 @@ async def test_text_held_for_a_stop_is_released_when_the_turn_ends(
     answer = await generate(line_engine, request(COLOURS, max_tokens=24, stop=(stop,)))
     assert answer.finished.finish_reason == "stop"
     assert answer.text == line
+
+
+async def test_scoring_an_answer_reproduces_its_generation_logprobs(
+    engine: LlamaCppEngine,
+) -> None:
+    from agent.engines.base import ScoringRequest
+
+    # Longer than one scoring chunk, so the batched continuation is read across chunks.
+    answer = await generate(engine, request(COUNTING, max_tokens=40, top_logprobs=3))
+    claimed = [token.logprob for token in answer.tokens if token.logprob is not None]
+    ids = tuple(lp.token_id for lp in claimed if lp.token_id is not None)
+    assert len(ids) == len(claimed) > 32
+    scores = await engine.score(ScoringRequest(
+        messages=request(COUNTING).messages, text=answer.text, token_ids=ids, top_logprobs=3,
+    ))
+    assert [s.token_id for s in scores] == list(ids)
+    drifts = [
+        abs(mine.logprob - theirs.logprob) for mine, theirs in zip(claimed, scores, strict=True)
+    ]
+    # Batched prefill against one-token decoding: float drift only, never a different model.
+    assert max(drifts) < 0.5 and sum(drifts) / len(drifts) < 0.05
+    assert all(len(s.top) == 3 for s in scores)
+
+    by_text = await engine.score(ScoringRequest(
+        messages=request(COUNTING).messages, text=answer.text, top_logprobs=3,
+    ))
+    assert "".join(s.token for s in by_text) == answer.text
+    # The slot is clean afterwards: the same greedy answer again.
+    assert (await generate(engine, request(COUNTING, max_tokens=40))).text == answer.text
+
+
+async def test_scoring_refuses_ids_outside_the_vocabulary(engine: LlamaCppEngine) -> None:
+    from agent.engines.base import ScoringRequest
+    from agent.errors import RequestRejected
+
+    with pytest.raises(RequestRejected):
+        await engine.score(ScoringRequest(
+            messages=request(COUNTING).messages, text="x", token_ids=(10**9,),
+        ))

@@ -429,3 +429,34 @@ def test_token_pieces_spell_the_tokenizers_own_decoding(
     assert len(ids) > 4
     assert b"".join(pieces[i] for i in ids).decode() == tokenizer.decode(ids) == text
     assert all(pieces[i] == b"" for i in tokenizer.all_special_ids)
+
+
+async def test_scoring_an_answer_reproduces_its_generation_logprobs(engine: MlxEngine) -> None:
+    from agent.engines.base import ScoringRequest
+
+    sampled = await generate(engine, request(COLOURS, max_tokens=20, top_logprobs=3,
+                                             temperature=1.0, seed=11))
+    claimed = [token.logprob for token in sampled.tokens if token.logprob is not None]
+    ids = tuple(lp.token_id for lp in claimed if lp.token_id is not None)
+    assert len(ids) == len(claimed) == 20
+    scores = await engine.score(ScoringRequest(
+        messages=request(COLOURS).messages, text=sampled.text, token_ids=ids, top_logprobs=3,
+    ))
+    assert [s.token_id for s in scores] == list(ids)
+    for mine, theirs in zip(claimed, scores, strict=True):
+        assert theirs.logprob == pytest.approx(mine.logprob, abs=1e-3)
+        assert [a.token for a in theirs.top] == [a.token for a in mine.top]
+    by_text = await engine.score(ScoringRequest(
+        messages=request(COLOURS).messages, text=sampled.text, top_logprobs=3,
+    ))
+    assert "".join(s.token for s in by_text) == sampled.text
+
+
+async def test_scoring_refuses_ids_outside_the_vocabulary(engine: MlxEngine) -> None:
+    from agent.engines.base import ScoringRequest
+    from agent.errors import RequestRejected
+
+    with pytest.raises(RequestRejected):
+        await engine.score(ScoringRequest(
+            messages=request(COLOURS).messages, text="x", token_ids=(10**7,),
+        ))

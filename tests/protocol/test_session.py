@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import PROTOCOL_VERSION
+from protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from protocol.auth import challenge_text, node_id_of, sign_text
-from protocol.chat import ChatMessage, SamplingParams
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 from protocol.ids import JobId, ModelId
 from protocol.messages import (
     Cancel,
@@ -23,7 +23,13 @@ from protocol.messages import (
     JobFailed,
     ModelOffer,
     Registered,
+    ScoredContinuation,
+    ScoreRequest,
     TokenDelta,
+    TokenScores,
+    decode_coordinator_message,
+    decode_node_message,
+    encode,
 )
 from protocol.session import (
     Accepted,
@@ -36,6 +42,7 @@ from protocol.session import (
     Offer,
     ProtocolViolation,
     RunJob,
+    ScoreJob,
     isoformat_utc,
 )
 
@@ -227,7 +234,7 @@ def test_an_unreadable_issued_at_is_refused(issued_at: str, reason: str) -> None
     assert violation(hub, register) == reason
 
 
-@pytest.mark.parametrize("version", [0, PROTOCOL_VERSION + 1])
+@pytest.mark.parametrize("version", [MIN_PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1])
 def test_another_protocol_version_is_refused(version: int) -> None:
     hub = coordinator()
     register = AgentSession(signing_key(1), OFFER).answer(hub.challenge(), NOW)
@@ -360,3 +367,50 @@ def test_a_finished_job_takes_no_more_tokens_and_its_budget_is_gone() -> None:
     hub.receive(done(), NOW)
     assert hub.token_budget == {}
     assert "not this node's" in violation(hub, delta())
+
+
+# --- re-scoring (protocol version 2) -----------------------------------------------------------
+
+
+def score_request(job_id: str = "score-1") -> ScoreRequest:
+    return ScoreRequest(
+        job_id=JobId(job_id), model=MODEL, messages=(ChatMessage(role="user", content="Hi"),),
+        continuation=ScoredContinuation(text="Hello", token_ids=(9259,)), top_logprobs=5,
+    )
+
+
+def test_a_scoring_reaches_the_agent_and_its_scores_release_it() -> None:
+    hub, agent = connected()
+    sent = hub.assign(score_request())
+    assert agent.receive(sent) == ScoreJob(score_request())
+    scores = TokenScores(
+        job_id=JobId("score-1"),
+        logprobs=(TokenLogprob(token_id=9259, token="Hello", logprob=-0.5),),
+    )
+    assert hub.receive(scores, NOW) == scores
+    assert hub.owned_jobs == set()
+    assert violation(hub, scores) == "job 'score-1' is not this node's"
+
+
+def test_a_scoring_may_fail_like_a_job() -> None:
+    hub, _ = connected()
+    hub.assign(score_request())
+    assert hub.receive(failed("score-1"), NOW) == failed("score-1")
+    assert hub.owned_jobs == set()
+
+
+def test_scoring_messages_survive_the_wire() -> None:
+    request = score_request().model_copy(
+        update={"continuation": ScoredContinuation(text="Hello")}
+    )
+    assert decode_coordinator_message(encode(request)) == request
+    scores = TokenScores(job_id=JobId("s"), logprobs=())
+    assert decode_node_message(encode(scores)) == scores
+
+
+def test_nodes_of_the_previous_version_still_register() -> None:
+    hub = coordinator()
+    register = AgentSession(signing_key(1), OFFER).answer(hub.challenge(), NOW)
+    assert MIN_PROTOCOL_VERSION < PROTOCOL_VERSION
+    old = register.model_copy(update={"protocol_version": MIN_PROTOCOL_VERSION})
+    assert hub.receive(old, NOW) == NodeRegistered(old)

@@ -1,0 +1,220 @@
+"""Re-scoring: a random sample of finished jobs, checked after the fact by a trusted node.
+
+Every job asks the node for its tokens' logprobs, so a finished job carries the node's claim. The
+sampler (an observer of every attempt, paid or probe) keeps a random share of the successful
+ones (``rescore_rate``) in a bounded queue and, off the consumer's path, asks a *different*
+trusted node serving the same catalogue model to score the prompt plus the first node's tokens
+in one prefill pass (:class:`protocol.messages.ScoreRequest`). The comparison core
+(:mod:`coordinator.probes.plausibility`) then rules; a decided verdict goes to the contributions
+as an :class:`AuthenticityVerdict` (the points core turns a fake one into its penalty).
+
+The checked node never learns of it: nothing it receives differs, the check happens after its
+answer was delivered, on another node. A full queue drops the sample (counted) rather than hold
+anything up; a failed or impossible check (no trusted node free) decides nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from coordinator.hub.live import LiveNode, NodeGone, NodeLost
+from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.probes.authenticity_settings import AuthenticitySettings
+from coordinator.probes.observation import JobObservation
+from coordinator.probes.plausibility import Comparison, compare
+from coordinator.routing import Outcome
+from coordinator.services import SERVICES, Services
+from protocol import SCORING_PROTOCOL_VERSION
+from protocol.chat import TokenLogprob
+from protocol.ids import JobId, ModelId, NodeId
+from protocol.messages import JobFailed, ScoredContinuation, ScoreRequest, TokenScores
+
+log = logging.getLogger(__name__)
+
+
+class ScoringFailed(Exception):
+    """The verifier could not score (it left, failed, timed out or answered out of shape)."""
+
+
+def is_trusted(node: LiveNode, settings: AuthenticitySettings) -> bool:
+    """Whether the platform vouches for ``node`` as a verifier (by id or operator wallet)."""
+    return node.node_id in settings.trusted_nodes or (
+        node.operator is not None and node.operator in settings.trusted_operators
+    )
+
+
+def verifiers(services: Services, model: ModelId, checked: NodeId) -> list[LiveNode]:
+    """Trusted nodes, other than the checked one, that serve ``model`` and can score."""
+    settings = services.settings.authenticity
+    return [
+        node for node in services.hub.nodes_serving(model)
+        if node.node_id != checked and is_trusted(node, settings)
+        and node.register.protocol_version >= SCORING_PROTOCOL_VERSION
+    ]
+
+
+def score_request(
+    observation: JobObservation, job_id: JobId, top_logprobs: int, max_tokens: int = 2048
+) -> ScoreRequest:
+    """The scoring of what the node claimed to emit (its first ``max_tokens`` tokens), by id
+    where it reported ids."""
+    claimed = observation.logprobs[:max_tokens]
+    ids = [lp.token_id for lp in claimed]
+    token_ids = None if any(i is None for i in ids) else tuple(i for i in ids if i is not None)
+    job = observation.job
+    return ScoreRequest(
+        job_id=job_id, model=job.model, messages=job.messages, prefix=job.continuation,
+        continuation=ScoredContinuation(
+            text="".join(lp.token for lp in claimed), token_ids=token_ids
+        ),
+        top_logprobs=top_logprobs,
+    )
+
+
+async def score_on(
+    services: Services, verifier: NodeId, request: ScoreRequest, timeout_s: float
+) -> tuple[TokenLogprob, ...]:
+    """Have ``verifier`` score ``request``; its slot is counted while it works."""
+    router, clock = services.router, services.clock
+    counted = verifier in router
+    if counted:
+        router.job_started(verifier, now=clock.monotonic())
+    try:
+        try:
+            channel = await services.hub.dispatch(verifier, request)
+        except NodeGone as exc:
+            raise ScoringFailed("verifier left") from exc
+        try:
+            event = await asyncio.wait_for(channel.get(), timeout_s)
+        except TimeoutError as exc:
+            await services.hub.cancel(verifier, request.job_id)
+            raise ScoringFailed("verifier timed out") from exc
+        if isinstance(event, TokenScores):
+            return event.logprobs
+        if isinstance(event, JobFailed | NodeLost):
+            raise ScoringFailed(f"verifier failed: {event}")
+        await services.hub.cancel(verifier, request.job_id)
+        raise ScoringFailed(f"verifier answered a scoring with {type(event).__name__}")
+    finally:
+        if counted and verifier in router:
+            # Neutral: a verifier is neither rewarded nor blamed for the extra work.
+            router.job_finished(
+                verifier, Outcome.NEUTRAL, now=clock.monotonic(),
+                wall_now=clock.now().timestamp(),
+            )
+            services.hub.notify_capacity()
+
+
+@dataclass
+class SamplerCounts:
+    sampled: int = 0
+    dropped: int = 0  # the queue was full
+    unverified: int = 0  # no trusted node, or it failed
+    genuine: int = 0
+    substituted: int = 0
+    inconclusive: int = 0
+
+
+class RescoringSampler:
+    """The observer that samples jobs, and the loop that has them re-scored."""
+
+    def __init__(self, services: Services, rng: random.Random | None = None) -> None:
+        self._services = services
+        self._settings = services.settings.authenticity
+        self._rng = rng or random.Random()
+        self._queue: asyncio.Queue[JobObservation] = asyncio.Queue(self._settings.rescore_queue)
+        self._serial = 0
+        self.counts = SamplerCounts()
+
+    def __call__(self, observation: JobObservation) -> None:
+        """Keep a random share of successful attempts; never blocks, never raises."""
+        if observation.outcome is not Outcome.SUCCESS or not observation.logprobs:
+            return
+        if self._rng.random() >= self._settings.rescore_rate:
+            return
+        try:
+            self._queue.put_nowait(observation)
+        except asyncio.QueueFull:
+            self.counts.dropped += 1
+            return
+        self.counts.sampled += 1
+
+    async def run(self) -> None:
+        """Check sampled jobs one at a time, forever."""
+        while True:
+            observation = await self._queue.get()
+            try:
+                await self.check(observation)
+            except Exception:  # one bad check must not end the loop
+                log.exception("re-scoring of a job on %s failed", observation.node_id)
+                self.counts.unverified += 1
+
+    async def check(self, observation: JobObservation) -> Comparison | None:
+        """Re-score one job on a trusted node; record and return the verdict, if any."""
+        services = self._services
+        candidates = verifiers(services, observation.job.model, observation.node_id)
+        if not candidates:
+            self.counts.unverified += 1
+            return None
+        verifier = self._rng.choice(candidates)
+        self._serial += 1
+        request = score_request(
+            observation, JobId(f"score-{observation.job.job_id}-{self._serial}"),
+            services.settings.job_top_logprobs, self._settings.rescore_max_tokens,
+        )
+        try:
+            reference = await score_on(
+                services, verifier.node_id, request, self._settings.rescore_timeout_s
+            )
+        except ScoringFailed as exc:
+            log.info("no re-scoring of %s: %s", observation.node_id, exc)
+            self.counts.unverified += 1
+            return None
+        claimed = observation.logprobs[:self._settings.rescore_max_tokens]
+        comparison = compare(claimed, reference, self._settings.tolerances)
+        if comparison.genuine is None:
+            self.counts.inconclusive += 1
+            return comparison
+        if comparison.genuine:
+            self.counts.genuine += 1
+        else:
+            self.counts.substituted += 1
+            log.warning(
+                "node %s failed re-scoring of %s: %s",
+                observation.node_id, observation.job.model, comparison.reason,
+            )
+        services.contributions.add(AuthenticityVerdict(
+            node_id=observation.node_id, at=services.clock.now().timestamp(),
+            model=observation.job.model, genuine=comparison.genuine,
+        ))
+        return comparison
+
+
+async def rescoring(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: subscribe the sampler to every attempt and run its loop; put the
+    fingerprint source ahead of the probe scheduler's ordinary prompt pool."""
+    from coordinator.probes.fingerprints import fingerprint_source
+
+    services = app[SERVICES]
+    # The probe scheduler asks its sources in order and takes the first draw; the fingerprint
+    # source answers only its share, so every other probe falls through to the prompt pool. It
+    # gets no recorder: the scheduler records each judge's verdict, once.
+    services.probe_sources.insert(
+        0, fingerprint_source(services.catalogue, services.settings.authenticity)
+    )
+    sampler = RescoringSampler(services)
+    services.observers.append(sampler)
+    task = asyncio.create_task(sampler.run())
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    with suppress(ValueError):
+        services.observers.remove(sampler)

@@ -1,0 +1,158 @@
+"""Authenticity end to end: a real coordinator, real agents, the official client.
+
+Two honest agents on the real Gemma 3 270M are the platform's trusted verifiers; a third agent
+claims Gemma 3 270M (lying about its sha256) and is the smart cheat: it answers the fingerprint
+prompts it has memorised with the genuine weights and everything else with a cruder
+re-quantization. Fingerprint probes pass it; re-scoring of paid jobs catches it, while the honest
+nodes' jobs are re-scored as genuine and every consumer call succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from contextlib import aclosing
+from pathlib import Path
+
+import pytest
+from support.cluster import REPO, AgentProcess, start_coordinator, wait_for, write_node_key
+
+from coordinator.gateway.completion import new_job_id, run_job_on
+from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.probes.fingerprints import FingerprintSource
+from coordinator.probes.observation import InMemoryContributions
+from coordinator.probes.rescoring import RescoringSampler
+from coordinator.services import Services
+from protocol.ids import ModelId, NodeId
+from protocol.messages import Job, TokenDelta
+
+pytestmark = pytest.mark.slow
+
+MODEL = ModelId("gemma-3-270m")
+MAX_PAID_JOBS = 16  # the cheat must be caught within this many consumer calls
+
+
+async def probe(services: Services, node_id: NodeId, source: FingerprintSource) -> bool:
+    """One fingerprint probe of ``node_id``, judged, as the probe scheduler sends it."""
+    draw = source.draw(MODEL, random.Random())
+    assert draw is not None and draw.judge is not None
+    job = Job(job_id=new_job_id(), model=MODEL, messages=draw.messages, params=draw.params,
+              top_logprobs=services.settings.job_top_logprobs)
+    services.router.job_started(node_id, now=services.clock.monotonic())
+    observed: list[bool] = []
+
+    def observe(observation: object) -> None:
+        from coordinator.probes.observation import JobObservation
+
+        assert isinstance(observation, JobObservation)
+        if observation.job.job_id == job.job_id:
+            assert draw.judge is not None
+            observed.append(draw.judge(observation))
+
+    services.observers.append(observe)
+    try:
+        async with aclosing(run_job_on(services, node_id, job, probe=True)) as events:
+            async for event in events:
+                assert isinstance(event, TokenDelta) or event.finish_reason in ("stop", "length")
+    finally:
+        services.observers.remove(observe)
+    return observed == [True]
+
+
+async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
+    tmp_path: Path, gemma_path: Path, requantized_path: Path
+) -> None:
+    trusted = [write_node_key(tmp_path / name / "node.key") for name in ("trusted-1", "trusted-2")]
+    coordinator = await start_coordinator(
+        tmp_path / "coordinator",
+        authenticity={"trusted_nodes": trusted, "rescore_rate": 1.0, "rescore_queue": 8},
+        # Three engines share two cores here: speed is not what this test is about.
+        routing={"floor_tok_s": 0.0}, queue_wait_s=60.0,
+    )
+    services = coordinator.services
+    sink = InMemoryContributions()
+    services.contributions = sink
+    sampler = next(o for o in services.observers if isinstance(o, RescoringSampler))
+    priced = services.catalogue.get(MODEL)
+    assert priced is not None and priced.fingerprint is not None
+    fingerprint = priced.fingerprint
+    memorised = tmp_path / "memorised.json"
+    memorised.write_text(json.dumps([a.messages[-1].content for a in fingerprint.answers]))
+
+    verifiers = [
+        AgentProcess.llama(coordinator, gemma_path, tmp_path / "trusted-1", slots=2,
+                           extra=["--threads", "1"]),
+        AgentProcess.llama(coordinator, gemma_path, tmp_path / "trusted-2", slots=2,
+                           extra=["--threads", "2"]),
+    ]
+    impostor = AgentProcess(coordinator, [
+        sys.executable, str(REPO / "tests" / "support" / "impostor_agent.py"),
+        "--coordinator", coordinator.base_url, "--weights", str(requantized_path),
+        "--genuine", str(gemma_path), "--memorised", str(memorised), "--slots", "2",
+    ], tmp_path / "impostor")
+    for agent, node_id in zip(verifiers, trusted, strict=True):
+        agent.node_id = node_id  # keys written beforehand, so the coordinator could trust them
+    agents = [*verifiers, impostor]
+    try:
+        for agent in agents:
+            await agent.start()
+        cheat = NodeId(impostor.node_id)
+
+        # Probes: the memorised fingerprints come back genuine.
+        verdicts: list[AuthenticityVerdict] = []
+        source = FingerprintSource({MODEL: fingerprint}, services.settings.authenticity.tolerances,
+                                   verdicts.append)
+        assert all([await probe(services, cheat, source) for _ in range(2)])
+        assert verdicts and all(v.genuine and v.node_id == cheat for v in verdicts)
+
+        # Paid jobs, re-scored after the fact on the trusted nodes.
+        client = await coordinator.client()
+        prompts = ["Tell me about the history of tea.", "What makes a good password?",
+                   "Describe a sunset over the ocean.", "How do bees make honey?"]
+
+        def caught() -> bool:
+            return any(
+                isinstance(c, AuthenticityVerdict) and c.node_id == cheat and not c.genuine
+                for c in sink.items
+            )
+
+        for call in range(MAX_PAID_JOBS):
+            reply = await client.chat.completions.create(
+                model=MODEL, max_tokens=32, temperature=1.0 if call % 2 else 0.0,
+                messages=[{"role": "user", "content": prompts[call % len(prompts)]}],
+            )
+            assert reply.choices[0].message.content  # the consumer is served regardless
+            await wait_for(lambda: sampler.counts.sampled == sum(
+                (sampler.counts.genuine, sampler.counts.substituted,
+                 sampler.counts.inconclusive, sampler.counts.unverified)
+            ), timeout=120, what="the re-scoring queue to drain")
+            if caught():
+                break
+        assert caught(), f"not caught in {MAX_PAID_JOBS} paid jobs: {sampler.counts}"
+        honest = {NodeId(agent.node_id) for agent in verifiers}
+        rescored = [c for c in sink.items if isinstance(c, AuthenticityVerdict)]
+        assert all(v.genuine for v in rescored if v.node_id in honest), rescored
+        assert sampler.counts.dropped == 0
+    finally:
+        for agent in agents:
+            await agent.stop()
+        await coordinator.stop()
+
+
+async def test_an_honest_agent_cannot_pass_other_weights_off_as_a_catalogue_model(
+    tmp_path: Path, requantized_path: Path
+) -> None:
+    """Through the product, other weights register with their own sha256 and are refused: only
+    an agent that lies about the hash gets in, and the checks above are what catch it."""
+    coordinator = await start_coordinator(tmp_path / "coordinator")
+    agent = AgentProcess.llama(coordinator, requantized_path, tmp_path / "agent",
+                               extra=["--model-id", str(MODEL)])
+    try:
+        await agent.start(wait=False)
+        assert await agent.wait_exit(timeout=120) == 78
+        assert "weights do not match catalogue model" in agent.log_text()
+        assert len(coordinator.services.hub) == 0
+    finally:
+        await agent.stop()
+        await coordinator.stop()
