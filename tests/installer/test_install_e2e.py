@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import select
 from support.cluster import REPO, TIMEOUT_FACTOR, RunningCoordinator, start_coordinator, wait_for
 from support.enrollment import mint, signed_in
+from support.secret_scan import redact_secrets
 
 from coordinator.store.models import Node
 from protocol.auth import node_id_of
@@ -95,7 +96,8 @@ def installer_env(
 async def shell(command: str, env: dict[str, str], log: Path) -> tuple[int, str]:
     """Run ``command`` under sh without blocking the coordinator in this event loop."""
     with log.open("ab") as output:
-        output.write(f"$ {command}\n".encode())
+        # The transcript is this test's own; the token in the command line is the user's to see.
+        output.write(f"$ {redact_secrets(command)}\n".encode())
         output.flush()
         process = await asyncio.create_subprocess_exec(
             "sh", "-c", command, env=env, stdin=subprocess.DEVNULL, stdout=output,

@@ -92,6 +92,9 @@ async def start_coordinator(
         # Unannounced probes would take slots and jobs that tests count; tests of probes turn
         # them on (``probes={"enabled": True, ...}``).
         "probes": {"enabled": False},
+        # Most tests' nodes are scripted, not the real model: fingerprint probes would (rightly)
+        # fail them. Tests of fingerprints turn them on (``authenticity={...}``).
+        "authenticity": {"fingerprint_share": 0.0},
     }
     values.update(overrides)
     settings = CoordinatorSettings(**values)

@@ -27,6 +27,16 @@ def find_secrets(text: str, private_keys: frozenset[str] = frozenset()) -> list[
     return found
 
 
+def redact_secrets(text: str) -> str:
+    """``text`` with every full secret cut to its shown prefix."""
+    return SECRET_PATTERN.sub(lambda match: redact(match.group(0)), text)
+
+
+# HTTP client libraries the tests drive log the headers they receive (a session's Set-Cookie)
+# at DEBUG: those are the test client's records, not the coordinator's or the agent's.
+CLIENT_LOGGERS = ("httpcore", "httpx")
+
+
 class LeakWatch(logging.Handler):
     """Scans every record as it is emitted (message, arguments and traceback)."""
 
@@ -35,6 +45,8 @@ class LeakWatch(logging.Handler):
         self.leaks: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(CLIENT_LOGGERS):
+            return
         try:
             text = record.getMessage()
         except Exception:  # a broken format string must not hide the raw parts

@@ -25,10 +25,6 @@ MODEL = "gemma-3-270m"
 FULL_RAMP = RoutingConstants(ramp_start_fraction=1.0)
 PAID_PROMPT = "Write a haiku about the sea (paid)."
 PROBING = {"enabled": True, "interval_s": 0.4, "tick_s": 0.05}
-# Scripted nodes are not the real model: fingerprint probes would (rightly) fail them, so the
-# tests of plain health probes leave fingerprints out; tests/coordinator/probes/test_fingerprints.py
-# and test_detection.py cover them.
-NO_FINGERPRINTS = {"fingerprint_share": 0.0}
 
 
 def probe_results(coordinator: RunningCoordinator, node_id: str) -> list[ProbeResult]:
@@ -59,8 +55,7 @@ async def test_probes_reach_every_node_and_look_exactly_like_paid_jobs(
     tmp_path: Path, database_url: str
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, routing=FULL_RAMP, probes=PROBING,
-        authenticity=NO_FINGERPRINTS,
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP, probes=PROBING
     )
     logs = [tmp_path / f"jobs-{i}.jsonl" for i in range(2)]
     agents = [
@@ -115,8 +110,7 @@ async def test_a_probe_never_takes_the_slot_a_paid_request_needs(
     tmp_path: Path, database_url: str
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, routing=FULL_RAMP,
-        authenticity=NO_FINGERPRINTS,
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
     )
     agent = AgentProcess.scripted(coordinator, tmp_path / "a", "--delay", "0.05")
     try:
@@ -156,8 +150,7 @@ async def test_failed_and_misjudged_probes_fail_and_a_wrong_model_is_a_fake_verd
     tmp_path: Path, database_url: str
 ) -> None:
     coordinator = await start_coordinator(
-        tmp_path / "c", database_url=database_url, routing=FULL_RAMP,
-        authenticity=NO_FINGERPRINTS,
+        tmp_path / "c", database_url=database_url, routing=FULL_RAMP
     )
     failing = AgentProcess.scripted(coordinator, tmp_path / "f", "--fail-first", "1")
     honest = AgentProcess.scripted(coordinator, tmp_path / "h")
