@@ -10,18 +10,19 @@ same way it signs in, and from then on either the wallet or the OpenID identity 
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from coordinator.accounts.routes import _body, _reply, sign_in_policy
 from coordinator.accounts.schemas import VerifyRequest
+from coordinator.accounts.sessions import consume_sign_in_nonce
 from coordinator.accounts.siws import check_sign_in, parse_message, verify_signature
 from coordinator.accounts.statements import account_view
-from coordinator.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
+from coordinator.errors import InvalidRequest, PermissionDenied
 from coordinator.gateway.auth import require_session
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
-from coordinator.store.models import Account, SignInNonce
+from coordinator.store.models import Account
 
 TAKEN = "this wallet already signs in to another account"
 
@@ -38,15 +39,7 @@ async def link_wallet(request: web.Request) -> web.Response:
     nonce = check_sign_in(fields, body.public_key, sign_in_policy(services.settings), now)
     try:
         async with services.database.session() as session, session.begin():
-            consumed = await session.execute(delete(SignInNonce).where(
-                SignInNonce.nonce == nonce, SignInNonce.address == fields.address,
-                SignInNonce.expires_at > now,
-            ))
-            if consumed.rowcount != 1:  # type: ignore[attr-defined]
-                raise AuthenticationFailed(
-                    "sign-in nonce already used, expired or never issued to this address: "
-                    "ask for a new one"
-                )
+            await consume_sign_in_nonce(session, nonce, fields.address, now)
             holder = await session.scalar(
                 select(Account.id).where(Account.wallet == fields.address)
             )

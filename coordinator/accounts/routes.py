@@ -36,7 +36,7 @@ from coordinator.accounts.schemas import (
     SignedIn,
     VerifyRequest,
 )
-from coordinator.accounts.sessions import close_session, open_session
+from coordinator.accounts.sessions import close_session, consume_sign_in_nonce, open_session
 from coordinator.accounts.siws import (
     SignInPolicy,
     check_sign_in,
@@ -55,7 +55,7 @@ from coordinator.accounts.statements import (
     ledger_page,
     usage_report,
 )
-from coordinator.errors import AuthenticationFailed, InsufficientCredits, InvalidRequest, NotFound
+from coordinator.errors import InsufficientCredits, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_session, session_token
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
@@ -112,17 +112,7 @@ async def siws_verify(request: web.Request) -> web.Response:
     nonce = check_sign_in(fields, body.public_key, sign_in_policy(settings), now)
     session_ttl = timedelta(seconds=settings.session_ttl_s)
     async with services.database.session() as session, session.begin():
-        # One conditional DELETE: of any number of replicas racing with the same message,
-        # exactly one sees a row go.
-        consumed = await session.execute(delete(SignInNonce).where(
-            SignInNonce.nonce == nonce, SignInNonce.address == fields.address,
-            SignInNonce.expires_at > now,
-        ))
-        if consumed.rowcount != 1:  # type: ignore[attr-defined]
-            raise AuthenticationFailed(
-                "sign-in nonce already used, expired or never issued to this address: "
-                "ask for a new one"
-            )
+        await consume_sign_in_nonce(session, nonce, fields.address, now)
         account = await open_account(
             session, services.ledger.books, now, settings.economy.starter_credits,
             wallet=fields.address,

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coordinator.errors import AuthenticationFailed
 from coordinator.store.database import Database
-from coordinator.store.models import Session
+from coordinator.store.models import Session, SignInNonce
 
 SESSION_PREFIX = "kts-"
 
@@ -47,3 +48,20 @@ async def session_account(database: Database, token: str, now: datetime) -> int 
 async def close_session(database: Database, token: str) -> None:
     async with database.session() as session, session.begin():
         await session.execute(delete(Session).where(Session.token_hash == hash_token(token)))
+
+
+async def consume_sign_in_nonce(
+    session: AsyncSession, nonce: str, address: str, now: datetime
+) -> None:
+    """Use up a sign-in nonce issued to ``address``; raises AuthenticationFailed if it is not
+    there to use. One conditional DELETE: of any number of replicas racing with the same
+    message, exactly one sees a row go."""
+    consumed = await session.execute(delete(SignInNonce).where(
+        SignInNonce.nonce == nonce, SignInNonce.address == address,
+        SignInNonce.expires_at > now,
+    ))
+    if consumed.rowcount != 1:  # type: ignore[attr-defined]
+        raise AuthenticationFailed(
+            "sign-in nonce already used, expired or never issued to this address: "
+            "ask for a new one"
+        )
