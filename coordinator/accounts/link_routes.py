@@ -13,13 +13,14 @@ from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from coordinator.accounts.routes import _body, _reply, sign_in_policy
+from coordinator.accounts.routes import sign_in_policy
 from coordinator.accounts.schemas import VerifyRequest
 from coordinator.accounts.sessions import consume_sign_in_nonce
 from coordinator.accounts.siws import check_sign_in, parse_message, verify_signature
 from coordinator.accounts.statements import account_view
 from coordinator.errors import InvalidRequest, PermissionDenied
 from coordinator.gateway.auth import require_session
+from coordinator.json_http import json_reply, read_body
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
 from coordinator.store.models import Account
@@ -32,7 +33,7 @@ async def link_wallet(request: web.Request) -> web.Response:
     await limit_ip(request)
     account_id = await require_session(request)
     services = request.app[SERVICES]
-    body = await _body(request, VerifyRequest)
+    body = await read_body(request, VerifyRequest)
     now = services.clock.now()
     fields = parse_message(body.message)
     verify_signature(body.message, body.signature, body.public_key)
@@ -56,7 +57,7 @@ async def link_wallet(request: web.Request) -> web.Response:
             view = await account_view(session, account_id)
     except IntegrityError as exc:  # another account took the wallet in the meantime
         raise PermissionDenied(TAKEN) from exc
-    return _reply(view)
+    return json_reply(view)
 
 
 def add_link_routes(app: web.Application) -> None:

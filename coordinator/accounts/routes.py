@@ -17,7 +17,7 @@ spends credits but cannot mint more keys or read the account's history.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pydantic
 from aiohttp import web
@@ -57,12 +57,11 @@ from coordinator.accounts.statements import (
 )
 from coordinator.errors import InsufficientCredits, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_session, session_token
+from coordinator.json_http import Body, invalid_request, json_reply, read_body
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import Account, ApiKey, SignInNonce
-
-Body = TypeVar("Body", bound=pydantic.BaseModel)
 
 
 def sign_in_policy(settings: CoordinatorSettings) -> SignInPolicy:
@@ -80,7 +79,7 @@ def sign_in_policy(settings: CoordinatorSettings) -> SignInPolicy:
 async def siws_nonce(request: web.Request) -> web.Response:
     """A single-use nonce for this wallet and the exact sign-in message to sign with it."""
     services = request.app[SERVICES]
-    body = await _body(request, NonceRequest)
+    body = await read_body(request, NonceRequest)
     if public_key_bytes(body.address) is None:
         raise InvalidRequest(
             "address must be a base58 ed25519 public key (a Solana wallet address)",
@@ -98,14 +97,14 @@ async def siws_nonce(request: web.Request) -> web.Response:
         ))
     issued = NonceIssued(input=fields, message=message_text(fields),
                          expires_at=now + policy.nonce_ttl)
-    return _reply(issued, exclude_none=True)
+    return json_reply(issued, exclude_none=True)
 
 
 async def siws_verify(request: web.Request) -> web.Response:
     """Check a signed sign-in message, consume its nonce, open the account and a session."""
     services = request.app[SERVICES]
     settings = services.settings
-    body = await _body(request, VerifyRequest)
+    body = await read_body(request, VerifyRequest)
     now = services.clock.now()
     fields = parse_message(body.message)
     verify_signature(body.message, body.signature, body.public_key)
@@ -119,7 +118,7 @@ async def siws_verify(request: web.Request) -> web.Response:
         )
         token = await open_session(session, account.id, now, session_ttl)
         view = await account_view(session, account.id)
-    reply = _reply(SignedIn(token=token, expires_at=now + session_ttl, account=view))
+    reply = json_reply(SignedIn(token=token, expires_at=now + session_ttl, account=view))
     # A browser keeps the session in an HttpOnly cookie; API clients use the token. Only for a
     # JSON request: a cross-site form (which cannot send one) must not sign a browser in.
     if request.content_type == "application/json":
@@ -146,20 +145,20 @@ async def logout(request: web.Request) -> web.Response:
 async def get_account(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     async with request.app[SERVICES].database.session() as session:
-        return _reply(await account_view(session, account_id))
+        return json_reply(await account_view(session, account_id))
 
 
 async def get_ledger(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     query = _validate(LedgerQuery, dict(request.query), "query")
     async with request.app[SERVICES].database.session() as session:
-        return _reply(await ledger_page(session, account_id, query.limit, query.before))
+        return json_reply(await ledger_page(session, account_id, query.limit, query.before))
 
 
 async def get_usage(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     async with request.app[SERVICES].database.session() as session:
-        return _reply(await usage_report(session, account_id))
+        return json_reply(await usage_report(session, account_id))
 
 
 # --- API keys -------------------------------------------------------------------------------------
@@ -169,7 +168,7 @@ async def create_account_key(request: web.Request) -> web.Response:
     """Mint a key; its secret is in this response and nowhere else, ever."""
     await limit_ip(request)
     account_id = await require_session(request)
-    body = await _body(request, CreateKeyRequest)
+    body = await read_body(request, CreateKeyRequest)
     services = request.app[SERVICES]
     now = services.clock.now()
     async with services.database.session() as session, session.begin():
@@ -182,13 +181,13 @@ async def create_account_key(request: web.Request) -> web.Response:
         if available is None or available <= 0:
             raise InsufficientCredits("an API key needs credits to spend: top up first")
         view = key_view(row)
-    return _reply(CreatedKey(secret=secret, **view.model_dump()), status=201)
+    return json_reply(CreatedKey(secret=secret, **view.model_dump()), status=201)
 
 
 async def list_account_keys(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     async with request.app[SERVICES].database.session() as session:
-        return _reply(KeyList(data=await account_keys(session, account_id)))
+        return json_reply(KeyList(data=await account_keys(session, account_id)))
 
 
 async def revoke_account_key(request: web.Request) -> web.Response:
@@ -215,7 +214,7 @@ async def revoke_account_key(request: web.Request) -> web.Response:
             raise NotFound(f"no API key {raw_id!r} on this account", param="key_id")
         view = key_view(key)
     services.keys.forget(key.secret_hash)
-    return _reply(view)
+    return json_reply(view)
 
 
 def add_account_routes(app: web.Application) -> None:
@@ -233,29 +232,10 @@ def add_account_routes(app: web.Application) -> None:
 # --- bodies in, bodies out ------------------------------------------------------------------------
 
 
-async def _body(request: web.Request, model: type[Body]) -> Body:
-    raw = await request.read()  # bounded by the app's client_max_size
-    try:
-        return model.model_validate_json(raw)
-    except pydantic.ValidationError as exc:
-        raise _invalid(exc, "body") from exc
-
-
 def _validate(model: type[Body], values: dict[str, Any], where: str) -> Body:
     try:
         return model.model_validate(values)
     except pydantic.ValidationError as exc:
-        raise _invalid(exc, where) from exc
+        raise invalid_request(exc, where) from exc
 
 
-def _invalid(exc: pydantic.ValidationError, where: str) -> InvalidRequest:
-    first = exc.errors()[0]
-    param = ".".join(str(part) for part in first["loc"]) or None
-    return InvalidRequest(f"invalid request {where}: {first['msg']}", param=param)
-
-
-def _reply(model: pydantic.BaseModel, status: int = 200, **dump: Any) -> web.Response:
-    return web.Response(
-        text=model.model_dump_json(by_alias=True, **dump), status=status,
-        content_type="application/json",
-    )

@@ -18,13 +18,13 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coordinator.accounts.routes import _body, _reply
 from coordinator.cloud.check import check_upstream
 from coordinator.cloud.fleet import CLOUD_FLEET, CloudFleet, bring_online, take_offline
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.cloud.sealing import TokenSealer, last_four
 from coordinator.errors import CloudNodesUnavailable, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_session
+from coordinator.json_http import json_reply, read_body
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES, Services
 from coordinator.store.models import CloudNode
@@ -71,7 +71,7 @@ async def create_cloud_node(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
     sealer = _sealer(fleet)
-    body = await _body(request, CreateCloudNode)
+    body = await read_body(request, CreateCloudNode)
     _check_offer(services, body.model, body.concurrency)
     token = body.token.get_secret_value()
     await check_upstream(body.base_url, token, body.upstream_model, services.settings.cloud)
@@ -85,7 +85,7 @@ async def create_cloud_node(request: web.Request) -> web.Response:
     async with services.database.session() as db, db.begin():
         db.add(row)
     await bring_online(services, fleet, row)
-    return _reply(view(row, fleet), status=201)
+    return json_reply(view(row, fleet), status=201)
 
 
 async def list_cloud_nodes(request: web.Request) -> web.Response:
@@ -96,7 +96,7 @@ async def list_cloud_nodes(request: web.Request) -> web.Response:
             select(CloudNode).where(CloudNode.account_id == account_id)
             .order_by(CloudNode.created_at, CloudNode.node_id)
         )).all()
-    return _reply(CloudNodeList(data=[view(row, fleet) for row in rows]))
+    return json_reply(CloudNodeList(data=[view(row, fleet) for row in rows]))
 
 
 async def get_cloud_node(request: web.Request) -> web.Response:
@@ -104,7 +104,7 @@ async def get_cloud_node(request: web.Request) -> web.Response:
     services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
     async with services.database.session() as db:
         row = await _owned(db, request, account_id)
-    return _reply(view(row, fleet))
+    return json_reply(view(row, fleet))
 
 
 async def update_cloud_node(request: web.Request) -> web.Response:
@@ -113,7 +113,7 @@ async def update_cloud_node(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
     sealer = _sealer(fleet)
-    body = await _body(request, UpdateCloudNode)
+    body = await read_body(request, UpdateCloudNode)
     async with services.database.session() as db:
         current = await _owned(db, request, account_id)
     base_url = body.base_url or current.base_url
@@ -138,7 +138,7 @@ async def update_cloud_node(request: web.Request) -> web.Response:
             row.token_sealed, row.token_last4 = sealer.seal(token), last_four(token)
         row.updated_at = services.clock.now()
     await bring_online(services, fleet, row)  # replaces the running relay
-    return _reply(view(row, fleet))
+    return json_reply(view(row, fleet))
 
 
 async def delete_cloud_node(request: web.Request) -> web.Response:

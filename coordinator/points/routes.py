@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from coordinator.errors import InvalidRequest, NotFound
+from coordinator.json_http import json_reply
 from coordinator.points.contributions import OperatorId
 from coordinator.points.estimate import estimate
 from coordinator.points.schemas import (
@@ -59,16 +59,11 @@ def _number(request: web.Request, name: str, default: float | None = None) -> fl
     return value
 
 
-def _reply(model: BaseModel) -> web.Response:
-    return web.Response(text=model.model_dump_json(by_alias=True),
-                        content_type="application/json")
-
-
 async def get_leaderboard(request: web.Request) -> web.Response:
     days = _days(request)
     standings = _standings(request)
     rows = standings.board(days)
-    return _reply(Leaderboard(
+    return json_reply(Leaderboard(
         days=days, constants_version=standings.constants.version,
         data=[LeaderboardEntry.of(row) for row in rows],
     ))
@@ -81,7 +76,7 @@ async def get_provider(request: web.Request) -> web.Response:
     if not standings.knows(wallet):
         raise NotFound(f"no provider {wallet!r} is known to this network", param="wallet")
     breakdown = standings.provider(wallet, days)
-    return _reply(ProviderPoints.of(breakdown))
+    return json_reply(ProviderPoints.of(breakdown))
 
 
 async def get_estimate(request: web.Request) -> web.Response:
@@ -102,18 +97,18 @@ async def get_estimate(request: web.Request) -> web.Response:
         param = next((name for name in ("tok_s", "uptime", "days_online") if name in str(exc)),
                      None)
         raise InvalidRequest(str(exc), param=param) from None
-    return _reply(PointsEstimate.of(terms))
+    return json_reply(PointsEstimate.of(terms))
 
 
 async def get_constants(request: web.Request) -> web.Response:
     constants = request.app[SERVICES].settings.points.constants
-    return _reply(constants)
+    return json_reply(constants)
 
 
 async def get_usage(request: web.Request) -> web.Response:
     days = _days(request)
     usage = _standings(request).usage_window(days)
-    return _reply(NetworkUsage.of(usage))
+    return json_reply(NetworkUsage.of(usage))
 
 
 def add_points_routes(app: web.Application) -> None:
