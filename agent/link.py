@@ -113,7 +113,8 @@ class Link:
             delay = next(delays)
             log.info("reconnecting in %.1fs", delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await stop.wait()
 
     @property
     def connected_coordinator(self) -> str | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 from support.databases import BACKENDS, drop_database, fresh_database
+from support.hang_report import report_hangs_after
 from support.secret_scan import LeakWatch, leaks_in_files
 
 pytest_plugins: list[str] = []
@@ -84,3 +85,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             for leak in sorted(set(leaks)):
                 reporter.line(leak)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- a test about to time out prints its asyncio tasks (tests/support/hang_report.py) -----------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(
+        item.config.getini("timeout") or 0
+    )
+    with report_hangs_after(timeout - 15 if timeout > 30 else None):
+        yield

@@ -51,7 +51,8 @@ async def run_as_leader(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             try:
-                await asyncio.shield(bus.release_lease(name, epoch))
+                async with asyncio.timeout(lease_s / 3):
+                    await asyncio.shield(bus.release_lease(name, epoch))
             except Exception:
                 log.debug("leader %s: lease not released; it lapses", name, exc_info=True)
         await asyncio.sleep(retry_after_s)
@@ -65,7 +66,8 @@ async def _hold(bus: Bus, name: str, epoch: int, task: asyncio.Task[None], lease
                 log.error("leader %s: job failed", name, exc_info=task.exception())
             return
         try:
-            held = await asyncio.wait_for(bus.renew_lease(name, epoch, lease_s), lease_s / 3)
+            async with asyncio.timeout(lease_s / 3):
+                held = await bus.renew_lease(name, epoch, lease_s)
         except Exception:
             log.exception("leader %s: lease not renewed", name)
             held = False

@@ -81,7 +81,10 @@ class RedisBus:
         self.replica_id = settings.replica_id or default_replica_id()
         self.leading: set[str] = set()
         self._settings = settings
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._redis = aioredis.from_url(
+            url, decode_responses=True, socket_timeout=settings.socket_timeout_s,
+            socket_connect_timeout=settings.connect_timeout_s,
+        )
         self._prefix = settings.prefix
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)

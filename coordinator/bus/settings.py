@@ -39,3 +39,9 @@ class BusSettings(BaseModel):
     stream_max_len: int = Field(
         default=100_000, ge=1000, description="Approximate bound of each replica's inbox stream."
     )
+    socket_timeout_s: float = Field(
+        default=5.0, gt=1.0,
+        description="Longest wait for any Redis reply (above the inbox's 1 s blocking read), so a"
+        " half-open connection fails instead of hanging.",
+    )
+    connect_timeout_s: float = Field(default=2.0, gt=0, description="Longest Redis connect.")

@@ -168,9 +168,8 @@ class CloudRelay:
                 return
             decoder = SseDecoder()
             while not translator.ended:
-                chunk = await asyncio.wait_for(
-                    response.content.readany(), settings.read_timeout_s
-                )
+                async with asyncio.timeout(settings.read_timeout_s):
+                    chunk = await response.content.readany()
                 if not chunk:
                     break
                 for data in decoder.feed(chunk):

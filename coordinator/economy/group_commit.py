@@ -53,7 +53,8 @@ class GroupCommit(Generic[Item]):
 
     async def close(self, timeout_s: float) -> None:
         try:
-            await asyncio.wait_for(self.flush(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.flush()
         except TimeoutError:
             log.error("%d queued writes lost at shutdown", len(self._queue))
         if self._writer is not None:

@@ -193,7 +193,8 @@ async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]
         try:
             changed = services.hub.changed
             with suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await changed.wait()
         finally:
             services.waiting[model] -= 1
         queue = services.waiting[model]
@@ -319,6 +320,7 @@ async def _next_event(channel: asyncio.Queue[ChannelEvent], timeout: float) -> C
     except asyncio.QueueEmpty:
         pass
     try:
-        return await asyncio.wait_for(channel.get(), timeout)
+        async with asyncio.timeout(timeout):
+            return await channel.get()
     except TimeoutError:
         return None

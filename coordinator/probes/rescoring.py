@@ -92,7 +92,8 @@ async def score_on(
         except NodeGone as exc:
             raise ScoringFailed("verifier left") from exc
         try:
-            event = await asyncio.wait_for(channel.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                event = await channel.get()
         except TimeoutError as exc:
             await services.hub.cancel(verifier, request.job_id)
             raise ScoringFailed("verifier timed out") from exc

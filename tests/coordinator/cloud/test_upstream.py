@@ -68,8 +68,11 @@ def test_sse_decoder_keeps_an_unterminated_last_event() -> None:
     assert decoder.close() == ["{}"]
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n"), max_size=20),
-                max_size=8), st.integers(min_value=1, max_value=7))
+@given(
+    st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"),
+                     max_size=20), max_size=8),
+    st.integers(min_value=1, max_value=7),
+)
 def test_sse_decoder_any_chunking(payloads: list[str], size: int) -> None:
     stream = "".join(f"data: {p}\n\n" for p in payloads).encode()
     decoder = SseDecoder()

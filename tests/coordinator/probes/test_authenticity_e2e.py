@@ -9,6 +9,7 @@ nodes' jobs are re-scored as genuine and every consumer call succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import sys
@@ -30,7 +31,8 @@ from protocol.messages import Job, TokenDelta
 pytestmark = pytest.mark.slow
 
 MODEL = ModelId("gemma-3-270m")
-MAX_PAID_JOBS = 16  # the cheat must be caught within this many consumer calls
+SLOTS = 6  # two on each of the three agents
+MAX_PAID_JOBS = 18  # the cheat must be caught within this many consumer calls
 
 
 async def probe(services: Services, node_id: NodeId, source: FingerprintSource) -> bool:
@@ -117,12 +119,17 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
                 for c in sink.items
             )
 
-        for call in range(MAX_PAID_JOBS):
+        async def paid(call: int) -> None:
             reply = await client.chat.completions.create(
                 model=MODEL, max_tokens=32, temperature=1.0 if call % 2 else 0.0,
                 messages=[{"role": "user", "content": prompts[call % len(prompts)]}],
             )
             assert reply.choices[0].message.content  # the consumer is served regardless
+
+        # Calls go out a full network's worth of slots at a time: least-loaded routing then gives
+        # the cheat its share, whatever the health scores say about who is best when idle.
+        for first in range(0, MAX_PAID_JOBS, SLOTS):
+            await asyncio.gather(*(paid(call) for call in range(first, first + SLOTS)))
             await wait_for(lambda: sampler.counts.sampled == sum(
                 (sampler.counts.genuine, sampler.counts.substituted,
                  sampler.counts.inconclusive, sampler.counts.unverified)
