@@ -157,12 +157,14 @@ class Ledger:
         self._settings = settings
         self._clock = clock
         self.books = books
-        self._holds: GroupCommit[_HoldRequest] = GroupCommit(
-            self._write_holds, max_batch=settings.settle_batch_max, linger_s=0.0, retry=False
-        )
-        self._settlements: GroupCommit[CallSettlement] = GroupCommit(
-            self._write, max_batch=settings.settle_batch_max,
-            linger_s=settings.settle_batch_wait_s, retry=True,
+        # One writer for holds and settlements, in one transaction per batch: a hold never
+        # waits behind another writer's lock (SQLite has one writer; PostgreSQL locks the
+        # account row), and the settlements released before it count towards what it may take.
+        self._writes: GroupCommit[_HoldRequest | CallSettlement] = GroupCommit(
+            self._write_batch, max_batch=settings.settle_batch_max,
+            linger_s=settings.settle_batch_wait_s,
+            retry=lambda item: isinstance(item, CallSettlement),
+            urgent=lambda item: isinstance(item, _HoldRequest),
         )
 
     # --- holds ---------------------------------------------------------------------------------
@@ -176,18 +178,25 @@ class Ledger:
             account_id, amount, api_key_id if key_has_limit else None,
             asyncio.get_running_loop().create_future(),
         )
-        self._holds.put(request)
+        self._writes.put(request)
         return await request.outcome
 
-    async def _write_holds(self, requests: list[_HoldRequest]) -> None:
+    async def _write_batch(self, items: list[_HoldRequest | CallSettlement]) -> None:
+        holds = [item for item in items if isinstance(item, _HoldRequest)]
+        settlements = [item for item in items if isinstance(item, CallSettlement)]
         try:
-            accepted = await self._grant_holds(requests)
+            async with self._database.session() as session, session.begin():
+                if not self._database.is_sqlite:  # SQLite's one writer locks the whole file
+                    await _lock_accounts(session, self._accounts_written(holds, settlements))
+                if settlements:
+                    await self._settle_in(session, settlements)
+                accepted = await self._grant_holds_in(session, holds) if holds else {}
         except Exception as exc:
-            for request in requests:
+            for request in holds:
                 if not request.outcome.done():
                     request.outcome.set_exception(exc)
             raise
-        for request in requests:
+        for request in holds:
             if request.outcome.done():
                 continue
             hold_id = accepted.get(id(request))
@@ -200,51 +209,63 @@ class Ledger:
             else:
                 request.outcome.set_result(hold_id)
 
-    async def _grant_holds(self, requests: list[_HoldRequest]) -> dict[int, str]:
+    def _accounts_written(
+        self, holds: list[_HoldRequest], settlements: list[CallSettlement]
+    ) -> set[int]:
+        accounts = {request.account_id for request in holds}
+        for item in settlements:
+            accounts.add(item.account_id)
+            accounts.update(node.account_id for node in item.nodes)
+        if settlements:
+            accounts.update((self.books.platform, self.books.bounty_pool))
+        return accounts
+
+    async def _grant_holds_in(
+        self, session: AsyncSession, requests: list[_HoldRequest]
+    ) -> dict[int, str]:
         """Decide every request of the batch against locked balances, in arrival order."""
         expires_at = self._clock.now() + timedelta(seconds=self._settings.hold_ttl_s)
         accepted: dict[int, str] = {}
-        async with self._database.session() as session, session.begin():
-            account_ids = sorted({r.account_id for r in requests})
-            spendable = {
-                row[0]: row[1] - row[2] for row in (await session.execute(
-                    select(Account.id, Account.balance, Account.reserved)
-                    .where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update()
-                )).all()
+        account_ids = sorted({r.account_id for r in requests})
+        spendable = {
+            row[0]: row[1] - row[2] for row in (await session.execute(
+                select(Account.id, Account.balance, Account.reserved)
+                .where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update()
+            )).all()
+        }
+        key_ids = sorted({r.api_key_id for r in requests if r.api_key_id is not None})
+        key_room: dict[int, int] = {}
+        if key_ids:
+            key_room = {
+                row[0]: row[1] - row[2] - row[3] for row in (await session.execute(
+                    select(ApiKey.id, ApiKey.spend_limit, ApiKey.spent, ApiKey.reserved)
+                    .where(ApiKey.id.in_(key_ids)).order_by(ApiKey.id).with_for_update()
+                )).all() if row[1] is not None
             }
-            key_ids = sorted({r.api_key_id for r in requests if r.api_key_id is not None})
-            key_room: dict[int, int] = {}
-            if key_ids:
-                key_room = {
-                    row[0]: row[1] - row[2] - row[3] for row in (await session.execute(
-                        select(ApiKey.id, ApiKey.spend_limit, ApiKey.spent, ApiKey.reserved)
-                        .where(ApiKey.id.in_(key_ids)).order_by(ApiKey.id).with_for_update()
-                    )).all() if row[1] is not None
-                }
-            batch = _Batch()
-            holds: list[dict[str, object]] = []
-            for request in requests:
-                if spendable.get(request.account_id, -1) < request.amount:
-                    request.refusal = "balance"
-                    continue
-                if request.api_key_id is not None and (
-                    key_room.get(request.api_key_id, request.amount) < request.amount
-                ):
-                    request.refusal = "key_limit"
-                    continue
-                spendable[request.account_id] -= request.amount
-                batch.reserved_release[request.account_id] -= request.amount
-                if request.api_key_id is not None and request.api_key_id in key_room:
-                    key_room[request.api_key_id] -= request.amount
-                    batch.key_release[request.api_key_id] -= request.amount
-                hold_id = new_id()
-                accepted[id(request)] = hold_id
-                holds.append({"id": hold_id, "account_id": request.account_id,
-                              "api_key_id": request.api_key_id, "amount": request.amount,
-                              "expires_at": expires_at})
-            if holds:
-                await _apply_balances(session, batch)
-                await session.execute(insert(_HOLDS), holds)
+        batch = _Batch()
+        holds: list[dict[str, object]] = []
+        for request in requests:
+            if spendable.get(request.account_id, -1) < request.amount:
+                request.refusal = "balance"
+                continue
+            if request.api_key_id is not None and (
+                key_room.get(request.api_key_id, request.amount) < request.amount
+            ):
+                request.refusal = "key_limit"
+                continue
+            spendable[request.account_id] -= request.amount
+            batch.reserved_release[request.account_id] -= request.amount
+            if request.api_key_id is not None and request.api_key_id in key_room:
+                key_room[request.api_key_id] -= request.amount
+                batch.key_release[request.api_key_id] -= request.amount
+            hold_id = new_id()
+            accepted[id(request)] = hold_id
+            holds.append({"id": hold_id, "account_id": request.account_id,
+                          "api_key_id": request.api_key_id, "amount": request.amount,
+                          "expires_at": expires_at})
+        if holds:
+            await _apply_balances(session, batch)
+            await session.execute(insert(_HOLDS), holds)
         return accepted
 
     async def release_expired(self) -> int:
@@ -262,37 +283,34 @@ class Ledger:
 
     def settle(self, settlement: CallSettlement) -> None:
         """Queue a call's settlement; written within milliseconds, batched with others."""
-        self._settlements.put(settlement)
+        self._writes.put(settlement)
 
     async def flush(self) -> None:
         """Wait until every queued hold and settlement is written."""
-        await self._holds.flush()
-        await self._settlements.flush()
+        await self._writes.flush()
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        await self._holds.close(timeout_s)
-        await self._settlements.close(timeout_s)
+        await self._writes.close(timeout_s)
 
-    async def _write(self, settlements: list[CallSettlement]) -> None:
+    async def _settle_in(self, session: AsyncSession, settlements: list[CallSettlement]) -> None:
         now = self._clock.now()
         batch = _Batch()
-        async with self._database.session() as session, session.begin():
-            pool_balance = await session.scalar(
-                select(Account.balance).where(Account.id == self.books.bounty_pool)
-                .with_for_update()
-            ) or 0
-            released = {
-                row[0]: (row[1], row[2]) for row in (await session.execute(
-                    delete(Hold).where(Hold.id.in_([s.hold_id for s in settlements]))
-                    .returning(Hold.id, Hold.amount, Hold.api_key_id)
-                )).all()
-            }
-            for item in settlements:
-                pool_balance = self._post_call(batch, item, now, pool_balance, released)
-            await session.execute(insert(_TRANSACTIONS), batch.transactions)
-            if batch.entries:
-                await session.execute(insert(_ENTRIES), batch.entries)
-            await _apply_balances(session, batch)
+        pool_balance = await session.scalar(
+            select(Account.balance).where(Account.id == self.books.bounty_pool)
+            .with_for_update()
+        ) or 0
+        released = {
+            row[0]: (row[1], row[2]) for row in (await session.execute(
+                delete(Hold).where(Hold.id.in_([s.hold_id for s in settlements]))
+                .returning(Hold.id, Hold.amount, Hold.api_key_id)
+            )).all()
+        }
+        for item in settlements:
+            pool_balance = self._post_call(batch, item, now, pool_balance, released)
+        await session.execute(insert(_TRANSACTIONS), batch.transactions)
+        if batch.entries:
+            await session.execute(insert(_ENTRIES), batch.entries)
+        await _apply_balances(session, batch)
 
     def _post_call(
         self, batch: _Batch, item: CallSettlement, now: datetime, pool_balance: int,
@@ -341,6 +359,15 @@ class Ledger:
             if key_id is not None:
                 batch.key_release[key_id] += amount
         await _apply_balances(session, batch)
+
+
+async def _lock_accounts(session: AsyncSession, account_ids: set[int]) -> None:
+    """Lock every account a transaction will write, up front and in id order: transactions on
+    several replicas then never hold one account while waiting for another's (no deadlock)."""
+    await session.execute(
+        select(Account.id).where(Account.id.in_(sorted(account_ids)))
+        .order_by(Account.id).with_for_update()
+    )
 
 
 async def _apply_balances(session: AsyncSession, batch: _Batch) -> None:

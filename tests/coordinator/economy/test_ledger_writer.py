@@ -1,0 +1,128 @@
+"""The ledger's one writer: holds and settlements share a transaction, a hold never lingers, and
+replicas writing the same accounts at once neither deadlock nor lose a credit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest_asyncio
+from support.ledger_audit import audit
+
+from coordinator.accounts.accounts import node_earnings_account, open_account
+from coordinator.catalogue import DEFAULT_PRICES
+from coordinator.clock import ShiftedClock
+from coordinator.economy.ledger import CallSettlement, Ledger, ensure_system_books
+from coordinator.economy.postings import ServingNode
+from coordinator.economy.settings import EconomySettings
+from coordinator.errors import InsufficientCredits
+from coordinator.store.database import Database
+
+PRICE = DEFAULT_PRICES["gemma-3-270m"]
+STARTER = 50_000
+
+
+@dataclass
+class Books:
+    databases: list[Database]
+    ledgers: list[Ledger]
+    consumers: list[int]
+    nodes: list[int]
+
+
+@pytest_asyncio.fixture
+async def books(database_url: str) -> AsyncIterator[Books]:
+    """Two ledgers on one database, each with its own connections, as two replicas have."""
+    clock = ShiftedClock()
+    databases = [await Database.open(database_url) for _ in range(2)]
+    system = await ensure_system_books(databases[0], clock.now())
+    async with databases[0].session() as session, session.begin():
+        consumers = [
+            (await open_account(session, system, clock.now(), STARTER, label=f"c{i}")).id
+            for i in range(4)
+        ]
+        nodes = [await node_earnings_account(session, f"node-{i}", clock.now()) for i in range(3)]
+    settings = EconomySettings(starter_credits=STARTER)
+    ledgers = [Ledger(database, settings, clock, system) for database in databases]
+    try:
+        yield Books(databases, ledgers, consumers, nodes)
+    finally:
+        for ledger in ledgers:
+            await ledger.close()
+        for database in databases:
+            await database.close()
+
+
+def settlement(
+    reference: str, account_id: int, hold_id: str, hold_amount: int, tokens: int,
+    node_account: int,
+) -> CallSettlement:
+    return CallSettlement(
+        reference=reference, account_id=account_id, api_key_id=None, hold_id=hold_id,
+        hold_amount=hold_amount, cost=PRICE.cost(10, tokens), model="gemma-3-270m",
+        prompt_tokens=10, completion_tokens=tokens,
+        nodes=(ServingNode(node_id="node", account_id=node_account, tokens=tokens, trust=1.0,
+                           flap_reduction=0.0),),
+    )
+
+
+async def test_a_hold_skips_the_linger_and_counts_the_settlements_queued_before_it(
+    database_url: str,
+) -> None:
+    clock = ShiftedClock()
+    database = await Database.open(database_url)
+    system = await ensure_system_books(database, clock.now())
+    async with database.session() as session, session.begin():
+        consumer = (await open_account(session, system, clock.now(), STARTER, label="c")).id
+        node = await node_earnings_account(session, "node-0", clock.now())
+    # Settlements linger a minute to gather a batch: a hold must not wait for that.
+    ledger = Ledger(database, EconomySettings(settle_batch_wait_s=60.0), clock, system)
+    try:
+        everything = await ledger.reserve(consumer, STARTER)
+        ledger.settle(settlement("call:first", consumer, everything, STARTER, 5, node))
+        async with asyncio.timeout(30):
+            # Only the settlement queued just before (same transaction) frees the balance.
+            again = await ledger.reserve(consumer, STARTER - PRICE.cost(10, 5))
+        ledger.settle(settlement("call:second", consumer, again, STARTER, 0, node))
+        await ledger.flush()
+        result = await audit(database, PRICE.input_per_1m, PRICE.output_per_1m)
+        assert result.open_holds == 0 and result.reserved_total == 0
+        assert result.calls == 2 and result.charges_not_matching_tokens == 0
+    finally:
+        await ledger.close()
+        await database.close()
+
+
+async def test_two_replicas_holding_and_settling_the_same_accounts_lose_nothing(
+    books: Books,
+) -> None:
+    rng = random.Random(11)
+    refused = 0
+
+    async def call(n: int) -> None:
+        nonlocal refused
+        ledger = books.ledgers[n % 2]
+        account = rng.choice(books.consumers)
+        amount = rng.randint(500, 4_000)
+        try:
+            hold = await ledger.reserve(account, amount)
+        except InsufficientCredits:
+            refused += 1
+            return
+        await asyncio.sleep(rng.random() * 0.01)
+        tokens = rng.randint(0, (amount - PRICE.cost(10, 0)) // PRICE.output_per_1m)
+        ledger.settle(settlement(f"call:{n}", account, hold, amount, tokens,
+                                 rng.choice(books.nodes)))
+
+    await asyncio.gather(*(call(n) for n in range(400)))
+    for ledger in books.ledgers:
+        await ledger.flush()
+    result = await audit(books.databases[0], PRICE.input_per_1m, PRICE.output_per_1m)
+    assert result.calls == 400 - refused and refused > 0  # balances ran dry, as intended
+    assert result.unbalanced_transactions == 0 and result.balance_mismatches == 0
+    assert result.negative_balances == 0
+    assert result.open_holds == 0 and result.reserved_total == 0
+    assert result.charges_not_matching_tokens == 0
+    assert result.held_by_accounts == result.minted == 4 * STARTER
