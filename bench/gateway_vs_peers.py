@@ -286,12 +286,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(results: dict[tuple[str, int], Cell]) -> None:
+def report(results: dict[tuple[str, int], Cell], levels: tuple[int, ...]) -> None:
     header = (f"{'target':<9}{'conc':>5}{'req/s':>9}{'×up':>7}{'err':>5}"
               f"{'+TTFT p50':>11}{'+TTFT p99':>11}{'+tok p50':>10}{'+tok p99':>10}   (ms)")
     print(header)
     print("-" * len(header))
-    for concurrency in CONCURRENCY:
+    for concurrency in levels:
         base = results[("upstream", concurrency)]
         for name in ("upstream", "litellm", "koretex"):
             cell = results.get((name, concurrency))
@@ -318,7 +318,7 @@ def report(results: dict[tuple[str, int], Cell]) -> None:
               f"ratio {k / li if li else float('nan'):.3f} (target <= 0.2)")
 
 
-async def main(only: list[str]) -> None:
+async def main(only: list[str], levels: tuple[int, ...]) -> None:
     with tempfile.TemporaryDirectory(prefix="koretex-peers-") as tmp:
         work = Path(tmp)
         upstream = await start_upstream(work)
@@ -329,12 +329,12 @@ async def main(only: list[str]) -> None:
             if "koretex" in only:
                 targets.append(await start_koretex(work))
             results: dict[tuple[str, int], Cell] = {}
-            for concurrency in CONCURRENCY:
+            for concurrency in levels:
                 for target in targets:
                     results[(target.name, concurrency)] = await run_cell(target, concurrency)
                     print(f"  {target.name} c={concurrency}: "
                           f"{results[(target.name, concurrency)].rps:.1f} req/s", file=sys.stderr)
-            report(results)
+            report(results, levels)
         finally:
             for target in targets:
                 target.stop()
@@ -345,10 +345,12 @@ if __name__ == "__main__":
     parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "upstream"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--only", default="litellm,koretex")
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
+                        help="comma-separated concurrency levels (default: 1,32,256)")
     args = parser.parse_args()
     if args.mode == "upstream":
         serve_upstream(args.port)
     else:
         import uvloop
 
-        uvloop.run(main(args.only.split(",")))
+        uvloop.run(main(args.only.split(","), tuple(int(c) for c in args.concurrency.split(","))))

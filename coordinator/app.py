@@ -103,6 +103,7 @@ def create_app(
         await asyncio.gather(*tasks, return_exceptions=True)
         await bus.close()
         await ledger.close()
+        await services.keys.flush()
         await database.close()
 
     async def close_node_links(app: web.Application) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.store.database import Database
 from coordinator.store.models import ApiKey
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "ktx-"
 SHOWN_PREFIX_LENGTH = 12
@@ -69,6 +73,7 @@ class KeyAuthenticator:
         self._ttl = cache_ttl_s
         self._cache: dict[str, tuple[float, KeyOwner | None]] = {}
         self._last_used_written: dict[int, float] = {}
+        self._touches: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, secret: str, now: float, wall_now: datetime) -> KeyOwner | None:
         digest = hash_secret(secret)
@@ -84,8 +89,15 @@ class KeyAuthenticator:
             LAST_USED_RESOLUTION_S
         ):
             self._last_used_written[owner.key_id] = now
-            await self._touch(owner.key_id, wall_now)
+            # Off the request's path: "last used" is bookkeeping, not worth a write's latency.
+            touch = asyncio.create_task(self._touch(owner.key_id, wall_now))
+            self._touches.add(touch)
+            touch.add_done_callback(self._touches.discard)
         return owner
+
+    async def flush(self) -> None:
+        """Wait for the "last used" writes still running."""
+        await asyncio.gather(*self._touches, return_exceptions=True)
 
     def forget(self, secret_hash: str | None = None) -> None:
         """Drop cached answers (all, or one key's) after a key changes."""
@@ -105,7 +117,10 @@ class KeyAuthenticator:
         return KeyOwner(key_id=row.id, account_id=row.account_id, spend_limit=row.spend_limit)
 
     async def _touch(self, key_id: int, wall_now: datetime) -> None:
-        async with self._database.session() as session, session.begin():
-            await session.execute(
-                update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=wall_now)
-            )
+        try:
+            async with self._database.session() as session, session.begin():
+                await session.execute(
+                    update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=wall_now)
+                )
+        except Exception:
+            log.warning("could not record when key %d was last used", key_id, exc_info=True)
