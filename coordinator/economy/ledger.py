@@ -1,9 +1,11 @@
 """The double-entry ledger on the database: holds, batched settlement, grants.
 
-A call first *holds* its worst-case cost (one atomic conditional UPDATE, so no number of
-concurrent calls on any number of keys or replicas can overdraw an account); when it ends, its
-settlement is queued and written with others in one transaction: the hold is released and the
-postings from :mod:`coordinator.economy.postings` are recorded with the balances they move.
+A call first *holds* its worst-case cost (an atomic conditional UPDATE, so no number of
+concurrent calls on any number of keys or replicas can overdraw an account); most holds are lent
+from a credit line this replica reserved earlier (:mod:`coordinator.economy.credit_lines`), so
+they cost no database write. When a call ends, its settlement is queued and written with others
+in one transaction: the hold is released and the postings from
+:mod:`coordinator.economy.postings` are recorded with the balances they move.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.clock import Clock
+from coordinator.economy.credit_lines import CreditLine, CreditLines
 from coordinator.economy.group_commit import GroupCommit
 from coordinator.economy.postings import Books, Posting, ServingNode, call_postings
 from coordinator.economy.settings import EconomySettings
@@ -84,7 +87,27 @@ class _HoldRequest:
     amount: int
     api_key_id: int | None  # set only when the key has a spend limit
     outcome: asyncio.Future[str]
+    line: bool = False  # open a credit line: reserve up to ``amount`` x credit_line_holds
+    granted: int = 0
     refusal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _LineSettlement:
+    """A call whose hold was lent from a credit line: the line's row shrinks by its cost."""
+
+    call: CallSettlement
+
+
+@dataclass(frozen=True, slots=True)
+class _Release:
+    """A hold no call will settle (an unused credit line, an abandoned hold): delete it."""
+
+    hold_id: str
+    account_id: int
+
+
+_Write = _HoldRequest | CallSettlement | _LineSettlement | _Release
 
 
 @dataclass
@@ -160,12 +183,15 @@ class Ledger:
         # One writer for holds and settlements, in one transaction per batch: a hold never
         # waits behind another writer's lock (SQLite has one writer; PostgreSQL locks the
         # account row), and the settlements released before it count towards what it may take.
-        self._writes: GroupCommit[_HoldRequest | CallSettlement] = GroupCommit(
+        self._writes: GroupCommit[_Write] = GroupCommit(
             self._write_batch, max_batch=settings.settle_batch_max,
             linger_s=settings.settle_batch_wait_s,
-            retry=lambda item: isinstance(item, CallSettlement),
+            retry=lambda item: not isinstance(item, _HoldRequest),
             urgent=lambda item: isinstance(item, _HoldRequest),
         )
+        # Lines stop lending at half the holds' lifetime, so a line's row outlives its calls.
+        self._lines = CreditLines(max_age_s=settings.hold_ttl_s / 2)
+        self._idle_timers: dict[str, asyncio.TimerHandle] = {}
 
     # --- holds ---------------------------------------------------------------------------------
 
@@ -173,47 +199,87 @@ class Ledger:
         self, account_id: int, amount: int, *, api_key_id: int | None = None,
         key_has_limit: bool = False,
     ) -> str:
-        """Hold ``amount`` of the account's spendable balance; raises InsufficientCredits."""
+        """Hold ``amount`` of the account's spendable balance; raises InsufficientCredits.
+
+        A key with a spend limit gets its own hold row (the key's room is checked with it);
+        other holds are lent from the account's credit line, opened when it runs short."""
+        use_line = not key_has_limit and self._settings.credit_line_holds > 1
+        if use_line:
+            lent = self._lines.borrow(account_id, amount, self._clock.monotonic())
+            self._release(self._lines.releasable())
+            if lent is not None:
+                return lent
         request = _HoldRequest(
             account_id, amount, api_key_id if key_has_limit else None,
-            asyncio.get_running_loop().create_future(),
+            asyncio.get_running_loop().create_future(), line=use_line,
         )
         self._writes.put(request)
-        return await request.outcome
+        try:
+            return await request.outcome
+        except asyncio.CancelledError:
+            outcome = request.outcome
+            if outcome.done() and not outcome.cancelled() and outcome.exception() is None:
+                self.abandon(outcome.result(), account_id, amount)  # granted, never to be used
+            raise
 
-    async def _write_batch(self, items: list[_HoldRequest | CallSettlement]) -> None:
+    def abandon(self, hold_id: str, account_id: int, amount: int) -> None:
+        """Give back a hold whose call will never run or settle."""
+        if hold_id in self._lines:
+            if self._lines.repay(hold_id, amount, 0):
+                self._release_when_idle(hold_id)
+            self._release(self._lines.releasable())
+        else:
+            self._writes.put(_Release(hold_id, account_id))
+
+    async def _write_batch(self, items: list[_Write]) -> None:
         holds = [item for item in items if isinstance(item, _HoldRequest)]
-        settlements = [item for item in items if isinstance(item, CallSettlement)]
+        settlements = [item for item in items if isinstance(item, CallSettlement | _LineSettlement)]
+        releases = [item for item in items if isinstance(item, _Release)]
         try:
             async with self._database.session() as session, session.begin():
                 if not self._database.is_sqlite:  # SQLite's one writer locks the whole file
-                    await _lock_accounts(session, self._accounts_written(holds, settlements))
+                    await _lock_accounts(
+                        session, self._accounts_written(holds, settlements, releases)
+                    )
+                # Settlements and releases first: what they free counts for the holds after.
                 if settlements:
                     await self._settle_in(session, settlements)
+                if releases:
+                    await self._release_in(session, [release.hold_id for release in releases])
                 accepted = await self._grant_holds_in(session, holds) if holds else {}
         except Exception as exc:
             for request in holds:
                 if not request.outcome.done():
                     request.outcome.set_exception(exc)
             raise
+        now = self._clock.monotonic()
         for request in holds:
-            if request.outcome.done():
-                continue
             hold_id = accepted.get(id(request))
+            if request.outcome.done():  # the caller gave up while it was written
+                if hold_id is not None:
+                    self._writes.put(_Release(hold_id, request.account_id))
+                continue
             if hold_id is None:
                 request.outcome.set_exception(InsufficientCredits(
                     "insufficient credits for this request: top up, or lower max_tokens"
                     if request.refusal == "balance"
                     else "this API key has reached its spend limit"
                 ))
-            else:
-                request.outcome.set_result(hold_id)
+                continue
+            if request.line:
+                self._lines.open(request.account_id, hold_id, request.granted,
+                                 lent=request.amount, now=now)
+                self._release(self._lines.releasable())
+            request.outcome.set_result(hold_id)
 
     def _accounts_written(
-        self, holds: list[_HoldRequest], settlements: list[CallSettlement]
+        self, holds: list[_HoldRequest], settlements: list[CallSettlement | _LineSettlement],
+        releases: list[_Release],
     ) -> set[int]:
         accounts = {request.account_id for request in holds}
-        for item in settlements:
+        accounts.update(release.account_id for release in releases)
+        for settled in settlements:
+            item = settled.call if isinstance(settled, _LineSettlement) else settled
             accounts.add(item.account_id)
             accounts.update(node.account_id for node in item.nodes)
         if settlements:
@@ -245,23 +311,32 @@ class Ledger:
         batch = _Batch()
         holds: list[dict[str, object]] = []
         for request in requests:
-            if spendable.get(request.account_id, -1) < request.amount:
+            available = spendable.get(request.account_id, -1)
+            if available < request.amount:
                 request.refusal = "balance"
                 continue
+            if request.line:
+                # A line takes at most half of what is spendable (at least the call's hold),
+                # so other replicas can still open theirs on the same account.
+                request.granted = max(request.amount, min(
+                    request.amount * self._settings.credit_line_holds, available // 2
+                ))
+            else:
+                request.granted = request.amount
             if request.api_key_id is not None and (
                 key_room.get(request.api_key_id, request.amount) < request.amount
             ):
                 request.refusal = "key_limit"
                 continue
-            spendable[request.account_id] -= request.amount
-            batch.reserved_release[request.account_id] -= request.amount
+            spendable[request.account_id] -= request.granted
+            batch.reserved_release[request.account_id] -= request.granted
             if request.api_key_id is not None and request.api_key_id in key_room:
                 key_room[request.api_key_id] -= request.amount
                 batch.key_release[request.api_key_id] -= request.amount
             hold_id = new_id()
             accepted[id(request)] = hold_id
             holds.append({"id": hold_id, "account_id": request.account_id,
-                          "api_key_id": request.api_key_id, "amount": request.amount,
+                          "api_key_id": request.api_key_id, "amount": request.granted,
                           "expires_at": expires_at})
         if holds:
             await _apply_balances(session, batch)
@@ -276,37 +351,106 @@ class Ledger:
                 delete(Hold).where(Hold.expires_at < now)
                 .returning(Hold.account_id, Hold.api_key_id, Hold.amount)
             )).all()
-            await self._release(session, [(r[0], r[1], r[2]) for r in rows])
+            await _release_holds(session, [(r[0], r[1], r[2]) for r in rows])
         return len(rows)
+
+    async def _release_in(self, session: AsyncSession, hold_ids: list[str]) -> None:
+        rows = (await session.execute(
+            delete(Hold).where(Hold.id.in_(hold_ids))
+            .returning(Hold.account_id, Hold.api_key_id, Hold.amount)
+        )).all()
+        await _release_holds(session, [(r[0], r[1], r[2]) for r in rows])
+
+    def _release(self, lines: list[CreditLine]) -> None:
+        for line in lines:
+            timer = self._idle_timers.pop(line.hold_id, None)
+            if timer is not None:
+                timer.cancel()
+            self._writes.put(_Release(line.hold_id, line.account_id))
+
+    def _release_when_idle(self, hold_id: str) -> None:
+        """Release the line if no call has used it for ``credit_line_idle_s``."""
+        previous = self._idle_timers.pop(hold_id, None)
+        if previous is not None:
+            previous.cancel()
+
+        def release_if_unused() -> None:
+            self._idle_timers.pop(hold_id, None)
+            self._release(self._lines.take_unused(hold_id))
+
+        self._idle_timers[hold_id] = asyncio.get_running_loop().call_later(
+            self._settings.credit_line_idle_s, release_if_unused
+        )
 
     # --- settlement ----------------------------------------------------------------------------
 
     def settle(self, settlement: CallSettlement) -> None:
         """Queue a call's settlement; written within milliseconds, batched with others."""
-        self._writes.put(settlement)
+        if settlement.hold_id not in self._lines:
+            self._writes.put(settlement)
+            return
+        self._writes.put(_LineSettlement(settlement))
+        if self._lines.repay(settlement.hold_id, settlement.hold_amount, settlement.cost):
+            self._release_when_idle(settlement.hold_id)
+        self._release(self._lines.releasable())
 
     async def flush(self) -> None:
-        """Wait until every queued hold and settlement is written."""
+        """Wait until every queued write is done, unused credit lines released."""
+        self._release(self._lines.take_unused())
         await self._writes.flush()
 
     async def close(self, timeout_s: float = 10.0) -> None:
+        self._release(self._lines.take_unused())
+        for timer in self._idle_timers.values():
+            timer.cancel()
+        self._idle_timers.clear()
         await self._writes.close(timeout_s)
 
-    async def _settle_in(self, session: AsyncSession, settlements: list[CallSettlement]) -> None:
+    async def _settle_in(
+        self, session: AsyncSession, settlements: list[CallSettlement | _LineSettlement]
+    ) -> None:
         now = self._clock.now()
         batch = _Batch()
         pool_balance = await session.scalar(
             select(Account.balance).where(Account.id == self.books.bounty_pool)
             .with_for_update()
         ) or 0
-        released = {
-            row[0]: (row[1], row[2]) for row in (await session.execute(
-                delete(Hold).where(Hold.id.in_([s.hold_id for s in settlements]))
-                .returning(Hold.id, Hold.amount, Hold.api_key_id)
-            )).all()
-        }
-        for item in settlements:
-            pool_balance = self._post_call(batch, item, now, pool_balance, released)
+        own = [item for item in settlements if isinstance(item, CallSettlement)]
+        on_lines = [item.call for item in settlements if isinstance(item, _LineSettlement)]
+        # What each call releases from the reserved balance: its own hold row, or its cost
+        # from its line's row. Nothing if the row is gone (expired and released already).
+        releases: dict[str, tuple[int, int | None]] = {}
+        if own:
+            releases.update({
+                row[0]: (row[1], row[2]) for row in (await session.execute(
+                    delete(Hold).where(Hold.id.in_([item.hold_id for item in own]))
+                    .returning(Hold.id, Hold.amount, Hold.api_key_id)
+                )).all()
+            })
+        line_release: dict[str, int] = defaultdict(int)
+        if on_lines:
+            lines = set((await session.scalars(
+                select(Hold.id).where(Hold.id.in_({item.hold_id for item in on_lines}))
+            )).all())
+            for item in on_lines:
+                if item.hold_id in lines:
+                    line_release[item.hold_id] += min(item.cost, item.hold_amount)
+            if line_release:
+                await session.execute(
+                    update(_HOLDS).where(_HOLDS.c.id == bindparam("b_hold"))
+                    .values(amount=_HOLDS.c.amount - bindparam("b_consumed")),
+                    [{"b_hold": h, "b_consumed": c} for h, c in sorted(line_release.items())],
+                )
+        for item in own:
+            pool_balance = self._post_call(
+                batch, item, now, pool_balance, releases.get(item.hold_id)
+            )
+        for item in on_lines:
+            found = item.hold_id in line_release
+            pool_balance = self._post_call(
+                batch, item, now, pool_balance,
+                (min(item.cost, item.hold_amount), None) if found else None,
+            )
         await session.execute(insert(_TRANSACTIONS), batch.transactions)
         if batch.entries:
             await session.execute(insert(_ENTRIES), batch.entries)
@@ -314,16 +458,17 @@ class Ledger:
 
     def _post_call(
         self, batch: _Batch, item: CallSettlement, now: datetime, pool_balance: int,
-        released: dict[str, tuple[int, int | None]],
+        release: tuple[int, int | None] | None,
     ) -> int:
-        hold = released.get(item.hold_id)
+        """Post one call; ``release`` is what it frees from the reserved balance (and from which
+        limited key), None if its hold had expired."""
         cost = min(item.cost, item.hold_amount)
-        if hold is None:
+        if release is None:
             # The hold expired and was released already; still charge what was delivered,
             # but never more than the account can cover.
             log.warning("settling %s after its hold expired", item.reference)
         else:
-            amount, limited_key = hold
+            amount, limited_key = release
             batch.reserved_release[item.account_id] += amount
             if limited_key is not None:
                 batch.key_release[limited_key] += amount
@@ -350,15 +495,16 @@ class Ledger:
             batch.key_spent[item.api_key_id] += cost
         return pool_balance
 
-    async def _release(
-        self, session: AsyncSession, holds: list[tuple[int, int | None, int]]
-    ) -> None:
-        batch = _Batch()
-        for account_id, key_id, amount in holds:
-            batch.reserved_release[account_id] += amount
-            if key_id is not None:
-                batch.key_release[key_id] += amount
-        await _apply_balances(session, batch)
+async def _release_holds(
+    session: AsyncSession, holds: list[tuple[int, int | None, int]]
+) -> None:
+    """Give the reserved balance of deleted hold rows (account, limited key, amount) back."""
+    batch = _Batch()
+    for account_id, key_id, amount in holds:
+        batch.reserved_release[account_id] += amount
+        if key_id is not None:
+            batch.key_release[key_id] += amount
+    await _apply_balances(session, batch)
 
 
 async def _lock_accounts(session: AsyncSession, account_ids: set[int]) -> None:

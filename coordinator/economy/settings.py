@@ -39,6 +39,15 @@ class EconomySettings(BaseModel):
     hold_ttl_s: float = Field(default=3600.0, gt=0)
     settle_batch_max: int = Field(default=256, ge=1)
     settle_batch_wait_s: float = Field(default=0.005, ge=0)
+    credit_line_holds: int = Field(
+        default=8, ge=0,
+        description="A replica reserves credit for up to this many calls' holds at once per"
+        " account (a credit line, at most half of what is spendable), so most calls hold"
+        " their credit without a database write. 0 or 1: every call writes its own hold.",
+    )
+    credit_line_idle_s: float = Field(
+        default=2.0, gt=0, description="An unused credit line goes back after this long."
+    )
     credits_per_usdc: int = Field(
         default=MICRO, ge=1, description="Micro-credits a top-up grants per 1 USDC paid."
     )

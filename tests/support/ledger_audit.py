@@ -67,3 +67,9 @@ async def audit(database: Database, input_per_1m: int, output_per_1m: int) -> Au
         ),
         calls=len(charges),
     )
+
+
+async def no_open_holds(database: Database) -> bool:
+    """Whether every hold is settled or released (credit lines go back once idle)."""
+    async with database.session() as session:
+        return not await session.scalar(select(func.count()).select_from(Hold))

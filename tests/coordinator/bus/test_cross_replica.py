@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 from sqlalchemy import select
-from support.ledger_audit import audit
+from support.ledger_audit import audit, no_open_holds
 from support.replicas import (
     MODEL,
     REDIS_URL,
@@ -99,6 +99,9 @@ async def test_consumer_on_one_replica_node_on_another(
         try:
             await wait_for_async(
                 lambda: _settled(database, 5), 30, "the five calls to settle in the ledger"
+            )
+            await wait_for_async(
+                lambda: no_open_holds(database), 30, "idle credit lines to go back"
             )
             async with database.session() as session:
                 first = await session.scalar(select(LedgerTransaction).where(

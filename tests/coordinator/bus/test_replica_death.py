@@ -12,7 +12,7 @@ from pathlib import Path
 import openai
 from sqlalchemy import select
 from support.cluster import TIMEOUT_FACTOR
-from support.ledger_audit import audit
+from support.ledger_audit import audit, no_open_holds
 from support.replicas import (
     MODEL,
     Nginx,
@@ -114,7 +114,7 @@ async def test_replica_killed_mid_load(tmp_path: Path, shared_database: str) -> 
         database = await Database.open(shared_database)
         try:
             # Holds of calls that died with their replica expire and are released by the leader.
-            await wait_for_async(lambda: _no_holds(database), 60, "stale holds to be released")
+            await wait_for_async(lambda: no_open_holds(database), 60, "stale holds to be released")
             async with database.session() as session:
                 charged = dict((await session.execute(
                     select(LedgerTransaction.reference, LedgerTransaction.completion_tokens)
@@ -152,7 +152,3 @@ async def _placed(replicas: list[Replica], nodes: int) -> bool:
         sum(h["nodes"] for h in healths) == nodes
         and all(h["network_nodes"] == nodes for h in healths)
     )
-
-
-async def _no_holds(database: Database) -> bool:
-    return (await audit(database, 10, 20)).open_holds == 0

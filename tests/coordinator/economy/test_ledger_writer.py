@@ -8,6 +8,7 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import pytest
 import pytest_asyncio
 from support.ledger_audit import audit
 
@@ -32,8 +33,8 @@ class Books:
     nodes: list[int]
 
 
-@pytest_asyncio.fixture
-async def books(database_url: str) -> AsyncIterator[Books]:
+@pytest_asyncio.fixture(params=[0, 8], ids=["own-holds", "credit-lines"])
+async def books(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Books]:
     """Two ledgers on one database, each with its own connections, as two replicas have."""
     clock = ShiftedClock()
     databases = [await Database.open(database_url) for _ in range(2)]
@@ -44,7 +45,7 @@ async def books(database_url: str) -> AsyncIterator[Books]:
             for i in range(4)
         ]
         nodes = [await node_earnings_account(session, f"node-{i}", clock.now()) for i in range(3)]
-    settings = EconomySettings(starter_credits=STARTER)
+    settings = EconomySettings(starter_credits=STARTER, credit_line_holds=request.param)
     ledgers = [Ledger(database, settings, clock, system) for database in databases]
     try:
         yield Books(databases, ledgers, consumers, nodes)
@@ -77,19 +78,65 @@ async def test_a_hold_skips_the_linger_and_counts_the_settlements_queued_before_
     async with database.session() as session, session.begin():
         consumer = (await open_account(session, system, clock.now(), STARTER, label="c")).id
         node = await node_earnings_account(session, "node-0", clock.now())
-    # Settlements linger a minute to gather a batch: a hold must not wait for that.
-    ledger = Ledger(database, EconomySettings(settle_batch_wait_s=60.0), clock, system)
+    # Settlements linger a minute to gather a batch: a hold must not wait for that. (Each call
+    # writes its own hold here: no credit line to lend from.)
+    settings = EconomySettings(settle_batch_wait_s=60.0, credit_line_holds=0)
+    ledger = Ledger(database, settings, clock, system)
     try:
         everything = await ledger.reserve(consumer, STARTER)
         ledger.settle(settlement("call:first", consumer, everything, STARTER, 5, node))
+        rest = STARTER - PRICE.cost(10, 5)
         async with asyncio.timeout(30):
             # Only the settlement queued just before (same transaction) frees the balance.
-            again = await ledger.reserve(consumer, STARTER - PRICE.cost(10, 5))
-        ledger.settle(settlement("call:second", consumer, again, STARTER, 0, node))
+            again = await ledger.reserve(consumer, rest)
+        ledger.settle(settlement("call:second", consumer, again, rest, 0, node))
         await ledger.flush()
         result = await audit(database, PRICE.input_per_1m, PRICE.output_per_1m)
         assert result.open_holds == 0 and result.reserved_total == 0
         assert result.calls == 2 and result.charges_not_matching_tokens == 0
+    finally:
+        await ledger.close()
+        await database.close()
+
+
+async def test_calls_borrow_from_one_credit_line_and_it_goes_back_when_idle(
+    database_url: str,
+) -> None:
+    clock = ShiftedClock()
+    database = await Database.open(database_url)
+    system = await ensure_system_books(database, clock.now())
+    async with database.session() as session, session.begin():
+        consumer = (await open_account(session, system, clock.now(), STARTER, label="c")).id
+        node = await node_earnings_account(session, "node-0", clock.now())
+    ledger = Ledger(database, EconomySettings(credit_line_holds=8, credit_line_idle_s=0.2),
+                    clock, system)
+
+    async def reserved() -> tuple[int, int]:
+        found = await audit(database, PRICE.input_per_1m, PRICE.output_per_1m)
+        return found.reserved_total, found.open_holds
+
+    try:
+        holds = [await ledger.reserve(consumer, 1_000) for _ in range(5)]
+        assert len(set(holds)) == 1  # one line, lent five times
+        assert await reserved() == (8_000, 1)  # the line: eight calls' worth, one row
+        for n, hold in enumerate(holds):
+            ledger.settle(settlement(f"call:{n}", consumer, hold, 1_000, 10, node))
+        await ledger._writes.flush()  # settled; the line is not idle long enough to go back
+        line_left = 8_000 - 5 * PRICE.cost(10, 10)
+        assert await reserved() == (line_left, 1)
+        # Ten calls' worth is more than the line has spare: a new line, the old one retired
+        # and released as soon as nothing uses it.
+        bigger = await ledger.reserve(consumer, 10_000)
+        assert bigger not in holds
+        await ledger._writes.flush()
+        assert (await reserved())[1] == 1
+        ledger.settle(settlement("call:big", consumer, bigger, 10_000, 0, node))
+        async with asyncio.timeout(30):  # idle for credit_line_idle_s: released
+            while await reserved() != (0, 0):
+                await asyncio.sleep(0.05)
+        result = await audit(database, PRICE.input_per_1m, PRICE.output_per_1m)
+        assert result.calls == 6 and result.charges_not_matching_tokens == 0
+        assert result.balance_mismatches == 0 and result.held_by_accounts == result.minted
     finally:
         await ledger.close()
         await database.close()
