@@ -3,9 +3,9 @@ around :mod:`coordinator.economy.bounties`.
 
 The leader of the ``bounties`` job (:func:`~coordinator.bus.leader.run_as_leader`) reads, every
 interval, the completion tokens delivered per model over the window (from the ledger, which
-every replica settles into) and the live capacity of the whole network (its router's view:
-its own nodes and every other replica's), and stores each catalogue model's bounty in the
-``bounties`` table under its fencing epoch: a row is only overwritten by an equal or newer
+every replica settles into) and the live capacity of the whole network (its own nodes' routing
+view and every other replica's published presence), and stores each catalogue model's bounty
+in the ``bounties`` table under its fencing epoch: a row is only overwritten by an equal or newer
 epoch, so a deposed leader's late write changes nothing. Every replica reads the table every
 ``refresh_s`` into ``services.bounties``, which settling a call reads without I/O.
 """
@@ -21,6 +21,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from coordinator.bus.base import NodePresence, ReplicaPresence
 from coordinator.bus.leader import leader_epoch, run_as_leader
 from coordinator.bus.replication import local_presence
 from coordinator.economy.bounties import (
@@ -51,9 +52,42 @@ async def delivered_tokens(database: Database, since: datetime) -> dict[str, int
     return {model: int(tokens or 0) for model, tokens in rows if model is not None}
 
 
-def network_supply(services: Services) -> list[NodeSupply]:
-    """Every live node of the network as routing sees it: this replica's and the others'."""
-    nodes = [*local_presence(services).nodes, *services.remote_nodes.values()]
+async def network_presence(services: Services) -> list[NodePresence]:
+    """Every live node of the network, as the replica it is connected to publishes it.
+
+    The other replicas' presence is read afresh rather than taken from this replica's router,
+    whose merged view may still be empty on a replica that has just started and taken the lead;
+    if the bus cannot be read, the router's merged view stands in."""
+    try:
+        others = await services.bus.read_presence() if services.bus.distributed else []
+    except Exception:
+        log.warning("presence not read; using this replica's view", exc_info=True)
+        others = [ReplicaPresence(replica="merged", published_at=0.0,
+                                  nodes=tuple(services.remote_nodes.values()))]
+    return network_nodes(local_presence(services), others)
+
+
+def network_nodes(
+    local: ReplicaPresence, others: Iterable[ReplicaPresence]
+) -> list[NodePresence]:
+    """One record per node: this replica's own, else the newest connection another claims."""
+    nodes = {node.node_id: node for node in local.nodes}
+    connected_here = set(nodes)
+    for replica in others:
+        if replica.replica == local.replica:
+            continue
+        for node in replica.nodes:
+            held = nodes.get(node.node_id)
+            if node.node_id in connected_here or (
+                held is not None and held.connected_at >= node.connected_at
+            ):
+                continue
+            nodes[node.node_id] = node
+    return list(nodes.values())
+
+
+def supply_of(nodes: Iterable[NodePresence]) -> list[NodeSupply]:
+    """What each node can produce now: the slots its breaker and ramp-up allow, at its speed."""
     return [
         NodeSupply(
             models=frozenset(node.models), slots=node.capacity, draining=node.draining,
@@ -106,7 +140,8 @@ async def recompute(services: Services) -> tuple[ModelBounty, ...]:
     now = services.clock.now()
     delivered = await delivered_tokens(services.database, demand_since(now, economy))
     capacity = capacity_by_model(
-        network_supply(services), unknown_tok_s=services.settings.routing.floor_tok_s
+        supply_of(await network_presence(services)),
+        unknown_tok_s=services.settings.routing.floor_tok_s,
     )
     bounties = compute_bounties(
         (priced.id for priced in services.catalogue), delivered, capacity, economy

@@ -9,6 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coordinator.bus.base import NodePresence, ReplicaPresence
 from coordinator.economy.bounties import (
     BountyBoard,
     ModelBounty,
@@ -18,9 +19,15 @@ from coordinator.economy.bounties import (
     demand_since,
     demand_tok_s,
 )
-from coordinator.economy.bounty_keeper import load_bounties, store_bounties
+from coordinator.economy.bounty_keeper import (
+    load_bounties,
+    network_nodes,
+    store_bounties,
+    supply_of,
+)
 from coordinator.economy.settings import BountySettings, EconomySettings
 from coordinator.store.database import Database
+from protocol.ids import ModelId, NodeId
 
 SETTINGS = EconomySettings(
     max_bounty_multiplier=3.0,
@@ -123,3 +130,27 @@ async def test_a_stale_leaders_late_write_is_refused(tmp_path: Path, database_ur
         assert computed_at == at + timedelta(3) and epoch == 8
     finally:
         await database.close()
+
+
+def presence(node_id: str, connected_at: float, *, tok_s: float = 10.0) -> NodePresence:
+    return NodePresence(
+        node_id=NodeId(node_id), models=(ModelId("m"),), slots=2, declared_tok_s=tok_s,
+        measured_tok_s=None, first_seen=0.0, connected_at=connected_at, model_switched_at=None,
+        payee_account_id=1, in_flight=0, capacity=2, health_score=0.5, draining=False,
+    )
+
+
+def test_the_network_counts_each_node_once_where_it_is_connected_now() -> None:
+    here = ReplicaPresence(replica="r1", published_at=0, nodes=(presence("a", 5.0),))
+    others = [
+        ReplicaPresence(replica="r1", published_at=0, nodes=(presence("stale", 1.0),)),  # self
+        ReplicaPresence(replica="r2", published_at=0, nodes=(
+            presence("a", 9.0, tok_s=99.0),  # a lingering claim: "a" is connected here
+            presence("b", 1.0, tok_s=99.0),  # moved to r3 since
+        )),
+        ReplicaPresence(replica="r3", published_at=0, nodes=(presence("b", 2.0),)),
+    ]
+    nodes = {node.node_id: node for node in network_nodes(here, others)}
+    assert set(nodes) == {"a", "b"}
+    assert nodes[NodeId("a")].connected_at == 5.0 and nodes[NodeId("b")].connected_at == 2.0
+    assert capacity_by_model(supply_of(nodes.values()), unknown_tok_s=5.0) == {"m": 40.0}
