@@ -17,6 +17,8 @@ from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
 from coordinator.cloud.fleet import cloud_nodes_online
 from coordinator.cloud.routes import add_cloud_node_routes
+from coordinator.economy.bounty_keeper import bounties_running
+from coordinator.economy.bounty_routes import add_bounty_routes
 from coordinator.economy.ledger import Ledger, ensure_system_books
 from coordinator.economy.topup_routes import add_topup_routes
 from coordinator.economy.topup_watcher import topup_watching
@@ -121,6 +123,7 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(topup_watching)  # after lifecycle: it needs Services
+    app.cleanup_ctx.append(bounties_running)  # recomputed by one leader, read by every replica
     app.cleanup_ctx.append(points_running)  # the points history and the probe scheduler
     app.cleanup_ctx.append(cloud_nodes_online)  # after lifecycle: it needs Services
     app.cleanup_ctx.append(rescoring)
@@ -133,6 +136,7 @@ def create_app(
     app.router.add_get("/openapi.json", openapi_json)  # every route: coordinator/openapi
     add_account_routes(app)
     add_topup_routes(app)
+    add_bounty_routes(app)
     add_enrollment_routes(app)
     add_points_routes(app)
     add_web_routes(app, settings)

@@ -13,6 +13,7 @@ from coordinator.bus.base import Bus, NodePresence
 from coordinator.bus.local import LocalBus
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
+from coordinator.economy.bounties import BountyBoard
 from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
 from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
@@ -54,6 +55,7 @@ class Services:
     remote_nodes: dict[NodeId, NodePresence] = field(default_factory=dict)  # on other replicas
     rates: RateStore = field(default_factory=lambda: InMemoryRates(SystemClock()))  # per key/IP
     streams: StreamGate = field(default_factory=InMemoryStreams)  # completions in flight per key
+    bounties: BountyBoard = field(default_factory=BountyBoard)  # the leader's latest, read often
 
 
 SERVICES = web.AppKey("services", Services)

@@ -8,12 +8,7 @@ from datetime import UTC, datetime
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
 from coordinator.economy.ledger import CallSettlement
-from coordinator.economy.postings import (
-    ServingNode,
-    bounty_multiplier_for,
-    flap_reduction_at,
-    trust_at,
-)
+from coordinator.economy.postings import ServingNode, flap_reduction_at, trust_at
 from coordinator.services import Services
 from protocol.chat import ChatMessage
 from protocol.ids import NodeId
@@ -108,5 +103,5 @@ def settle_call(services: Services, hold: Hold, meter: CallMeter) -> None:
         prompt_tokens=meter.prompt_tokens,
         completion_tokens=meter.completion_tokens,
         nodes=tuple(nodes),
-        bounty_multiplier=bounty_multiplier_for(meter.model, economy),
+        bounty_multiplier=services.bounties.multiplier(meter.model, economy),
     ))

@@ -112,10 +112,13 @@ def trust_at(days_online: float, settings: EconomySettings) -> float:
 def bounty_multiplier_for(
     model: str, settings: EconomySettings, demand_tok_s: float = 0.0, capacity_tok_s: float = 0.0
 ) -> float:
-    """A model's multiplier: configured, else computed from demand relative to live capacity."""
+    """A model's multiplier: configured, else computed from demand relative to live capacity
+    (demand with no live capacity at all pays the most)."""
     configured = settings.bounty_multipliers.get(model)
     if configured is not None:
         return min(configured, settings.max_bounty_multiplier)
-    if capacity_tok_s <= 0.0 or demand_tok_s <= capacity_tok_s:
+    if demand_tok_s <= 0.0 or demand_tok_s <= capacity_tok_s:
         return 1.0
+    if capacity_tok_s <= 0.0:
+        return settings.max_bounty_multiplier
     return min(settings.max_bounty_multiplier, demand_tok_s / capacity_tok_s)

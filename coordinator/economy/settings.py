@@ -11,6 +11,28 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MICRO = 1_000_000
 
 
+class BountySettings(BaseModel):
+    """Computed bounties: how often and over what window demand is weighed against capacity
+    (``KORETEX_ECONOMY__BOUNTIES__*``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    interval_s: float = Field(
+        default=60.0, gt=0, description="How often the leader recomputes every model's bounty."
+    )
+    window_s: float = Field(
+        default=900.0, gt=0, description="Demand is the tokens delivered over this last window."
+    )
+    target_utilisation: float = Field(
+        default=0.7, gt=0, le=1.0,
+        description="The share of live capacity the network should be busy at; demand above it"
+        " raises a bounty, so supply grows before the network is saturated.",
+    )
+    refresh_s: float = Field(
+        default=5.0, gt=0, description="How often each replica reads the current bounties."
+    )
+
+
 class EconomySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -26,9 +48,11 @@ class EconomySettings(BaseModel):
     )
     bounty_multipliers: dict[str, float] = Field(
         default_factory=dict,
-        description="Payout multiplier per under-supplied model (1.0 = no bounty).",
+        description="Payout multiplier per model, fixed by the operator (1.0 = no bounty);"
+        " models not named here get one computed from demand and live capacity.",
     )
     max_bounty_multiplier: float = Field(default=2.0, ge=1.0)
+    bounties: BountySettings = Field(default_factory=BountySettings)
     flap_reduction: float = Field(
         default=0.5, ge=0.0, le=1.0,
         description="Payout reduction right after a node switches model; decays to zero.",

@@ -36,6 +36,7 @@ def live_models(request: web.Request) -> ModelList:
                 "input": priced.price.input_per_1m, "output": priced.price.output_per_1m,
             },
             context_length=priced.model.context_length,
+            bounty_multiplier=services.bounties.multiplier(priced.id, services.settings.economy),
         )
         for priced in services.catalogue
         if live[priced.id] > 0

@@ -144,6 +144,10 @@ class ModelEntry(BaseModel):
     nodes: int
     credits_per_1m: Annotated[dict[str, int], Field(description="input and output prices")]
     context_length: int
+    bounty_multiplier: Annotated[float, Field(
+        ge=1.0, description="What serving nodes' pay for this model is multiplied by now (1.0: no"
+        " bounty); see /v1/network/bounties",
+    )] = 1.0
 
 
 class ModelList(BaseModel):

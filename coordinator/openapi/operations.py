@@ -34,6 +34,7 @@ from coordinator.accounts.schemas import (
     VerifyRequest,
 )
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
+from coordinator.economy.bounty_routes import NetworkBounties
 from coordinator.economy.topup_routes import TopupView
 from coordinator.gateway.errors import is_api_path
 from coordinator.gateway.openai_types import ChatCompletion, ChatCompletionRequest, ModelList
@@ -181,6 +182,9 @@ OPERATIONS: tuple[Operation, ...] = (
               errors=NO_CLOUD_NODE),
     Operation("GET", "/v1/network/models", "The live models (what /v1/models lists), for anyone",
               {200: ModelList}, tags=("network",)),
+    Operation("GET", "/v1/network/bounties",
+              "Each model's bounty multiplier now: demand against live capacity, or configured",
+              {200: NetworkBounties}, tags=("network",)),
     Operation("GET", "/v1/network/pricing", "What a credit costs and the starter credits",
               {200: NetworkPricing}, tags=("network",)),
     Operation("GET", "/v1/network/usage", "Tokens and jobs served per day, zeros included",

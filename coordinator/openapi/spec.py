@@ -56,8 +56,18 @@ def _models(operations: Iterable[Operation]) -> list[tuple[type[BaseModel], Json
     return list(wanted)
 
 
+SSE_EVENT: dict[str, Any] = {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"},
+                   "id": {"type": "string"}, "retry": {"type": "integer"}},
+}
+"""One server-sent event (OpenAPI 3.1 gives a ``text/event-stream`` schema per event)."""
+
+
 def _content(response: type[BaseModel] | Body, refs: dict[Any, Any]) -> dict[str, Any]:
     if isinstance(response, Body):
+        if response.media_type == "text/event-stream":  # the schema of each event, as parsed
+            return {response.media_type: {"schema": SSE_EVENT}}
         return {response.media_type: {"schema": {"type": "string"}}}
     return {"application/json": {"schema": refs[(response, "serialization")]}}
 

@@ -244,3 +244,17 @@ class CloudNode(Base):
     token_last4: Mapped[str] = mapped_column(String(4))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class BountyRow(Base):
+    """A model's current bounty, computed by the leader of the ``bounties`` job; ``epoch`` is
+    its leader term's fencing epoch, so a stale leader's late write is refused."""
+
+    __tablename__ = "bounties"
+
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    multiplier: Mapped[float] = mapped_column(Double)
+    demand_tok_s: Mapped[float] = mapped_column(Double)
+    capacity_tok_s: Mapped[float] = mapped_column(Double)
+    computed_at: Mapped[datetime]
+    epoch: Mapped[int] = mapped_column(BigInteger)

@@ -187,9 +187,12 @@ async def test_the_embedded_coordinator_runs_its_periodic_jobs_without_redis(
     try:
         services = coordinator.services
         assert not services.bus.distributed and coordinator.settings.redis_url is None
-        await wait_for(lambda: "ledger-holds" in services.bus.leading, 10, "the hold release")
+        await wait_for(
+            lambda: {"ledger-holds", "bounties"} <= services.bus.leading, 10,
+            "the hold release and the bounty recomputation",
+        )
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"{coordinator.base_url}/healthz")).json()
-        assert health["leads"] == ["ledger-holds"] and health["network_nodes"] == 0
+        assert health["leads"] == ["bounties", "ledger-holds"] and health["network_nodes"] == 0
     finally:
         await coordinator.stop()

@@ -1,0 +1,107 @@
+"""Computed bounties, as pure functions: how much extra each model's serving nodes earn.
+
+A model is under-supplied when the tokens its consumers received over the last window, scaled up
+to the utilisation the network should run at, exceed what its live nodes can produce:
+
+- capacity (tok/s) = sum over live, non-draining nodes serving the model of their per-stream
+  speed (measured by the coordinator, else declared, else the routing floor) times the slots
+  their ramp-up and breaker allow now;
+- demand (tok/s) = completion tokens delivered in the window / window / target utilisation;
+- multiplier = demand / capacity, between 1 and ``max_bounty_multiplier``; a model with demand
+  and no live capacity at all gets the maximum; a multiplier configured for the model wins.
+
+The leader computes these every interval (:mod:`coordinator.economy.bounty_keeper`); every
+replica holds the result in a :class:`BountyBoard` that settling a call reads without I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from coordinator.economy.postings import bounty_multiplier_for
+from coordinator.economy.settings import EconomySettings
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSupply:
+    """What one live node can produce now, as its replica sees it."""
+
+    models: frozenset[str]
+    slots: int  # concurrent jobs its ramp-up and breaker allow now
+    tok_s: float | None  # per-stream speed: measured, else declared; None when unknown
+    draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelBounty:
+    model: str
+    multiplier: float
+    demand_tok_s: float
+    capacity_tok_s: float
+
+
+def demand_since(now: datetime, settings: EconomySettings) -> datetime:
+    """Where the demand window of a recomputation at ``now`` starts."""
+    return now - timedelta(seconds=settings.bounties.window_s)
+
+
+def capacity_by_model(nodes: Iterable[NodeSupply], *, unknown_tok_s: float) -> dict[str, float]:
+    """Live tokens per second per model; a node of unknown speed counts at ``unknown_tok_s``
+    (the routing floor: it would not be routed to if it were slower)."""
+    capacity: dict[str, float] = {}
+    for node in nodes:
+        if node.draining or node.slots <= 0:
+            continue
+        supply = node.slots * (node.tok_s if node.tok_s is not None else unknown_tok_s)
+        for model in node.models:
+            capacity[model] = capacity.get(model, 0.0) + supply
+    return capacity
+
+
+def demand_tok_s(delivered_tokens: int, settings: EconomySettings) -> float:
+    """The capacity the model needs to serve what it delivered at the target utilisation."""
+    bounties = settings.bounties
+    return max(0, delivered_tokens) / bounties.window_s / bounties.target_utilisation
+
+
+def compute_bounties(
+    models: Iterable[str], delivered_tokens: Mapping[str, int], capacity: Mapping[str, float],
+    settings: EconomySettings,
+) -> tuple[ModelBounty, ...]:
+    """Every catalogue model's bounty from its delivered tokens and live capacity."""
+    bounties = []
+    for model in models:
+        demand = demand_tok_s(delivered_tokens.get(model, 0), settings)
+        supply = capacity.get(model, 0.0)
+        bounties.append(ModelBounty(
+            model=model, multiplier=bounty_multiplier_for(model, settings, demand, supply),
+            demand_tok_s=demand, capacity_tok_s=supply,
+        ))
+    return tuple(bounties)
+
+
+@dataclass
+class BountyBoard:
+    """The bounties in force on this replica: the latest the leader stored, read periodically."""
+
+    bounties: dict[str, ModelBounty] = field(default_factory=dict)
+    computed_at: datetime | None = None
+    epoch: int = 0  # the leader term that computed them
+
+    def multiplier(self, model: str, settings: EconomySettings) -> float:
+        """The multiplier a call to ``model`` settles with: configured, else computed, else 1."""
+        if model in settings.bounty_multipliers:
+            return bounty_multiplier_for(model, settings)
+        stored = self.bounties.get(model)
+        if stored is None:
+            return 1.0
+        return min(max(1.0, stored.multiplier), settings.max_bounty_multiplier)
+
+    def replace(
+        self, bounties: Iterable[ModelBounty], *, computed_at: datetime | None, epoch: int
+    ) -> None:
+        self.bounties = {bounty.model: bounty for bounty in bounties}
+        self.computed_at = computed_at
+        self.epoch = epoch
