@@ -58,16 +58,34 @@ class Round:
     seconds: float = 0.0
     added_ms: list[float] = field(default_factory=list)
     bytes_per_node: float = 0.0
+    replica_cpu_s: float = 0.0  # CPU time the replicas used while serving the streams
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cores_used(self) -> float:
+        return self.replica_cpu_s / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.replica_cpu_s * 1000 / self.requests if self.requests else float("nan")
 
     def percentile(self, q: float) -> float:
         if not self.added_ms:
             return float("nan")
         ordered = sorted(self.added_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_seconds(replicas: list[Replica]) -> float:
+    total = 0.0
+    for replica in replicas:
+        if replica.process is not None:
+            times = psutil.Process(replica.process.pid).cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def rss(replicas: list[Replica]) -> int:
@@ -166,12 +184,13 @@ async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Ro
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), cpu_seconds(replicas)
             await asyncio.gather(*(
                 consume(session, urls[i % len(urls)], key, args, deadline, result, i)
                 for i in range(args.streams)
             ))
             result.seconds = time.monotonic() - started
+            result.replica_cpu_s = cpu_seconds(replicas) - cpu_before
     finally:
         for swarm in swarms:
             swarm.terminate()
@@ -205,11 +224,12 @@ async def main() -> None:
             rounds.append(await run_round(count, args, Path(tmp) / f"r{count}"))
     table = Table(title="bench/scale.py")
     for column in ("replicas", "requests/s", "errors", "added p50 ms", "added p99 ms",
-                   "bytes per idle node"):
+                   "bytes per idle node", "replica cores busy", "replica CPU ms/request"):
         table.add_column(column, justify="right")
     for r in rounds:
         table.add_row(str(r.replicas), f"{r.rps:.1f}", str(r.errors), f"{r.percentile(0.5):.1f}",
-                      f"{r.percentile(0.99):.1f}", f"{r.bytes_per_node:,.0f}")
+                      f"{r.percentile(0.99):.1f}", f"{r.bytes_per_node:,.0f}",
+                      f"{r.cores_used:.2f}", f"{r.cpu_ms_per_request:.2f}")
     console.print(table)
     one, two = rounds
     ratio = two.rps / one.rps if one.rps else float("nan")
@@ -217,6 +237,9 @@ async def main() -> None:
     console.print(json.dumps({
         "ratio_two_to_one": round(ratio, 3), "target_ratio": TARGET_RATIO,
         "max_bytes_per_idle_node": round(worst_node), "target_bytes": TARGET_BYTES_PER_NODE,
+        # Replicas share nothing but PostgreSQL and Redis: if a request costs two replicas no
+        # more CPU than one, the requests/s ratio is bounded by the cores they could get here.
+        "cpu_per_request_two_to_one": round(two.cpu_ms_per_request / one.cpu_ms_per_request, 3),
         "cpu_count": psutil.cpu_count(), "median_added_ms": statistics.median(
             [one.percentile(0.5), two.percentile(0.5)]),
     }))

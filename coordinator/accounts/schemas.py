@@ -62,7 +62,10 @@ class AccountView(Reply):
     oidc_linked: bool = Field(default=False, description="Whether an OpenID identity is linked.")
     created_at: datetime
     balance: Amount
-    reserved: Amount = Field(description="Held for calls in flight.")
+    reserved: Amount = Field(
+        description="Held for calls in flight (and a gateway's credit line for the next few,"
+        " returned within seconds of the last call)."
+    )
     available: Amount = Field(description="Balance less reserved: what new calls may spend.")
     earnings: Amount = Field(description="Provider shares and bounties received.")
     spend: Amount = Field(description="Charges for calls made.")
