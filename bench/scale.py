@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class Round:
     replicas: int
     requests: int = 0
     errors: int = 0
+    error_kinds: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     added_ms: list[float] = field(default_factory=list)
     bytes_per_node: float = 0.0
@@ -119,6 +121,7 @@ async def consume(
                                     headers=headers) as response:
                 if response.status != 200:
                     result.errors += 1
+                    result.error_kinds[f"HTTP {response.status}"] += 1
                     await response.read()
                     continue
                 done = False
@@ -128,14 +131,16 @@ async def consume(
                     elif line.startswith(b"data: [DONE]"):
                         done = True
                     elif line.startswith(b'data: {"error"'):
+                        result.error_kinds["error event"] += 1
                         break
                 if done and first is not None:
                     result.requests += 1
                     result.added_ms.append((first - sent - args.first_token_delay) * 1000)
                 else:
                     result.errors += 1
-        except aiohttp.ClientError:
+        except aiohttp.ClientError as exc:
             result.errors += 1
+            result.error_kinds[type(exc).__name__] += 1
 
 
 async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Round:
@@ -148,6 +153,9 @@ async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Ro
             directory, database, count, KORETEX_HEARTBEAT_INTERVAL_S="5",
             KORETEX_BUS__PRESENCE_TTL_S="6", KORETEX_BUS__JOB_LEASE_S="6",
             KORETEX_QUEUE_LENGTH="10000", KORETEX_LOG_LEVEL="WARNING",
+            # one key drives every stream: lift the per-key limits (shared in Redis) out of the way
+            KORETEX_LIMITS__REQUESTS_PER_MINUTE_PER_KEY="100000000",
+            KORETEX_LIMITS__CONCURRENT_STREAMS_PER_KEY="100000",
         )
         key = await api_key(database, "bench", credits=10**15)
         urls = [r.base_url for r in replicas]
@@ -231,6 +239,9 @@ async def main() -> None:
                       f"{r.percentile(0.99):.1f}", f"{r.bytes_per_node:,.0f}",
                       f"{r.cores_used:.2f}", f"{r.cpu_ms_per_request:.2f}")
     console.print(table)
+    for r in rounds:
+        if r.error_kinds:
+            console.print(f"{r.replicas} replica(s) errors: {dict(r.error_kinds)}")
     one, two = rounds
     ratio = two.rps / one.rps if one.rps else float("nan")
     worst_node = max(r.bytes_per_node for r in rounds)

@@ -85,6 +85,14 @@ def create_app(
             rng=rng or random.Random(),
             rates=InMemoryRates(the_clock),
         )
+        shared_streams = None
+        if bus.distributed:  # limits count across every replica (redis is installed with it)
+            from coordinator.bus.redis import RedisBus
+            from coordinator.limits.shared import RedisRates, RedisStreams
+
+            assert isinstance(bus, RedisBus)
+            services.rates = RedisRates(bus.client, settings.bus.prefix)
+            services.streams = shared_streams = RedisStreams(bus.client, settings.bus.prefix)
         # Upkeep looks after this replica's own nodes; what concerns the whole network runs
         # on one replica at a time, under a leader lease.
         tasks = [
@@ -95,6 +103,8 @@ def create_app(
                 lease_s=settings.bus.leader_lease_s,
             )),
         ]
+        if shared_streams is not None:
+            tasks.append(asyncio.create_task(shared_streams.run()))
         if bus.distributed:
             await bus.start(lambda message: serve_relayed(services, message))
             tasks.append(asyncio.create_task(publish_presence(services)))

@@ -95,6 +95,11 @@ class RedisBus:
         self._relayed: dict[JobId, asyncio.Task[None]] = {}
         self._presence_seen: dict[str, tuple[str, ReplicaPresence]] = {}
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool, for other state the replicas share (limits)."""
+        return self._redis
+
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
 
