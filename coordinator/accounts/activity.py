@@ -20,6 +20,7 @@ from coordinator.accounts.schemas import Amount
 from coordinator.accounts.statements import CHARGE, EARNING_KINDS
 from coordinator.errors import InvalidRequest
 from coordinator.gateway.auth import require_session
+from coordinator.json_http import json_reply
 from coordinator.services import SERVICES
 from coordinator.store.models import LedgerEntry, LedgerTransaction
 
@@ -96,8 +97,7 @@ async def account_activity(request: web.Request) -> web.Response:
             day=one, earned=Amount.of(int(row[1]) if row else 0),
             spent=Amount.of(int(row[2]) if row else 0), calls=int(row[3]) if row else 0,
         ))
-    return web.Response(text=Activity(days=days, data=data).model_dump_json(by_alias=True),
-                        content_type="application/json")
+    return json_reply(Activity(days=days, data=data))
 
 
 def add_activity_routes(app: web.Application) -> None:

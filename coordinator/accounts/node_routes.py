@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from coordinator.gateway.auth import require_session
+from coordinator.json_http import json_reply
 from coordinator.routing.breaker import BreakerState
 from coordinator.services import SERVICES, Services
 from coordinator.store.models import Node
@@ -119,8 +120,7 @@ async def list_account_nodes(request: web.Request) -> web.Response:
     now = services.clock.now()
     views = sorted((node_view(services, row, now) for row in rows),
                    key=lambda view: view.status == "offline")
-    return web.Response(text=NodeList(data=views).model_dump_json(by_alias=True),
-                        content_type="application/json")
+    return json_reply(NodeList(data=views))
 
 
 def add_account_node_routes(app: web.Application) -> None:

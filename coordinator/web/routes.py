@@ -33,6 +33,7 @@ from coordinator.errors import NotFound
 from coordinator.gateway.auth import require_session
 from coordinator.gateway.errors import Handler, is_api_path
 from coordinator.gateway.models import live_models
+from coordinator.json_http import json_reply
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import TopupInvoice
@@ -84,8 +85,7 @@ async def favicon(request: web.Request) -> web.StreamResponse:
 
 async def network_models(request: web.Request) -> web.Response:
     """``/v1/models``' answer for anyone: the models page is public."""
-    return web.Response(text=live_models(request).model_dump_json(),
-                        content_type="application/json")
+    return json_reply(live_models(request))
 
 
 async def network_pricing(request: web.Request) -> web.Response:
@@ -97,8 +97,7 @@ async def network_pricing(request: web.Request) -> web.Response:
         starter_credits=economy.starter_credits / MICRO,
         provider_share=economy.provider_share_bps / 10_000,
     )
-    return web.Response(text=pricing.model_dump_json(by_alias=True),
-                        content_type="application/json")
+    return json_reply(pricing)
 
 
 async def topup_qr(request: web.Request) -> web.Response:
