@@ -375,7 +375,8 @@ class Router:
         if node.in_flight >= capacity:
             return None
         spare = spare_capacity(capacity, node.in_flight)
-        return route_key(spare, node.health_score, node.info.node_id)
+        return route_key(spare, node.health_score, node.info.node_id,
+                         remote=node.remote_capacity is not None)
 
     def _sync(self, node: _Node, now: float) -> None:
         self._set_key(node, self._desired_key(node, now))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
@@ -309,6 +310,16 @@ def test_health_is_restored_from_saved_buckets_and_probes_count() -> None:
     assert (bucket.successes, bucket.failures, bucket.probe_failures) == (6, 2, 1)
     assert bucket.online_s == 60.0
     assert router.snapshot(NodeId("a"), now=0.0).health_score == laplace_score(6, 3)
+
+
+def test_a_local_node_goes_before_an_equally_loaded_remote_one_but_never_a_less_loaded() -> None:
+    router = router_with(node("local", slots=2), replace(node("far"), owner="replica-2"))
+    same_health = router.snapshot(NodeId("local"), now=0.0).health_score
+    router.observe_remote(NodeId("far"), in_flight=0, capacity=2, health_score=same_health,
+                          measured_tok_s=None, draining=False, now=0.0)
+    assert picks(router, 50) == Counter({NodeId("local"): 50})
+    start(router, "local")  # half full: the idle remote node is less loaded
+    assert picks(router, 50) == Counter({NodeId("far"): 50})
 
 
 def test_candidate_index_skips_exclusions_within_and_across_runs() -> None:
