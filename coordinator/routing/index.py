@@ -16,11 +16,16 @@ from sortedcontainers import SortedList
 from protocol.ids import NodeId
 
 RouteKey = tuple[float, float, int, NodeId]
-"""``(-spare_capacity, -health_score, remote, node_id)``: smaller is better."""
+"""``(-spare_capacity, -health_tier, remote, node_id)``: smaller is better."""
+
+HEALTH_TIER = 0.05
+"""Health scores within one tier rank as equally healthy: over a node's window such a gap is a
+few outcomes, noise rather than signal, and ranking finer would pile every job on whichever idle
+node scores a hair higher (and defeat the preference for a node on this replica)."""
 
 
 def route_key(spare: float, health: float, node_id: NodeId, *, remote: bool = False) -> RouteKey:
-    return (-spare, -health, int(remote), node_id)
+    return (-spare, -round(health / HEALTH_TIER) * HEALTH_TIER, int(remote), node_id)
 
 
 class CandidateIndex:
