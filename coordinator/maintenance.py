@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from coordinator.periodic import every
 from coordinator.services import Services
 from coordinator.store.health import save_buckets
 from protocol.ids import NodeId
@@ -49,11 +50,9 @@ async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: i
 async def release_stale_holds(services: Services, interval_s: float) -> None:
     """Forever (on one replica): release credit holds whose calls never settled, e.g. because
     the replica serving them died."""
-    while True:
-        try:
-            released = await services.ledger.release_expired()
-            if released:
-                log.info("released %d stale credit hold(s)", released)
-        except Exception:
-            log.exception("could not release stale holds")
-        await asyncio.sleep(interval_s)
+    async def release() -> None:
+        released = await services.ledger.release_expired()
+        if released:
+            log.info("released %d stale credit hold(s)", released)
+
+    await every(interval_s, release, log, "release stale holds")

@@ -31,6 +31,7 @@ from coordinator.economy.bounties import (
     compute_bounties,
     demand_since,
 )
+from coordinator.periodic import every
 from coordinator.services import SERVICES, Services
 from coordinator.store.database import Database
 from coordinator.store.models import BountyRow, LedgerTransaction
@@ -161,22 +162,14 @@ async def refresh(services: Services) -> None:
 
 async def recompute_forever(services: Services) -> None:
     """The leader's job: recompute every ``interval_s`` until its term ends."""
-    while True:
-        try:
-            await recompute(services)
-        except Exception:
-            log.exception("could not recompute bounties")
-        await asyncio.sleep(services.settings.economy.bounties.interval_s)
+    await every(services.settings.economy.bounties.interval_s, lambda: recompute(services), log,
+                "recompute bounties")
 
 
 async def follow_bounties(services: Services) -> None:
     """Forever, on every replica: read the bounties the leader stored."""
-    while True:
-        try:
-            await refresh(services)
-        except Exception:
-            log.exception("could not read bounties")
-        await asyncio.sleep(services.settings.economy.bounties.refresh_s)
+    await every(services.settings.economy.bounties.refresh_s, lambda: refresh(services), log,
+                "read bounties")
 
 
 def _announce_changes(before: Iterable[ModelBounty], after: Iterable[ModelBounty]) -> None:

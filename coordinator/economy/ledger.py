@@ -206,7 +206,7 @@ class Ledger:
         use_line = not key_has_limit and self._settings.credit_line_holds > 1
         if use_line:
             lent = self._lines.borrow(account_id, amount, self._clock.monotonic())
-            self._release(self._lines.releasable())
+            self._release_lines(self._lines.releasable())
             if lent is not None:
                 return lent
         request = _HoldRequest(
@@ -227,7 +227,7 @@ class Ledger:
         if hold_id in self._lines:
             if self._lines.repay(hold_id, amount, 0):
                 self._release_when_idle(hold_id)
-            self._release(self._lines.releasable())
+            self._release_lines(self._lines.releasable())
         else:
             self._writes.put(_Release(hold_id, account_id))
 
@@ -269,7 +269,7 @@ class Ledger:
             if request.line:
                 self._lines.open(request.account_id, hold_id, request.granted,
                                  lent=request.amount, now=now)
-                self._release(self._lines.releasable())
+                self._release_lines(self._lines.releasable())
             request.outcome.set_result(hold_id)
 
     def _accounts_written(
@@ -361,7 +361,8 @@ class Ledger:
         )).all()
         await _release_holds(session, [(r[0], r[1], r[2]) for r in rows])
 
-    def _release(self, lines: list[CreditLine]) -> None:
+    def _release_lines(self, lines: list[CreditLine]) -> None:
+        """Queue the deletion of credit lines no call uses any more."""
         for line in lines:
             timer = self._idle_timers.pop(line.hold_id, None)
             if timer is not None:
@@ -376,7 +377,7 @@ class Ledger:
 
         def release_if_unused() -> None:
             self._idle_timers.pop(hold_id, None)
-            self._release(self._lines.take_unused(hold_id))
+            self._release_lines(self._lines.take_unused(hold_id))
 
         self._idle_timers[hold_id] = asyncio.get_running_loop().call_later(
             self._settings.credit_line_idle_s, release_if_unused
@@ -392,15 +393,15 @@ class Ledger:
         self._writes.put(_LineSettlement(settlement))
         if self._lines.repay(settlement.hold_id, settlement.hold_amount, settlement.cost):
             self._release_when_idle(settlement.hold_id)
-        self._release(self._lines.releasable())
+        self._release_lines(self._lines.releasable())
 
     async def flush(self) -> None:
         """Wait until every queued write is done, unused credit lines released."""
-        self._release(self._lines.take_unused())
+        self._release_lines(self._lines.take_unused())
         await self._writes.flush()
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        self._release(self._lines.take_unused())
+        self._release_lines(self._lines.take_unused())
         for timer in self._idle_timers.values():
             timer.cancel()
         self._idle_timers.clear()

@@ -15,7 +15,12 @@ from support.ledger_audit import audit
 from coordinator.accounts.accounts import node_earnings_account, open_account
 from coordinator.catalogue import DEFAULT_PRICES
 from coordinator.clock import ShiftedClock
-from coordinator.economy.ledger import CallSettlement, Ledger, ensure_system_books
+from coordinator.economy.ledger import (
+    CallSettlement,
+    Ledger,
+    SystemBooks,
+    ensure_system_books,
+)
 from coordinator.economy.postings import ServingNode
 from coordinator.economy.settings import EconomySettings
 from coordinator.errors import InsufficientCredits
@@ -56,6 +61,30 @@ async def books(request: pytest.FixtureRequest, database_url: str) -> AsyncItera
             await database.close()
 
 
+@dataclass
+class OneAccount:
+    database: Database
+    system: SystemBooks
+    clock: ShiftedClock
+    consumer: int
+    node: int
+
+
+@pytest_asyncio.fixture
+async def one_account(database_url: str) -> AsyncIterator[OneAccount]:
+    """A database with the system books, one consumer with starter credits and one node."""
+    clock = ShiftedClock()
+    database = await Database.open(database_url)
+    system = await ensure_system_books(database, clock.now())
+    async with database.session() as session, session.begin():
+        consumer = (await open_account(session, system, clock.now(), STARTER, label="c")).id
+        node = await node_earnings_account(session, "node-0", clock.now())
+    try:
+        yield OneAccount(database, system, clock, consumer, node)
+    finally:
+        await database.close()
+
+
 def settlement(
     reference: str, account_id: int, hold_id: str, hold_amount: int, tokens: int,
     node_account: int,
@@ -70,14 +99,10 @@ def settlement(
 
 
 async def test_a_hold_skips_the_linger_and_counts_the_settlements_queued_before_it(
-    database_url: str,
+    one_account: OneAccount,
 ) -> None:
-    clock = ShiftedClock()
-    database = await Database.open(database_url)
-    system = await ensure_system_books(database, clock.now())
-    async with database.session() as session, session.begin():
-        consumer = (await open_account(session, system, clock.now(), STARTER, label="c")).id
-        node = await node_earnings_account(session, "node-0", clock.now())
+    database, system, clock = one_account.database, one_account.system, one_account.clock
+    consumer, node = one_account.consumer, one_account.node
     # Settlements linger a minute to gather a batch: a hold must not wait for that. (Each call
     # writes its own hold here: no credit line to lend from.)
     settings = EconomySettings(settle_batch_wait_s=60.0, credit_line_holds=0)
@@ -96,18 +121,13 @@ async def test_a_hold_skips_the_linger_and_counts_the_settlements_queued_before_
         assert result.calls == 2 and result.charges_not_matching_tokens == 0
     finally:
         await ledger.close()
-        await database.close()
 
 
 async def test_calls_borrow_from_one_credit_line_and_it_goes_back_when_idle(
-    database_url: str,
+    one_account: OneAccount,
 ) -> None:
-    clock = ShiftedClock()
-    database = await Database.open(database_url)
-    system = await ensure_system_books(database, clock.now())
-    async with database.session() as session, session.begin():
-        consumer = (await open_account(session, system, clock.now(), STARTER, label="c")).id
-        node = await node_earnings_account(session, "node-0", clock.now())
+    database, system, clock = one_account.database, one_account.system, one_account.clock
+    consumer, node = one_account.consumer, one_account.node
     ledger = Ledger(database, EconomySettings(credit_line_holds=8, credit_line_idle_s=0.2),
                     clock, system)
 
@@ -139,7 +159,6 @@ async def test_calls_borrow_from_one_credit_line_and_it_goes_back_when_idle(
         assert result.balance_mismatches == 0 and result.held_by_accounts == result.minted
     finally:
         await ledger.close()
-        await database.close()
 
 
 async def test_two_replicas_holding_and_settling_the_same_accounts_lose_nothing(
