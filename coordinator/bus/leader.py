@@ -69,6 +69,10 @@ async def _hold(bus: Bus, name: str, epoch: int, task: asyncio.Task[None], lease
             async with asyncio.timeout(lease_s / 3):
                 held = await bus.renew_lease(name, epoch, lease_s)
         except Exception:
+            # Python 3.11's timeout can turn a cancel that lands with its deadline into a
+            # TimeoutError: a stop must still stop.
+            if (current := asyncio.current_task()) is not None and current.cancelling():
+                raise asyncio.CancelledError from None
             log.exception("leader %s: lease not renewed", name)
             held = False
         if not held:
