@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from coordinator.periodic import every
+from coordinator.periodic import every, stop_if_cancelled
 from coordinator.services import Services
 from coordinator.store.health import save_buckets
 from protocol.ids import NodeId
@@ -44,6 +44,7 @@ async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: i
             try:
                 await save_health(services, list(live))
             except Exception:
+                stop_if_cancelled()
                 log.exception("could not save node health")
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from coordinator.bus.base import Bus
+from coordinator.periodic import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,11 @@ async def run_as_leader(
 ) -> None:
     """Run ``job()`` on exactly one replica at a time, forever (cancel to stop)."""
     while True:
+        stop_if_cancelled()
         try:
             epoch = await bus.acquire_lease(name, lease_s)
         except Exception:
+            stop_if_cancelled()
             log.exception("leader %s: lease not reachable", name)
             epoch = None
         if epoch is None:
@@ -53,13 +56,14 @@ async def run_as_leader(
             try:
                 async with asyncio.timeout(lease_s / 3):
                     await asyncio.shield(bus.release_lease(name, epoch))
-            except Exception:
+            except Exception:  # a stop already under way goes on after this finally
                 log.debug("leader %s: lease not released; it lapses", name, exc_info=True)
         await asyncio.sleep(retry_after_s)
 
 
 async def _hold(bus: Bus, name: str, epoch: int, task: asyncio.Task[None], lease_s: float) -> None:
     while True:
+        stop_if_cancelled()
         done, _ = await asyncio.wait({task}, timeout=lease_s / 3)
         if done:
             if not task.cancelled() and task.exception() is not None:
@@ -69,10 +73,7 @@ async def _hold(bus: Bus, name: str, epoch: int, task: asyncio.Task[None], lease
             async with asyncio.timeout(lease_s / 3):
                 held = await bus.renew_lease(name, epoch, lease_s)
         except Exception:
-            # Python 3.11's timeout can turn a cancel that lands with its deadline into a
-            # TimeoutError: a stop must still stop.
-            if (current := asyncio.current_task()) is not None and current.cancelling():
-                raise asyncio.CancelledError from None
+            stop_if_cancelled()
             log.exception("leader %s: lease not renewed", name)
             held = False
         if not held:

@@ -50,6 +50,7 @@ from coordinator.bus.base import (
 )
 from coordinator.bus.settings import BusSettings
 from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
+from coordinator.periodic import stop_if_cancelled
 from protocol.ids import JobId, NodeId
 from protocol.messages import Job, JobDone, JobFailed, TokenDelta
 
@@ -74,6 +75,16 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+def connect(url: str, settings: BusSettings) -> aioredis.Redis:
+    """A client on a bounded pool of connections, every wait on Redis bounded."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=settings.max_connections,
+        timeout=settings.socket_timeout_s, socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 class RedisBus:
     distributed = True
 
@@ -81,10 +92,7 @@ class RedisBus:
         self.replica_id = settings.replica_id or default_replica_id()
         self.leading: set[str] = set()
         self._settings = settings
-        self._redis = aioredis.from_url(
-            url, decode_responses=True, socket_timeout=settings.socket_timeout_s,
-            socket_connect_timeout=settings.connect_timeout_s,
-        )
+        self._redis = connect(url, settings)
         self._prefix = settings.prefix
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
@@ -224,6 +232,7 @@ class RedisBus:
                         pipe.xadd(self._key("inbox", replica), {"m": data}, maxlen=max_len)
                     await pipe.execute()
             except RedisError:
+                stop_if_cancelled()
                 log.exception("bus: %d message(s) not sent", len(batch))
 
     async def _read_inbox(self, inbox: str) -> None:
@@ -232,6 +241,7 @@ class RedisBus:
             try:
                 answer: Any = await self._redis.xread({inbox: last}, count=1000, block=1000)
             except RedisError:
+                stop_if_cancelled()
                 log.exception("bus: inbox read failed")
                 await asyncio.sleep(0.5)
                 continue
@@ -281,6 +291,7 @@ class RedisBus:
                         log.info("bus: job %s lost its dispatcher; cancelling", job_id)
                         self._relayed[job_id].cancel()
             except RedisError:
+                stop_if_cancelled()
                 log.exception("bus: job leases not renewed")
 
     # --- leases and counters -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from contextlib import aclosing
 from coordinator.bus.base import NodePresence, RelayJob, ReplicaPresence
 from coordinator.errors import InvalidRequest
 from coordinator.gateway.completion import AttemptFailed, run_job_on
+from coordinator.periodic import stop_if_cancelled
 from coordinator.routing import BreakerState, NodeInfo, Outcome
 from coordinator.services import Services
 from protocol.ids import NodeId
@@ -78,6 +79,7 @@ async def publish_presence(services: Services) -> None:
                         await services.bus.record_park(node.node_id, until)
                         shared_parks[node.node_id] = until
             except Exception:
+                stop_if_cancelled()
                 log.exception("presence not published")
         await asyncio.sleep(settings.publish_spacing_s)
 
@@ -89,6 +91,7 @@ async def follow_presence(services: Services) -> None:
         try:
             replicas = await services.bus.read_presence()
         except Exception:
+            stop_if_cancelled()
             log.exception("presence not read")
         else:
             known_replicas = merge_presence(services, replicas, known_replicas)

@@ -45,3 +45,8 @@ class BusSettings(BaseModel):
         " half-open connection fails instead of hanging.",
     )
     connect_timeout_s: float = Field(default=2.0, gt=0, description="Longest Redis connect.")
+    max_connections: int = Field(
+        default=64, ge=4,
+        description="Redis connections per replica. A burst of requests waits for a free one"
+        " (at most the socket timeout) instead of opening a connection per request.",
+    )

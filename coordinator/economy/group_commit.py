@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Generic, TypeVar
 
+from coordinator.periodic import stop_if_cancelled
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -87,6 +89,7 @@ class GroupCommit(Generic[Item]):
                     await self._write(batch)
                     failures = 0
                 except Exception:
+                    stop_if_cancelled()
                     log.exception("batched write of %d failed", len(batch))
                     again = [item for item in batch if self._retry(item)]
                     if again:

@@ -38,6 +38,7 @@ from coordinator.economy.topups import (
     next_step,
 )
 from coordinator.errors import SolanaRpcFailed
+from coordinator.periodic import stop_if_cancelled
 from coordinator.services import SERVICES
 from coordinator.store.database import Database
 from coordinator.store.models import TopupInvoice
@@ -95,6 +96,7 @@ class TopupWatcher:
             try:
                 await self.poll_once()
             except Exception:  # a database hiccup must not end the watching
+                stop_if_cancelled()
                 log.exception("top-up round failed")
             await asyncio.sleep(interval_s)
 

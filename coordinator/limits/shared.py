@@ -8,8 +8,9 @@ last unit, and both read Redis's own clock, so the replicas' clocks need not agr
   expiry of its lease. The replica renews its own streams' leases; a replica that dies stops
   renewing, and its streams stop counting within one lease (no phantom streams).
 
-If Redis cannot be reached, a limit admits the request (logged): the limits protect the gateway
-from its consumers, and must not become the reason it refuses every one of them.
+If Redis cannot be reached, a limit admits the request (logged, and counted in ``unchecked``): the
+limits protect the gateway from its consumers, and must not become the reason it refuses every one
+of them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from coordinator.limits.rates import RetryAfter
+from coordinator.periodic import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class RedisRates:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._gcra = redis.register_script(_GCRA)
         self._prefix = prefix
+        self.unchecked = 0  # requests admitted because Redis could not decide
 
     async def hit(self, key: str, cost: float, limit: int, window: float) -> RetryAfter | None:
         if limit <= 0 or window <= 0:
@@ -75,6 +78,7 @@ class RedisRates:
             ahead = await self._gcra(keys=[f"{self._prefix}:rate:{key}"],
                                      args=[cost, limit, window])
         except RedisError:
+            self.unchecked += 1
             log.warning("rate limit %s not checked: Redis unreachable", key, exc_info=True)
             return None
         return None if ahead is None else RetryAfter(float(ahead))
@@ -91,6 +95,7 @@ class RedisStreams:
         self._prefix = prefix
         self._lease_ms = int(lease_s * 1000)
         self._mine: dict[str, list[str]] = defaultdict(list)  # key -> this replica's members
+        self.unchecked = 0  # streams admitted because Redis could not decide
 
     def _set(self, key: str) -> str:
         return f"{self._prefix}:streams:{key}"
@@ -100,6 +105,7 @@ class RedisStreams:
         try:
             taken = await self._enter(keys=[self._set(key)], args=[member, limit, self._lease_ms])
         except RedisError:
+            self.unchecked += 1
             log.warning("stream limit %s not checked: Redis unreachable", key, exc_info=True)
             taken = 1
         if taken:
@@ -129,4 +135,5 @@ class RedisStreams:
                 await self._renew(keys=[k for k, _ in pairs],
                                   args=[self._lease_ms, *(m for _, m in pairs)])
             except RedisError:
+                stop_if_cancelled()
                 log.warning("stream leases not renewed: Redis unreachable", exc_info=True)

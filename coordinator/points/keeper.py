@@ -17,6 +17,7 @@ from contextlib import suppress
 
 from aiohttp import web
 
+from coordinator.periodic import stop_if_cancelled
 from coordinator.points.batches import ContributionBatcher, OnlineTracker
 from coordinator.points.contributions import Contribution, JobResult, Measurement, utc_day
 from coordinator.points.history import History
@@ -146,6 +147,7 @@ class PointsKeeper:
             try:
                 await self.flush()
             except Exception:
+                stop_if_cancelled()
                 log.exception("could not append contributions")
 
     async def run_refreshes(self) -> None:
@@ -155,6 +157,7 @@ class PointsKeeper:
             try:
                 await self.refresh()
             except Exception:
+                stop_if_cancelled()
                 log.exception("could not recompute points")
 
 

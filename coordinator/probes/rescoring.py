@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from coordinator.hub.live import LiveNode, NodeGone, NodeLost
+from coordinator.periodic import stop_if_cancelled
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.authenticity_settings import AuthenticitySettings
 from coordinator.probes.observation import JobObservation
@@ -154,6 +155,7 @@ class RescoringSampler:
             try:
                 await self.check(observation)
             except Exception:  # one bad check must not end the loop
+                stop_if_cancelled()
                 log.exception("re-scoring of a job on %s failed", observation.node_id)
                 self.counts.unverified += 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import openai
 import pytest
-import redis.asyncio as aioredis
+from redis.asyncio import Redis
 from support.replicas import (
     MODEL,
     REDIS_URL,
@@ -20,6 +20,8 @@ from support.replicas import (
     wait_for_async,
 )
 
+from coordinator.bus.redis import connect
+from coordinator.bus.settings import BusSettings
 from coordinator.clock import ShiftedClock
 from coordinator.limits import InMemoryRates
 from coordinator.limits.shared import RedisRates, RedisStreams
@@ -27,9 +29,10 @@ from coordinator.limits.shared import RedisRates, RedisStreams
 pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs KORETEX_TEST_REDIS_URL")
 
 
-def two_clients() -> list[aioredis.Redis]:
+def two_clients() -> list[Redis]:
+    """Two replicas' clients, built as the coordinator builds its own."""
     assert REDIS_URL is not None
-    return [aioredis.from_url(REDIS_URL, decode_responses=True) for _ in range(2)]
+    return [connect(REDIS_URL, BusSettings(max_connections=8)) for _ in range(2)]
 
 
 async def test_two_replicas_share_one_rate_bucket_and_decide_as_the_pure_rule() -> None:
@@ -45,10 +48,15 @@ async def test_two_replicas_share_one_rate_bucket_and_decide_as_the_pure_rule() 
         refused = decisions[-1]
         assert refused is not None and 11 < refused.seconds <= 12  # one interval: 60 s / 5
         assert await replicas[0].hit("key:2", 1, 5, 60) is None  # buckets are per key
-        # Concurrent hits from both replicas never admit more than the limit.
+        # Concurrent hits from both replicas never admit more than the limit. A hit Redis could
+        # not answer in time is admitted unchecked (by design, and counted); it may or may not
+        # have taken a unit in Redis, so only the bounds are exact then.
         burst = await asyncio.gather(*(replicas[i % 2].hit("key:3", 1, 10, 60)
                                        for i in range(40)))
-        assert sum(d is None for d in burst) == 10
+        admitted = sum(d is None for d in burst)
+        unchecked = sum(r.unchecked for r in replicas)
+        assert unchecked < 10, "Redis answered too few hits for the burst to mean anything"
+        assert 10 <= admitted <= 10 + unchecked
     finally:
         for r in redis:
             await r.aclose()
