@@ -31,6 +31,7 @@ from coordinator.hub.live import NodeHub
 from coordinator.limits import InMemoryRates
 from coordinator.limits.enforce import ip_limits
 from coordinator.maintenance import release_stale_holds, run_upkeep, save_health
+from coordinator.metrics import METRICS, Metrics, count_requests, serve_metrics
 from coordinator.openapi import openapi_json
 from coordinator.openapi.operations import HealthReport
 from coordinator.points.keeper import points_running
@@ -62,9 +63,10 @@ def create_app(
     settings: CoordinatorSettings, *, clock: Clock | None = None, rng: random.Random | None = None
 ) -> web.Application:
     app = web.Application(
-        middlewares=[openai_errors, html_errors, ip_limits],
+        middlewares=[count_requests, openai_errors, html_errors, ip_limits],
         client_max_size=settings.max_request_bytes,
     )
+    app[METRICS] = metrics = Metrics()
     the_clock = clock or SystemClock()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -93,6 +95,8 @@ def create_app(
             assert isinstance(bus, RedisBus)
             services.rates = RedisRates(bus.client, settings.bus.prefix)
             services.streams = shared_streams = RedisStreams(bus.client, settings.bus.prefix)
+        services.observers.append(metrics.observe)
+        metrics.watch(services)
         # Upkeep looks after this replica's own nodes; what concerns the whole network runs
         # on one replica at a time, under a leader lease.
         tasks = [
@@ -143,6 +147,7 @@ def create_app(
     app.router.add_get("/v1/nodes/connect", node_connect)
     app.router.add_get("/v1/network/constants", network_constants)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", serve_metrics)  # per replica; deploy/nginx keeps it private
     app.router.add_get("/openapi.json", openapi_json)  # every route: coordinator/openapi
     add_account_routes(app)
     add_topup_routes(app)

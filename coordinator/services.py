@@ -13,7 +13,7 @@ from coordinator.bus.base import Bus, NodePresence
 from coordinator.bus.local import LocalBus
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
-from coordinator.economy.bounties import BountyBoard
+from coordinator.economy.bounties import BountyBoard, RefusalTally
 from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
 from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
@@ -56,6 +56,10 @@ class Services:
     rates: RateStore = field(default_factory=lambda: InMemoryRates(SystemClock()))  # per key/IP
     streams: StreamGate = field(default_factory=InMemoryStreams)  # completions in flight per key
     bounties: BountyBoard = field(default_factory=BountyBoard)  # the leader's latest, read often
+    refusals: RefusalTally = field(init=False)  # requests refused for want of a node
+
+    def __post_init__(self) -> None:
+        self.refusals = RefusalTally(self.settings.economy.bounties.window_s)
 
 
 SERVICES = web.AppKey("services", Services)

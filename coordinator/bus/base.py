@@ -54,6 +54,8 @@ class ReplicaPresence(WireModel):
     replica: str
     published_at: float
     nodes: tuple[NodePresence, ...]
+    refused: dict[str, int] = Field(default_factory=dict)
+    """Requests this replica refused for want of a node over the bounty window, per model."""
 
 
 class RelayJob(WireModel):

@@ -56,7 +56,8 @@ def local_presence(services: Services) -> ReplicaPresence:
             ),
         ))
     return ReplicaPresence(
-        replica=services.bus.replica_id, published_at=clock.now().timestamp(), nodes=tuple(nodes)
+        replica=services.bus.replica_id, published_at=wall_now, nodes=tuple(nodes),
+        refused=services.refusals.counts(wall_now),
     )
 
 

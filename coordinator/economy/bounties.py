@@ -6,7 +6,10 @@ to the utilisation the network should run at, exceed what its live nodes can pro
 - capacity (tok/s) = sum over live, non-draining nodes serving the model of their per-stream
   speed (measured by the coordinator, else declared, else the routing floor) times the slots
   their ramp-up and breaker allow now;
-- demand (tok/s) = completion tokens delivered in the window / window / target utilisation;
+- demand (tok/s) = (completion tokens delivered in the window + tokens refused in it) / window /
+  target utilisation, where a request refused for want of a node (no live node, every node
+  busy, queue full) counts as the model's average delivered call, else as
+  ``tokens_per_refused_request``: without it, a model nobody serves would show no demand at all;
 - multiplier = demand / capacity, between 1 and ``max_bounty_multiplier``; a model with demand
   and no live capacity at all gets the maximum; a multiplier configured for the model wins.
 
@@ -16,6 +19,8 @@ replica holds the result in a :class:`BountyBoard` that settling a call reads wi
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +47,60 @@ class ModelBounty:
     capacity_tok_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A model's settled calls over the window."""
+
+    tokens: int
+    calls: int
+
+
+class RefusalTally:
+    """Requests refused for want of a node, per model, over the last ``window_s``: one replica's
+    count, kept in buckets of ``bucket_s`` (``now`` is wall-clock seconds)."""
+
+    def __init__(self, window_s: float, bucket_s: float = 60.0) -> None:
+        self._window_s = window_s
+        self._bucket_s = bucket_s
+        self._buckets: deque[tuple[int, dict[str, int]]] = deque()
+
+    def add(self, model: str, now: float) -> None:
+        bucket = math.floor(now / self._bucket_s)
+        if not self._buckets or self._buckets[-1][0] != bucket:
+            self._buckets.append((bucket, {}))
+        counts = self._buckets[-1][1]
+        counts[model] = counts.get(model, 0) + 1
+        self._forget(now)
+
+    def counts(self, now: float) -> dict[str, int]:
+        self._forget(now)
+        totals: dict[str, int] = {}
+        for _, counts in self._buckets:
+            for model, count in counts.items():
+                totals[model] = totals.get(model, 0) + count
+        return totals
+
+    def _forget(self, now: float) -> None:
+        # A bucket counts while any of it is inside the window.
+        ended = math.floor((now - self._window_s) / self._bucket_s) - 1
+        while self._buckets and self._buckets[0][0] <= ended:
+            self._buckets.popleft()
+
+
+def refused_tokens(
+    refused: Mapping[str, int], delivered: Mapping[str, Delivered], settings: EconomySettings
+) -> dict[str, int]:
+    """The tokens refused requests would have taken: the model's average delivered call each,
+    else ``tokens_per_refused_request``."""
+    default = settings.bounties.tokens_per_refused_request
+    tokens = {}
+    for model, count in refused.items():
+        served = delivered.get(model)
+        per_call = served.tokens / served.calls if served and served.calls else default
+        tokens[model] = round(max(0, count) * per_call)
+    return tokens
+
+
 def demand_since(now: datetime, settings: EconomySettings) -> datetime:
     """Where the demand window of a recomputation at ``now`` starts."""
     return now - timedelta(seconds=settings.bounties.window_s)
@@ -60,20 +119,23 @@ def capacity_by_model(nodes: Iterable[NodeSupply], *, unknown_tok_s: float) -> d
     return capacity
 
 
-def demand_tok_s(delivered_tokens: int, settings: EconomySettings) -> float:
-    """The capacity the model needs to serve what it delivered at the target utilisation."""
+def demand_tok_s(tokens: int, settings: EconomySettings) -> float:
+    """The capacity a model needs to serve ``tokens`` per window at the target utilisation."""
     bounties = settings.bounties
-    return max(0, delivered_tokens) / bounties.window_s / bounties.target_utilisation
+    return max(0, tokens) / bounties.window_s / bounties.target_utilisation
 
 
 def compute_bounties(
     models: Iterable[str], delivered_tokens: Mapping[str, int], capacity: Mapping[str, float],
-    settings: EconomySettings,
+    settings: EconomySettings, refused: Mapping[str, int] | None = None,
 ) -> tuple[ModelBounty, ...]:
-    """Every catalogue model's bounty from its delivered tokens and live capacity."""
+    """Every catalogue model's bounty from its delivered (and refused) tokens and live
+    capacity."""
+    refused = refused or {}
     bounties = []
     for model in models:
-        demand = demand_tok_s(delivered_tokens.get(model, 0), settings)
+        wanted = delivered_tokens.get(model, 0) + refused.get(model, 0)
+        demand = demand_tok_s(wanted, settings)
         supply = capacity.get(model, 0.0)
         bounties.append(ModelBounty(
             model=model, multiplier=bounty_multiplier_for(model, settings, demand, supply),

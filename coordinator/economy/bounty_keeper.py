@@ -25,11 +25,13 @@ from coordinator.bus.base import NodePresence, ReplicaPresence
 from coordinator.bus.leader import leader_epoch, run_as_leader
 from coordinator.bus.replication import local_presence
 from coordinator.economy.bounties import (
+    Delivered,
     ModelBounty,
     NodeSupply,
     capacity_by_model,
     compute_bounties,
     demand_since,
+    refused_tokens,
 )
 from coordinator.periodic import every
 from coordinator.services import SERVICES, Services
@@ -41,31 +43,47 @@ log = logging.getLogger(__name__)
 JOB_NAME = "bounties"
 
 
-async def delivered_tokens(database: Database, since: datetime) -> dict[str, int]:
-    """Completion tokens settled per model since ``since``, on every replica."""
+async def delivered_calls(database: Database, since: datetime) -> dict[str, Delivered]:
+    """Completion tokens settled per model since ``since``, on every replica, and the calls
+    that delivered them (a call that failed before its first token settles with none)."""
     async with database.session() as session:
         rows = (await session.execute(
-            select(LedgerTransaction.model, func.sum(LedgerTransaction.completion_tokens))
+            select(LedgerTransaction.model, func.sum(LedgerTransaction.completion_tokens),
+                   func.count())
             .where(LedgerTransaction.kind == "call", LedgerTransaction.created_at >= since,
-                   LedgerTransaction.model.is_not(None))
+                   LedgerTransaction.model.is_not(None), LedgerTransaction.completion_tokens > 0)
             .group_by(LedgerTransaction.model)
         )).all()
-    return {model: int(tokens or 0) for model, tokens in rows if model is not None}
+    return {model: Delivered(tokens=int(tokens or 0), calls=int(calls))
+            for model, tokens, calls in rows if model is not None}
 
 
-async def network_presence(services: Services) -> list[NodePresence]:
-    """Every live node of the network, as the replica it is connected to publishes it.
+async def network_presence(services: Services) -> tuple[ReplicaPresence, list[ReplicaPresence]]:
+    """This replica's presence and every other replica's, as they publish it.
 
-    The other replicas' presence is read afresh rather than taken from this replica's router,
-    whose merged view may still be empty on a replica that has just started and taken the lead;
-    if the bus cannot be read, the router's merged view stands in."""
+    The others' are read afresh rather than taken from this replica's router, whose merged view
+    may still be empty on a replica that has just started and taken the lead; if the bus cannot
+    be read, the router's merged view stands in (without the others' refusals)."""
     try:
         others = await services.bus.read_presence() if services.bus.distributed else []
     except Exception:
         log.warning("presence not read; using this replica's view", exc_info=True)
         others = [ReplicaPresence(replica="merged", published_at=0.0,
                                   nodes=tuple(services.remote_nodes.values()))]
-    return network_nodes(local_presence(services), others)
+    return local_presence(services), others
+
+
+def network_refusals(
+    local: ReplicaPresence, others: Iterable[ReplicaPresence]
+) -> dict[str, int]:
+    """Requests refused for want of a node across the network, per model."""
+    total = dict(local.refused)
+    for replica in others:
+        if replica.replica == local.replica:
+            continue
+        for model, count in replica.refused.items():
+            total[model] = total.get(model, 0) + count
+    return total
 
 
 def network_nodes(
@@ -139,13 +157,16 @@ async def recompute(services: Services) -> tuple[ModelBounty, ...]:
     """One recomputation by the leader: compute, store under its epoch, adopt here at once."""
     economy = services.settings.economy
     now = services.clock.now()
-    delivered = await delivered_tokens(services.database, demand_since(now, economy))
+    delivered = await delivered_calls(services.database, demand_since(now, economy))
+    local, others = await network_presence(services)
     capacity = capacity_by_model(
-        supply_of(await network_presence(services)),
+        supply_of(network_nodes(local, others)),
         unknown_tok_s=services.settings.routing.floor_tok_s,
     )
     bounties = compute_bounties(
-        (priced.id for priced in services.catalogue), delivered, capacity, economy
+        (priced.id for priced in services.catalogue),
+        {model: served.tokens for model, served in delivered.items()}, capacity, economy,
+        refused=refused_tokens(network_refusals(local, others), delivered, economy),
     )
     epoch = leader_epoch.get()
     await store_bounties(services.database, bounties, computed_at=now, epoch=epoch)

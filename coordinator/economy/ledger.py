@@ -385,6 +385,11 @@ class Ledger:
 
     # --- settlement ----------------------------------------------------------------------------
 
+    @property
+    def pending_writes(self) -> int:
+        """Holds, settlements and releases queued for the next group commit."""
+        return len(self._writes)
+
     def settle(self, settlement: CallSettlement) -> None:
         """Queue a call's settlement; written within milliseconds, batched with others."""
         if settlement.hold_id not in self._lines:

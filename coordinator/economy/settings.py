@@ -31,6 +31,11 @@ class BountySettings(BaseModel):
     refresh_s: float = Field(
         default=5.0, gt=0, description="How often each replica reads the current bounties."
     )
+    tokens_per_refused_request: int = Field(
+        default=200, ge=0,
+        description="Demand a request refused for want of a node adds, for a model with no"
+        " delivered call in the window to take the average from.",
+    )
 
 
 class EconomySettings(BaseModel):

@@ -100,6 +100,7 @@ async def stream_completion(
             node_id = await _choose_or_wait(services, spec.model, progress.tried)
         except (NoCapacity, QueueFull) as exc:
             if not progress.text and not progress.tried:
+                services.refusals.add(spec.model, services.clock.now().timestamp())
                 raise
             raise UpstreamFailed(
                 f"generation interrupted ({last_error}) and no other node could take over: "

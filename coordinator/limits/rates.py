@@ -50,6 +50,9 @@ def gcra(
 class RateStore(Protocol):
     """Where buckets live: this process's memory, or Redis shared by every replica."""
 
+    unchecked: int
+    """Hits admitted without a decision (the store was unreachable)."""
+
     async def hit(self, key: str, cost: float, limit: int, window: float) -> RetryAfter | None:
         """Charge ``cost`` to bucket ``key`` (``limit`` per ``window`` seconds); None: admitted."""
         ...
@@ -60,6 +63,7 @@ class InMemoryRates:
 
     def __init__(self, clock: Clock, sweep_every: int = 10_000) -> None:
         self._clock = clock
+        self.unchecked = 0  # memory always answers
         self._tats: dict[str, float] = {}
         self._sweep_every = sweep_every
         self._since_sweep = 0

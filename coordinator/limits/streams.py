@@ -8,6 +8,9 @@ from typing import Protocol
 class StreamGate(Protocol):
     """Counts streams in flight per key (per replica in memory; shared if backed by Redis)."""
 
+    unchecked: int
+    """Streams admitted without a decision (the store was unreachable)."""
+
     async def enter(self, key: str, limit: int) -> bool:
         """Take a slot for ``key`` if fewer than ``limit`` are taken; False: refused."""
         ...
@@ -19,6 +22,7 @@ class StreamGate(Protocol):
 
 class InMemoryStreams:
     def __init__(self) -> None:
+        self.unchecked = 0  # memory always answers
         self._open: dict[str, int] = {}
 
     async def enter(self, key: str, limit: int) -> bool:

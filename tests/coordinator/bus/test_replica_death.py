@@ -9,7 +9,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from support.cluster import TIMEOUT_FACTOR
 from support.ledger_audit import audit, no_open_holds
@@ -103,6 +105,11 @@ async def test_replica_killed_mid_load(tmp_path: Path, shared_database: str) -> 
             model=MODEL, messages=[{"role": "user", "content": "again"}], max_tokens=3,
         )
         assert after.choices[0].message.content == "w0 w1 w2"
+        # Each replica's metrics are read on its own port; the load balancer does not show them.
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{nginx.base_url}/metrics")).status_code == 404
+            scraped = [(await http.get(f"{r.base_url}/metrics")).text for r in survivors]
+        assert sum(_nodes_here(text) for text in scraped) == NODES
 
         # The dead replica's periodic jobs move to a survivor within one lease.
         async def ledger_job_led() -> bool:
@@ -151,4 +158,12 @@ async def _placed(replicas: list[Replica], nodes: int) -> bool:
     return (
         sum(h["nodes"] for h in healths) == nodes
         and all(h["network_nodes"] == nodes for h in healths)
+    )
+
+
+def _nodes_here(exposition: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition) if family.name == "koretex_nodes"
+        for sample in family.samples if sample.labels["connected"] == "here"
     )

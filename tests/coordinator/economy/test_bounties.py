@@ -12,16 +12,20 @@ from hypothesis import strategies as st
 from coordinator.bus.base import NodePresence, ReplicaPresence
 from coordinator.economy.bounties import (
     BountyBoard,
+    Delivered,
     ModelBounty,
     NodeSupply,
+    RefusalTally,
     capacity_by_model,
     compute_bounties,
     demand_since,
     demand_tok_s,
+    refused_tokens,
 )
 from coordinator.economy.bounty_keeper import (
     load_bounties,
     network_nodes,
+    network_refusals,
     store_bounties,
     supply_of,
 )
@@ -154,3 +158,42 @@ def test_the_network_counts_each_node_once_where_it_is_connected_now() -> None:
     assert set(nodes) == {"a", "b"}
     assert nodes[NodeId("a")].connected_at == 5.0 and nodes[NodeId("b")].connected_at == 2.0
     assert capacity_by_model(supply_of(nodes.values()), unknown_tok_s=5.0) == {"m": 40.0}
+
+
+def test_refusals_are_counted_over_the_last_window_only() -> None:
+    tally = RefusalTally(window_s=300.0, bucket_s=60.0)
+    start = 1_000_020.0
+    for _ in range(3):
+        tally.add("a", start)
+    tally.add("b", start + 100)
+    assert tally.counts(start + 100) == {"a": 3, "b": 1}
+    # The window slides a bucket at a time: "a"'s minute leaves it first.
+    assert tally.counts(start + 299) == {"a": 3, "b": 1}
+    assert tally.counts(start + 361) == {"b": 1}
+    assert tally.counts(start + 1000) == {}
+
+
+def test_a_refused_request_counts_as_the_models_average_call_else_the_default() -> None:
+    delivered = {"a": Delivered(tokens=900, calls=3)}
+    default = SETTINGS.bounties.tokens_per_refused_request
+    assert refused_tokens({"a": 2, "b": 5}, delivered, SETTINGS) == {"a": 600, "b": 5 * default}
+
+
+def test_refused_demand_raises_the_bounty_of_a_model_no_node_serves() -> None:
+    refused = refused_tokens({"a": 4}, {}, SETTINGS)
+    (alone,) = compute_bounties(["a"], {}, {}, SETTINGS, refused=refused)
+    assert alone.demand_tok_s == demand_tok_s(refused["a"], SETTINGS) > 0
+    assert alone.capacity_tok_s == 0 and alone.multiplier == SETTINGS.max_bounty_multiplier
+    # Delivered and refused tokens add up against the capacity there is.
+    (both,) = compute_bounties(["a"], {"a": 1000}, {"a": 10.0}, SETTINGS, refused={"a": 500})
+    assert both.demand_tok_s == demand_tok_s(1500, SETTINGS)
+    assert both.multiplier == min(3.0, both.demand_tok_s / 10.0)
+
+
+def test_the_networks_refusals_add_every_replicas_once() -> None:
+    local = ReplicaPresence(replica="r1", published_at=0.0, nodes=(), refused={"a": 2})
+    others = [
+        ReplicaPresence(replica="r1", published_at=0.0, nodes=(), refused={"a": 99}),  # itself
+        ReplicaPresence(replica="r2", published_at=0.0, nodes=(), refused={"a": 1, "b": 3}),
+    ]
+    assert network_refusals(local, others) == {"a": 3, "b": 3}

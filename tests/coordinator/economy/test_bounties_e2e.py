@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
+import pytest
 from sqlalchemy import select
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator, wait_for
 
@@ -125,4 +127,33 @@ async def test_demand_above_capacity_raises_the_bounty_and_the_pool_pays_it(
         assert await balance(coordinator, payee) == node_before + provider + bounty_paid
     finally:
         await node.stop()
+        await coordinator.stop()
+
+
+async def test_requests_refused_for_want_of_a_node_raise_the_bounty(
+    tmp_path: Path, database_url: str
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url,
+        economy={"max_bounty_multiplier": 2.0,
+                 "bounties": {"interval_s": 0.2, "refresh_s": 0.1, "window_s": 60}},
+    )
+    services, economy = coordinator.services, coordinator.settings.economy
+    try:
+        await wait_for(lambda: MODEL in services.bounties.bounties, 10, "a first recomputation")
+        assert services.bounties.bounties[MODEL].demand_tok_s == 0.0
+        client = await coordinator.client("alice")
+        for _ in range(3):  # no node serves the model: each call is refused
+            with pytest.raises(openai.InternalServerError) as refused:
+                await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=8)  # type: ignore[arg-type]
+            assert refused.value.status_code == 503
+        expected = demand_tok_s(3 * economy.bounties.tokens_per_refused_request, economy)
+        await wait_for(
+            lambda: services.bounties.bounties[MODEL].demand_tok_s == expected, 10,
+            "the recomputation to count the refused demand",
+        )
+        bounty = services.bounties.bounties[MODEL]
+        assert bounty.capacity_tok_s == 0.0 and bounty.multiplier == 2.0
+        assert (await network_bounties(coordinator))[MODEL]["multiplier"] == 2.0
+    finally:
         await coordinator.stop()

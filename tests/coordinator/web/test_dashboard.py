@@ -216,6 +216,9 @@ async def test_the_models_page_shows_what_the_api_says(stack: Stack, browser: Br
         await expect(row.locator('[data-field="credits"]')).to_have_text(
             f"{credits['input']} in · {credits['output']} out")
         await expect(row.locator('[data-field="usd"]')).to_contain_text("$")
+        bounty = model["bounty_multiplier"]
+        await expect(row.locator('[data-field="bounty"]')).to_have_text(
+            f"×{bounty:g}" if bounty > 1 else "none")
         await row.get_by_text("OpenAI request").click()
         await expect(row.locator("pre")).to_contain_text(f'"model": "{model["id"]}"')
     await screenshot(page, "models")

@@ -24,6 +24,8 @@ async function refresh() {
         el("th", { scope: "row" }, el("code", {}, model.id)),
         el("td", { class: "num", "data-field": "nodes" }, fmt.int(model.nodes)),
         el("td", { "data-field": "credits" }, `${fmt.n(credits.input)} in · ${fmt.n(credits.output)} out`),
+        el("td", { class: "num", "data-field": "bounty", title: "Providers serving this model earn this multiple of their share while the network is short of it" },
+          model.bounty_multiplier > 1 ? `×${fmt.n(model.bounty_multiplier)}` : "none"),
         el("td", { "data-field": "usd" }, `${fmt.usd(credits.input * pricing.usd_per_credit)} in · ${fmt.usd(credits.output * pricing.usd_per_credit)} out`),
         el("td", {}, el("details", {}, el("summary", {}, "OpenAI request"), el("pre", {}, el("code", {}, snippet)), button)),
       );
