@@ -8,7 +8,7 @@ import random
 import threading
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import aclosing
 from typing import Any
 
 from agent.engines.base import (
@@ -22,16 +22,9 @@ from agent.engines.base import (
 from agent.engines.chat_format import ChatFormat
 from agent.engines.logprobs import logprob_from_logits, token_logprob
 from agent.engines.stops import StopScanner
+from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from protocol.chat import TokenLogprob
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    error: Exception
-
-
-_DONE = object()
 
 SCORE_CHUNK = 32
 """Continuation tokens decoded per batch when scoring: each keeps a full row of logits."""
@@ -91,31 +84,16 @@ class LlamaCppEngine:
         if not self._all:
             await self.load()
         context = await self._contexts.get()
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[object] = asyncio.Queue()
-        cancelled = threading.Event()
-
-        def emit(item: object) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, item)
-
-        worker = loop.run_in_executor(
-            self._threads, _generate_blocking, context, self._format, request, emit, cancelled
+        bridge = GenerationBridge("llama.cpp")
+        worker = asyncio.get_running_loop().run_in_executor(
+            self._threads, _generate_blocking, context, self._format, request, bridge
         )
         try:
-            while True:
-                item = await events.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, _Failed):
-                    raise item.error
-                assert isinstance(item, GeneratedToken | GenerationFinished)
-                yield item
+            async with aclosing(bridge.events(worker)) as events:
+                async for event in events:
+                    yield event
         finally:
-            cancelled.set()
-            try:
-                await asyncio.shield(worker)
-            finally:
-                self._contexts.put_nowait(context)
+            self._contexts.put_nowait(context)
 
     async def score(self, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
         if not self._all:
@@ -144,22 +122,15 @@ class LlamaCppEngine:
 
 
 def _generate_blocking(
-    llm: Any, chat_format: ChatFormat, request: GenerationRequest,
-    emit: Callable[[object], None], cancelled: threading.Event,
+    llm: Any, chat_format: ChatFormat, request: GenerationRequest, bridge: GenerationBridge
 ) -> None:
-    try:
-        _run(llm, chat_format, request, emit, cancelled)
-    except (RequestRejected, EngineError) as exc:
-        emit(_Failed(exc))
-    except Exception as exc:  # llama.cpp surfaces its failures as assorted exceptions
-        emit(_Failed(EngineError(f"llama.cpp failed: {exc}")))
-    finally:
-        emit(_DONE)
+    with bridge.producing():
+        _run(llm, chat_format, request, bridge.emit, bridge.cancelled)
 
 
 def _run(
     llm: Any, chat_format: ChatFormat, request: GenerationRequest,
-    emit: Callable[[object], None], cancelled: threading.Event,
+    emit: Callable[[GenerationEvent], None], cancelled: threading.Event,
 ) -> None:
     params = request.params
     prompt = chat_format.render(request.messages, request.continuation)

@@ -18,6 +18,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,20 +33,13 @@ from agent.engines.base import (
 )
 from agent.engines.chat_format import ChatFormat
 from agent.engines.stops import StopScanner
+from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from protocol.chat import ChatMessage, TokenLogprob, TopLogprob
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    error: Exception
-
-
-_DONE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,32 +112,13 @@ class MlxEngine:
         assert self._loaded is not None and self._thread is not None
         loaded, thread = self._loaded, self._thread
         async with self._free_slots:
-            loop = asyncio.get_running_loop()
-            events: asyncio.Queue[object] = asyncio.Queue()
-            cancelled = threading.Event()
-            finished = loop.create_future()
-
-            def emit(item: object) -> None:
-                loop.call_soon_threadsafe(events.put_nowait, item)
-
-            def done() -> None:
-                loop.call_soon_threadsafe(_resolve, finished)
-
-            thread.submit(_generation(
-                loaded, self._model.context_length, request, emit, cancelled, done
+            bridge = GenerationBridge("MLX")
+            worker = asyncio.wrap_future(thread.submit(
+                _generation(loaded, self._model.context_length, request, bridge)
             ))
-            try:
-                while True:
-                    item = await events.get()
-                    if item is _DONE:
-                        return
-                    if isinstance(item, _Failed):
-                        raise item.error
-                    assert isinstance(item, GeneratedToken | GenerationFinished)
-                    yield item
-            finally:
-                cancelled.set()
-                await asyncio.shield(finished)
+            async with aclosing(bridge.events(worker)) as events:
+                async for event in events:
+                    yield event
 
     async def score(self, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
         if self._loaded is None:
@@ -162,11 +137,6 @@ class MlxEngine:
                 await asyncio.to_thread(thread.stop)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 # --- the MLX thread --------------------------------------------------------------------------
 
 
@@ -174,17 +144,20 @@ class _MlxThread:
     """The one thread an engine's MLX calls run on, taking its generations in turns."""
 
     def __init__(self, name: str) -> None:
-        self._ready: deque[Iterator[None]] = deque()
+        self._ready: deque[tuple[Iterator[None], concurrent.futures.Future[None]]] = deque()
         self._wake = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, work: Iterator[None]) -> None:
-        """Advance ``work`` one step per turn until it is exhausted."""
+    def submit(self, work: Iterator[None]) -> concurrent.futures.Future[None]:
+        """Advance ``work`` one step per turn until it is exhausted, when the future completes."""
+        returned: concurrent.futures.Future[None] = concurrent.futures.Future()
+        returned.set_running_or_notify_cancel()  # queued is under way: it cannot be withdrawn
         with self._wake:
-            self._ready.append(work)
+            self._ready.append((work, returned))
             self._wake.notify()
+        return returned
 
     def call(self, function: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Run ``function`` on the thread, in turn with the generations."""
@@ -216,39 +189,33 @@ class _MlxThread:
                     self._wake.wait()
                 if not self._ready:
                     return
-                work = self._ready.popleft()
+                work, returned = self._ready.popleft()
             try:
                 next(work)
             except StopIteration:
+                returned.set_result(None)
                 continue
             except Exception:  # a generation reports its own failures; this is a bug
                 log.exception("MLX work failed")
+                returned.set_result(None)
                 continue
             with self._wake:
-                self._ready.append(work)
+                self._ready.append((work, returned))
 
 
 # --- one generation ----------------------------------------------------------------------------
 
 
 def _generation(
-    loaded: _Loaded, context_length: int, request: GenerationRequest,
-    emit: Callable[[object], None], cancelled: threading.Event, done: Callable[[], None],
+    loaded: _Loaded, context_length: int, request: GenerationRequest, bridge: GenerationBridge,
 ) -> Iterator[None]:
-    try:
-        yield from _steps(loaded, context_length, request, emit, cancelled)
-    except (RequestRejected, EngineError) as exc:
-        emit(_Failed(exc))
-    except Exception as exc:  # MLX surfaces its failures as assorted exceptions
-        emit(_Failed(EngineError(f"MLX failed: {exc}")))
-    finally:
-        emit(_DONE)
-        done()
+    with bridge.producing():
+        yield from _steps(loaded, context_length, request, bridge.emit, bridge.cancelled)
 
 
 def _steps(
     loaded: _Loaded, context_length: int, request: GenerationRequest,
-    emit: Callable[[object], None], cancelled: threading.Event,
+    emit: Callable[[GenerationEvent], None], cancelled: threading.Event,
 ) -> Iterator[None]:
     """Generate, yielding after each token so other generations get their turn."""
     import mlx.core as mx
