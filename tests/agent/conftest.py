@@ -1,0 +1,50 @@
+"""The engines the engine tests run, one per test module that asks (each loads its own)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from support.engines import build_tiny_mlx_model, gemma_model_info, tiny_mlx_model_info
+
+from agent.engines.chat_format import FORMATS
+from agent.engines.llama_cpp import LlamaCppEngine
+from agent.engines.mlx import MlxEngine
+
+
+@pytest_asyncio.fixture(scope="module")
+async def llama_engine(
+    gemma_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LlamaCppEngine]:
+    """llama.cpp on the real Gemma 3 270M GGUF, two slots."""
+    info = gemma_model_info(gemma_path, tmp_path_factory)
+    engine = LlamaCppEngine(info, FORMATS["gemma"], slots=2)
+    await engine.load()
+    try:
+        yield engine
+    finally:
+        await engine.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny MLX model's directory; skips where mlx-lm is not installed."""
+    try:
+        import mlx.core  # noqa: F401
+        import mlx_lm  # noqa: F401
+    except ImportError as exc:  # only a missing package skips: a broken engine must fail
+        pytest.skip(f"mlx-lm is not installed: {exc}")
+    return build_tiny_mlx_model(tmp_path_factory.mktemp("tiny-mlx"))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def mlx_engine(tiny_model: Path) -> AsyncIterator[MlxEngine]:
+    """MLX on the tiny model, two slots."""
+    engine = MlxEngine(tiny_mlx_model_info(tiny_model), FORMATS["gemma"], slots=2)
+    await engine.load()
+    try:
+        yield engine
+    finally:
+        await engine.close()
