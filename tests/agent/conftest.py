@@ -1,4 +1,8 @@
-"""The engines the engine tests run, one per test module that asks (each loads its own)."""
+"""The engines the engine tests run, one per test module that asks (each loads its own).
+
+``colours`` answers on whichever engine the requesting module's ``engine`` fixture names: the
+contract suite parametrises it over both engines, each engine's own file points it at its engine.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,16 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from support.engines import build_tiny_mlx_model, gemma_model_info, tiny_mlx_model_info
+from support.engines import (
+    Generation,
+    build_tiny_mlx_model,
+    closing,
+    gemma_model_info,
+    reference_answer,
+    tiny_mlx_model_info,
+)
 
+from agent.engines.base import Engine
 from agent.engines.chat_format import FORMATS
 from agent.engines.llama_cpp import LlamaCppEngine
 from agent.engines.mlx import MlxEngine
@@ -20,12 +32,9 @@ async def llama_engine(
 ) -> AsyncIterator[LlamaCppEngine]:
     """llama.cpp on the real Gemma 3 270M GGUF, two slots."""
     info = gemma_model_info(gemma_path, tmp_path_factory)
-    engine = LlamaCppEngine(info, FORMATS["gemma"], slots=2)
-    await engine.load()
-    try:
+    async with closing(LlamaCppEngine(info, FORMATS["gemma"], slots=2)) as engine:
+        await engine.load()
         yield engine
-    finally:
-        await engine.close()
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +51,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_asyncio.fixture(scope="module")
 async def mlx_engine(tiny_model: Path) -> AsyncIterator[MlxEngine]:
     """MLX on the tiny model, two slots."""
-    engine = MlxEngine(tiny_mlx_model_info(tiny_model), FORMATS["gemma"], slots=2)
-    await engine.load()
-    try:
+    info = tiny_mlx_model_info(tiny_model)
+    async with closing(MlxEngine(info, FORMATS["gemma"], slots=2)) as engine:
+        await engine.load()
         yield engine
-    finally:
-        await engine.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def colours(engine: Engine) -> Generation:
+    """The greedy answer to COLOURS on the module's ``engine``, the reference to compare against."""
+    return await reference_answer(engine)

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncGenerator
 
 import pytest
-import pytest_asyncio
 from support.engines import COLOURS, COUNTING, Generation, drain, generate, request
 
 from agent.engines.base import Engine, GeneratedToken, ScoringRequest
@@ -27,14 +26,9 @@ GREEDY_LOGPROB_TOLERANCE = {"llama.cpp": 1e-4, "mlx": 1e-5}
 
 @pytest.fixture(scope="module", params=["llama_engine", "mlx_engine"], ids=["llama.cpp", "mlx"])
 def engine(request: pytest.FixtureRequest) -> Engine:
+    """Each engine in turn (tests/agent/conftest.py builds them)."""
     engine: Engine = request.getfixturevalue(request.param)
     return engine
-
-
-@pytest_asyncio.fixture(scope="module")
-async def colours(engine: Engine) -> Generation:
-    """The greedy answer to COLOURS, as the reference other tests compare against."""
-    return await generate(engine, request(COLOURS, max_tokens=24))
 
 
 async def test_streams_tokens_then_one_finish(colours: Generation) -> None:

@@ -10,17 +10,25 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from support.engines import COLOURS, COUNTING, Generation, gemma_model_info, generate, request
+from support.engines import (
+    COLOURS,
+    COUNTING,
+    Generation,
+    closing,
+    gemma_model_info,
+    generate,
+    request,
+)
 
 from agent.engines.base import ScoringRequest
 from agent.engines.chat_format import ChatFormat, render_gemma
 from agent.engines.llama_cpp import SCORE_CHUNK, LlamaCppEngine
 
 
-@pytest_asyncio.fixture(scope="module")
-async def colours(llama_engine: LlamaCppEngine) -> Generation:
-    """The greedy answer to COLOURS, as the reference other tests compare against."""
-    return await generate(llama_engine, request(COLOURS, max_tokens=24))
+@pytest.fixture(scope="module")
+def engine(llama_engine: LlamaCppEngine) -> LlamaCppEngine:
+    """The engine of this module's ``colours`` (tests/agent/conftest.py)."""
+    return llama_engine
 
 
 async def test_a_continuation_carries_on_the_greedy_answer(
@@ -45,11 +53,9 @@ LINE_TURNS = ChatFormat("gemma-line-turns", render_gemma, "\n")
 async def line_engine(
     gemma_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LlamaCppEngine]:
-    engine = LlamaCppEngine(gemma_model_info(gemma_path, tmp_path_factory), LINE_TURNS, slots=1)
-    try:
+    info = gemma_model_info(gemma_path, tmp_path_factory)
+    async with closing(LlamaCppEngine(info, LINE_TURNS, slots=1)) as engine:
         yield engine
-    finally:
-        await engine.close()
 
 
 async def test_the_end_of_the_turn_finishes_with_stop(

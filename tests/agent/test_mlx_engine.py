@@ -13,7 +13,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 try:
     import mlx.core as mx
@@ -26,6 +25,7 @@ from support.engines import (
     COUNTING,
     MLX_CONTEXT_LENGTH,
     Generation,
+    closing,
     generate,
     request,
     tiny_mlx_model_info,
@@ -46,10 +46,10 @@ def greedy_ids(model: object, prompt: list[int], count: int) -> list[int]:
     return [int(token) for token, _ in steps]
 
 
-@pytest_asyncio.fixture(scope="module")
-async def colours(mlx_engine: MlxEngine) -> Generation:
-    """The greedy answer to COLOURS, as the reference other tests compare against."""
-    return await generate(mlx_engine, request(COLOURS, max_tokens=24))
+@pytest.fixture(scope="module")
+def engine(mlx_engine: MlxEngine) -> MlxEngine:
+    """The engine of this module's ``colours`` (tests/agent/conftest.py)."""
+    return mlx_engine
 
 
 async def test_the_stream_matches_mlx_lm_generating_directly(
@@ -113,14 +113,11 @@ async def test_a_continuation_matches_mlx_lm_generating_directly(
 async def test_the_tokenizer_chat_template_renders_like_the_named_format(
     tiny_model: Path, colours: Generation
 ) -> None:
-    templated = MlxEngine(tiny_mlx_model_info(tiny_model), None)
-    try:
+    async with closing(MlxEngine(tiny_mlx_model_info(tiny_model), None)) as templated:
         answer = await generate(templated, request(COLOURS, max_tokens=24))
         resumed = await generate(templated, request(
             COLOURS, max_tokens=4, continuation=colours.tokens[0].text
         ))
-    finally:
-        await templated.close()
     assert answer == colours
     assert [t.text for t in resumed.tokens] == [t.text for t in colours.tokens[1:5]]
 
@@ -135,11 +132,8 @@ async def test_the_end_of_the_turn_finishes_with_stop(
         if len(tokenizer.encode(token.text, add_special_tokens=False)) == 1
     )
     ends = ChatFormat("gemma-ends-early", render_gemma, marker)
-    early = MlxEngine(tiny_mlx_model_info(tiny_model), ends)
-    try:
+    async with closing(MlxEngine(tiny_mlx_model_info(tiny_model), ends)) as early:
         answer = await generate(early, request(COLOURS, max_tokens=24))
-    finally:
-        await early.close()
     first = next(i for i, token in enumerate(colours.tokens) if token.text == marker)
     assert answer.finished.finish_reason == "stop"
     assert answer.tokens == colours.tokens[:first]
@@ -155,10 +149,8 @@ async def test_mlx_weights_are_served_by_the_mlx_engine(
         "auto", resolved, slots=1, context_length=MLX_CONTEXT_LENGTH, threads=0
     )
     assert isinstance(engine, MlxEngine) and engine.name == "mlx"
-    try:
+    async with closing(engine):
         answer = await generate(engine, request(COLOURS, max_tokens=24))
-    finally:
-        await engine.close()
     assert answer == colours
 
 

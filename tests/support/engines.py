@@ -8,8 +8,10 @@ it), so the tests hold for whatever text these weights produce.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -28,6 +30,8 @@ COUNTING = "Count from one to ten."
 
 LLAMA_CONTEXT_LENGTH = 512
 MLX_CONTEXT_LENGTH = 256
+
+EngineT = TypeVar("EngineT", bound=Engine)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,20 @@ async def generate(engine: Engine, generation: GenerationRequest) -> Generation:
     assert all(isinstance(token, GeneratedToken) for token in tokens)
     assert isinstance(finished, GenerationFinished)
     return Generation(tuple(tokens), finished)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def closing(engine: EngineT) -> AsyncIterator[EngineT]:
+    """``engine``, closed afterwards however the block ends."""
+    try:
+        yield engine
+    finally:
+        await engine.close()
+
+
+async def reference_answer(engine: Engine) -> Generation:
+    """The greedy answer to COLOURS, as the reference other tests compare against."""
+    return await generate(engine, request(COLOURS, max_tokens=24))
 
 
 async def drain(stream: AsyncIterator[object]) -> list[object]:
