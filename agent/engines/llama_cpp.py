@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 import random
 import threading
 from collections.abc import AsyncGenerator, Callable
@@ -12,16 +11,14 @@ from contextlib import aclosing
 from typing import Any
 
 from agent.engines.base import (
-    GeneratedToken,
     GenerationEvent,
-    GenerationFinished,
     GenerationRequest,
     ModelInfo,
     ScoringRequest,
 )
 from agent.engines.chat_format import ChatFormat
+from agent.engines.completion import Completion, refuse_context_overflow
 from agent.engines.logprobs import logprob_from_logits, token_logprob
-from agent.engines.stops import StopScanner
 from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from protocol.chat import TokenLogprob
@@ -139,23 +136,14 @@ def _run(
     if request.continuation:
         base = chat_format.render(request.messages, "")
         prompt_tokens = llm.tokenize(base.encode(), add_bos=True, special=True)
-    n_ctx = llm.n_ctx()
-    if len(tokens) + params.max_tokens > n_ctx:
-        raise ContextLengthExceeded(
-            f"prompt ({len(tokens)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
-            f"context length of {n_ctx}"
-        )
+    refuse_context_overflow(len(tokens), params.max_tokens, llm.n_ctx())
     stop_ids = {llm.token_eos()}
     end_of_turn = llm.tokenize(chat_format.end_of_turn.encode(), add_bos=False, special=True)
     if len(end_of_turn) == 1:
         stop_ids.add(end_of_turn[0])
     llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
     greedy = params.temperature == 0.0
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    scanner = StopScanner(params.stop)
-    produced = 0
-    finish: str = "length"
-    stop_hit = False
+    answer = Completion(params, len(prompt_tokens))
     for token in llm.generate(
         tokens, temp=params.temperature, top_p=params.top_p, top_k=1 if greedy else 0,
         min_p=0.0, repeat_penalty=1.0, reset=True,
@@ -163,22 +151,14 @@ def _run(
         if cancelled.is_set():
             return
         if token in stop_ids:
-            finish = "stop"
+            answer.end_turn()
             break
-        produced += 1
         logprob = token_logprob(llm, token, request.top_logprobs) if request.top_logprobs else None
-        text, hit = scanner.feed(decoder.decode(llm.detokenize([token])))
-        emit(GeneratedToken(text=text, logprob=logprob))
-        if hit:
-            finish, stop_hit = "stop", True
+        emit(answer.token(llm.detokenize([token]), logprob))
+        if answer.complete:
             break
-        if produced >= params.max_tokens:
-            break
-    if not stop_hit:  # text held back for a stop that never came, even if the turn ended
-        tail = scanner.flush() + decoder.decode(b"", final=True)
-        if tail:
-            emit(GeneratedToken(text=tail))
-    emit(GenerationFinished(finish, len(prompt_tokens), produced))  # type: ignore[arg-type]
+    for event in answer.finish():
+        emit(event)
 
 
 def _score_blocking(

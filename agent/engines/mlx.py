@@ -11,7 +11,6 @@ before its next token.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import concurrent.futures
 import logging
 import random
@@ -24,15 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.engines.base import (
-    GeneratedToken,
     GenerationEvent,
-    GenerationFinished,
     GenerationRequest,
     ModelInfo,
     ScoringRequest,
 )
 from agent.engines.chat_format import ChatFormat
-from agent.engines.stops import StopScanner
+from agent.engines.completion import Completion, refuse_context_overflow
 from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from protocol.chat import ChatMessage, TokenLogprob, TopLogprob
@@ -226,19 +223,11 @@ def _steps(
     prompt_tokens = len(tokens)
     if request.continuation:
         prompt_tokens = len(_encode(loaded, loaded.chat_format.render(request.messages, "")))
-    if len(tokens) + params.max_tokens > context_length:
-        raise ContextLengthExceeded(
-            f"prompt ({len(tokens)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
-            f"context length of {context_length}"
-        )
+    refuse_context_overflow(len(tokens), params.max_tokens, context_length)
     if cancelled.is_set():
         return
     sampler = make_request_sampler(params.temperature, params.top_p, params.seed)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    scanner = StopScanner(params.stop)
-    produced = 0
-    finish: str = "length"
-    stop_hit = False
+    answer = Completion(params, prompt_tokens)
     step = generate_step(
         mx.array(tokens), loaded.model, max_tokens=params.max_tokens, sampler=sampler
     )
@@ -248,30 +237,22 @@ def _steps(
             if cancelled.is_set():
                 return
             if token in loaded.stop_ids:
-                finish = "stop"
+                answer.end_turn()
                 break
-            produced += 1
             logprob = (
                 token_logprob(logprobs, token, request.top_logprobs, loaded.pieces)
                 if request.top_logprobs else None
             )
-            text, hit = scanner.feed(decoder.decode(_piece(loaded.pieces, token)))
-            emit(GeneratedToken(text=text, logprob=logprob))
-            if hit:
-                finish, stop_hit = "stop", True
-                break
-            if produced >= params.max_tokens:
+            emit(answer.token(_piece(loaded.pieces, token), logprob))
+            if answer.complete:
                 break
             yield
             if cancelled.is_set():
                 return
     finally:
         step.close()
-    if not stop_hit:  # text held back for a stop that never came, even if the turn ended
-        tail = scanner.flush() + decoder.decode(b"", final=True)
-        if tail:
-            emit(GeneratedToken(text=tail))
-    emit(GenerationFinished(finish, prompt_tokens, produced))  # type: ignore[arg-type]
+    for event in answer.finish():
+        emit(event)
 
 
 def _score(
