@@ -19,7 +19,7 @@ from agent.engines.base import (
 from agent.engines.chat_format import ChatFormat
 from agent.engines.completion import Completion, refuse_context_overflow
 from agent.engines.logprobs import logprob_from_logits, token_logprob
-from agent.engines.thread_bridge import GenerationBridge
+from agent.engines.thread_bridge import GenerationBridge, outlive
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from protocol.chat import TokenLogprob
 
@@ -100,10 +100,9 @@ class LlamaCppEngine:
             self._threads, _score_blocking, context, self._format, request
         )
         try:
-            return await asyncio.shield(worker)
+            await outlive(worker)  # a cancelled scoring owns the context until llama.cpp returns
+            return worker.result()
         finally:
-            # A cancelled scoring still owns the context until llama.cpp returns.
-            await asyncio.wait([worker])
             self._contexts.put_nowait(context)
 
     async def close(self) -> None:

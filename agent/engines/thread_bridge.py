@@ -9,8 +9,9 @@ stream to an async consumer. A :class:`GenerationBridge` is the meeting point of
   the thread has returned.
 
 Closing the events early (the consumer hung up or was cancelled) sets ``cancelled`` and then
-waits for that future, so whatever the thread was using (a llama.cpp context, an MLX slot) is
-never handed to the next generation while the thread still touches it.
+waits for that future (:func:`outlive`, through any further cancellation), so whatever the
+thread was using (a llama.cpp context, an MLX slot) is never handed to the next generation while
+the thread still touches it.
 """
 
 from __future__ import annotations
@@ -92,4 +93,20 @@ class GenerationBridge:
                 yield item
         finally:
             self.cancelled.set()
-            await asyncio.shield(worker)
+            await outlive(worker)
+
+
+async def outlive(worker: asyncio.Future[Any]) -> None:
+    """Return once ``worker`` (a thread's future) is done, however often this is cancelled
+    meanwhile; a cancellation is raised afterwards. The thread cannot be stopped, so what it
+    holds must not be released before it returns: a second cancel (a consumer gone during a
+    shutdown) must not cut the wait short."""
+    interrupted = False
+    while not worker.done():
+        try:
+            await asyncio.wait({worker})
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+    worker.result()  # the thread's own failure, if it raised
