@@ -23,7 +23,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator, wait_for
 
 from coordinator.clock import ShiftedClock
-from coordinator.routing import BreakerState, HealthBucket, NodeSnapshot, RoutingConstants
+from coordinator.routing import BreakerState, HealthBucket, RoutingConstants
 from protocol.ids import NodeId
 
 MODEL = "gemma-3-270m"
@@ -143,12 +143,6 @@ def _health(coordinator: RunningCoordinator, node: AgentProcess) -> tuple[Health
     services = coordinator.services
     wall_now = services.clock.now().timestamp()
     return services.router.health_buckets(NodeId(node.node_id), wall_now=wall_now)
-
-
-def snapshot(coordinator: RunningCoordinator, node: AgentProcess) -> NodeSnapshot:
-    """The router's current view of the node (breaker, slots, in-flight, capacity)."""
-    services = coordinator.services
-    return services.router.snapshot(NodeId(node.node_id), now=services.clock.monotonic())
 
 
 # --- the specification ----------------------------------------------------------------------------
@@ -280,7 +274,7 @@ async def test_consumer_errors_are_neutral_for_the_node(network: Network) -> Non
             await client.chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": "context overflow"}]
             )
-    assert snapshot(coordinator, node).breaker_state is BreakerState.CLOSED
+    assert coordinator.snapshot(node.node_id).breaker_state is BreakerState.CLOSED
     assert neutrals(coordinator, node) == 5
     assert failures(coordinator, node) == 0
 
@@ -300,7 +294,7 @@ async def test_cancelled_stream_frees_the_slot_within_a_second(network: Network)
     assert live is not None
     await wait_for(lambda: not live.channels, 1.0, "the job to be cancelled")
     assert time.monotonic() - closed_at <= 1.0
-    assert snapshot(coordinator, node).in_flight == 0
+    assert coordinator.snapshot(node.node_id).in_flight == 0
     # and the node is free for the next request straight away
     text, _, _ = await stream_text(client, 3)
     assert text == "w0 w1 w2"
@@ -313,7 +307,7 @@ async def test_parked_node_gets_one_trial_after_park_time(network: Network) -> N
     client = await coordinator.client()
 
     def state() -> BreakerState:
-        return snapshot(coordinator, broken).breaker_state
+        return coordinator.snapshot(broken.node_id).breaker_state
 
     for _ in range(3):
         with pytest.raises(openai.APIStatusError):
@@ -333,13 +327,13 @@ async def test_new_node_is_ramped_up_over_its_first_week(network: Network) -> No
     clock = ShiftedClock()
     coordinator = await network.start(clock=clock, routing=RoutingConstants())
     node = await network.spawn("--slots", "8")
-    first_day = snapshot(coordinator, node)
+    first_day = coordinator.snapshot(node.node_id)
     assert first_day.slots == 8
     assert first_day.admitted_capacity == 2  # 25 % of 8 on day one
     clock.advance(timedelta(days=7, minutes=1))
     router = coordinator.services.router
     router.refresh(now=clock.monotonic(), wall_now=clock.now().timestamp())
-    assert snapshot(coordinator, node).admitted_capacity == 8
+    assert coordinator.snapshot(node.node_id).admitted_capacity == 8
 
 
 async def test_network_constants_are_published(coordinator: RunningCoordinator) -> None:
