@@ -21,8 +21,10 @@ from coordinator.accounts.accounts import open_account
 from coordinator.accounts.api_keys import create_key
 from coordinator.app import create_app
 from coordinator.clock import Clock
+from coordinator.routing import NodeSnapshot
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
+from protocol.ids import NodeId
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_FACTOR = float(os.environ.get("KORETEX_TEST_TIMEOUT_FACTOR", "1"))
@@ -74,6 +76,11 @@ class RunningCoordinator:
             base_url=f"{self.base_url}/v1", api_key=await self.api_key(account), max_retries=0,
             timeout=60 * TIMEOUT_FACTOR,
         )
+
+    def snapshot(self, node_id: str) -> NodeSnapshot:
+        """The router's view of one node now: breaker, slots, load, measured speed, health."""
+        services = self.services
+        return services.router.snapshot(NodeId(node_id), now=services.clock.monotonic())
 
     async def stop(self) -> None:
         await self.runner.cleanup()

@@ -1,4 +1,4 @@
-"""A real upstream for cloud-node tests, and a coordinator that holds a master key."""
+"""A real upstream for cloud-node tests, and coordinators that hold a master key."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from support.cloud_nodes import CloudNetwork
 from support.upstream import LlamaServer
 
 from coordinator.cloud.sealing import new_master_key
@@ -34,3 +35,13 @@ async def upstream(
         yield server
     finally:
         await server.stop()
+
+
+@pytest_asyncio.fixture
+async def cloud(tmp_path: Path, database_url: str, master_key: str) -> AsyncIterator[CloudNetwork]:
+    """Coordinators (``cloud.start()``) and scripted nodes, stopped when the test ends."""
+    network = CloudNetwork(tmp_path, database_url, master_key)
+    try:
+        yield network
+    finally:
+        await network.stop()

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 import pytest
+from support.router_nodes import CONSTANTS, DAY, MODEL, OTHER, WALL0, F, N, S, node
 
 from coordinator.routing import (
     BreakerState,
@@ -16,38 +17,13 @@ from coordinator.routing import (
     NodeInfo,
     Outcome,
     Router,
-    RoutingConstants,
     laplace_score,
     route_key,
 )
-from protocol.ids import ModelId, NodeId
-
-DAY = 86_400.0
-WALL0 = 1_700_000_000.0
-MODEL = ModelId("gemma-3-270m")
-OTHER = ModelId("qwen-2.5-0.5b")
-S, F, N = Outcome.SUCCESS, Outcome.FAILURE, Outcome.NEUTRAL
-CONSTANTS = RoutingConstants()
+from protocol.ids import NodeId
 
 # Upper 0.1% points of the chi-square distribution.
 CHI2_CRITICAL_999 = {6: 22.458, 9: 27.877}
-
-
-def node(
-    name: str,
-    *,
-    slots: int = 4,
-    declared: float | None = None,
-    models: Iterable[ModelId] = (MODEL,),
-    first_seen: float = WALL0 - 30 * DAY,
-) -> NodeInfo:
-    return NodeInfo(
-        node_id=NodeId(name),
-        models=frozenset(models),
-        slots=slots,
-        declared_tok_s=declared,
-        first_seen=first_seen,
-    )
 
 
 def router_with(*infos: NodeInfo, now: float = 0.0) -> Router:

@@ -5,46 +5,22 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Set
+from collections.abc import Set
 from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.router_nodes import CONSTANTS, DAY, MODEL, OTHER, WALL0, F, N, S, node
 
 from coordinator.routing import (
     BreakerState,
     NodeInfo,
     Outcome,
     Router,
-    RoutingConstants,
     admitted_capacity,
     ramp_fraction,
 )
 from protocol.ids import ModelId, NodeId
-
-DAY = 86_400.0
-WALL0 = 1_700_000_000.0
-MODEL = ModelId("gemma-3-270m")
-OTHER = ModelId("qwen-2.5-0.5b")
-S, F, N = Outcome.SUCCESS, Outcome.FAILURE, Outcome.NEUTRAL
-CONSTANTS = RoutingConstants()
-
-
-def node(
-    name: str,
-    *,
-    slots: int = 4,
-    declared: float | None = None,
-    models: Iterable[ModelId] = (MODEL,),
-    first_seen: float = WALL0 - 30 * DAY,
-) -> NodeInfo:
-    return NodeInfo(
-        node_id=NodeId(name),
-        models=frozenset(models),
-        slots=slots,
-        declared_tok_s=declared,
-        first_seen=first_seen,
-    )
 
 
 @dataclass
