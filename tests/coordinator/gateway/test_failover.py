@@ -150,7 +150,9 @@ def _health(coordinator: RunningCoordinator, node: AgentProcess) -> tuple[Health
 
 async def test_failure_before_first_token_is_retried_invisibly(network: Network) -> None:
     coordinator = await network.start()
-    broken = await network.spawn("--fail-first", "1000", "--delay", "1")
+    # It fails only after 5 s: time for the healthy node, started once it is busy, to register
+    # even on a loaded machine (with no other node live, the retry would have nowhere to go).
+    broken = await network.spawn("--fail-first", "1000", "--delay", "5")
     client = await coordinator.client()
     first = asyncio.create_task(answer(client))
     await wait_until_busy(coordinator, broken)
