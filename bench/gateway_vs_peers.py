@@ -194,7 +194,8 @@ async def start_koretex(work: Path) -> Target:
     target = Target("koretex", f"http://127.0.0.1:{port}", key, [coordinator])
     key_file = work / "node" / "node.key"
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(REPO / "tests"))
+    # The repository before tests/, whose coordinator/ folder would otherwise shadow the package.
+    sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from support.cluster import write_node_key
 
     write_node_key(key_file)
