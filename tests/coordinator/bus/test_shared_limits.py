@@ -30,9 +30,11 @@ pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs KORETEX_TEST_RE
 
 
 def two_clients() -> list[Redis]:
-    """Two replicas' clients, built as the coordinator builds its own."""
+    """Two replicas' clients, built as the coordinator builds its own, but patient: these tests
+    are about what Redis decides, not about a loaded machine's slow connection handshakes."""
     assert REDIS_URL is not None
-    return [connect(REDIS_URL, BusSettings(max_connections=8)) for _ in range(2)]
+    settings = BusSettings(max_connections=8, socket_timeout_s=30, connect_timeout_s=30)
+    return [connect(REDIS_URL, settings) for _ in range(2)]
 
 
 async def test_two_replicas_share_one_rate_bucket_and_decide_as_the_pure_rule() -> None:
