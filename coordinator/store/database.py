@@ -50,7 +50,8 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @classmethod
-    async def open(cls, url: str) -> Database:
+    async def open(cls, url: str, revision: str = "head") -> Database:
+        """Connect to ``url`` and migrate its schema to ``revision``."""
         parsed = make_url(url)
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
@@ -63,16 +64,20 @@ class Database:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         database = cls(engine)
-        await database.migrate()
+        await database.migrate(revision)
         return database
 
-    async def migrate(self) -> None:
+    async def migrate(self, revision: str = "head") -> None:
+        if self.is_sqlite:
+            async with self.engine.connect() as connection:
+                await connection.run_sync(_upgrade_sqlite, revision)
+            return
         async with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":  # replicas starting at once: one migrates
                 await connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
                 )
-            await connection.run_sync(_upgrade_to_head)
+            await connection.run_sync(_upgrade, revision)
 
     def session(self) -> AsyncSession:
         return self.sessions()
@@ -81,8 +86,34 @@ class Database:
         await self.engine.dispose()
 
 
-def _upgrade_to_head(connection: Connection) -> None:
+def _upgrade(connection: Connection, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
+
+
+def _upgrade_sqlite(connection: Connection, revision: str) -> None:
+    """Migrate with foreign keys off, then check them all at once.
+
+    A batch migration rebuilds a SQLite table (copy, drop, rename), and with foreign keys
+    enforced, dropping a table that other rows point at fails: a database with accounts could
+    not be upgraded. The pragma only takes effect outside a transaction, hence the raw cursor
+    before the migration's transaction begins."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    _pragma(raw, "PRAGMA foreign_keys=OFF")
+    try:
+        with connection.begin():
+            _upgrade(connection, revision)
+            dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if dangling:
+                raise RuntimeError(f"the migration left rows pointing nowhere: {dangling[:5]}")
+    finally:
+        _pragma(raw, "PRAGMA foreign_keys=ON")
+
+
+def _pragma(dbapi_connection: Any, statement: str) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(statement)
+    cursor.close()

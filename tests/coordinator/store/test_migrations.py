@@ -1,0 +1,51 @@
+"""An existing database upgrades in place: rows written under the first schema survive every
+migration, on SQLite (whose batch migrations rebuild tables others point at) and PostgreSQL,
+and foreign keys are enforced again afterwards."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from coordinator.store.database import Database
+from coordinator.store.models import Account, ApiKey, Node
+
+
+async def test_a_database_with_accounts_keys_and_nodes_upgrades_to_the_latest_schema(
+    database_url: str,
+) -> None:
+    first = await Database.open(database_url, revision="0001")
+    async with first.session() as session, session.begin():
+        await session.execute(text(
+            "INSERT INTO accounts (id, kind, label, created_at)"
+            " VALUES (1, 'consumer', 'early', '2026-01-01 00:00:00+00:00')"
+        ))
+        await session.execute(text(
+            "INSERT INTO api_keys (id, account_id, prefix, secret_hash, name, created_at)"
+            " VALUES (1, 1, 'ktx-early', :hash, 'first key', '2026-01-01 00:00:00+00:00')"
+        ), {"hash": "0" * 64})
+        await session.execute(text(
+            "INSERT INTO nodes (node_id, operator_account_id, first_seen, last_seen, engine,"
+            " models, hardware) VALUES ('node-early', 1, '2026-01-01 00:00:00+00:00',"
+            " '2026-01-02 00:00:00+00:00', 'llama.cpp', '[]', '{}')"
+        ))
+    await first.close()
+
+    latest = await Database.open(database_url)
+    try:
+        async with latest.session() as session:
+            account = await session.scalar(select(Account).where(Account.label == "early"))
+            key = await session.scalar(select(ApiKey).where(ApiKey.name == "first key"))
+            node = await session.get(Node, "node-early")
+        assert account is not None and account.balance == 0 and account.reserved == 0
+        assert key is not None and key.account_id == account.id and key.spent == 0
+        assert node is not None and node.operator_account_id == account.id
+        with pytest.raises(IntegrityError):  # foreign keys are enforced again
+            async with latest.session() as session, session.begin():
+                await session.execute(text(
+                    "INSERT INTO api_keys (account_id, prefix, secret_hash, name, created_at)"
+                    " VALUES (999, 'ktx-x', :hash, 'orphan', '2026-01-01 00:00:00+00:00')"
+                ), {"hash": "1" * 64})
+    finally:
+        await latest.close()
