@@ -100,8 +100,7 @@ class LlamaCppEngine:
             self._threads, _score_blocking, context, self._format, request
         )
         try:
-            await outlive(worker)  # a cancelled scoring owns the context until llama.cpp returns
-            return worker.result()
+            return await outlive(worker)  # a cancelled scoring owns the context till it returns
         finally:
             self._contexts.put_nowait(context)
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.engines.base import GenerationEvent
 from agent.errors import EngineError, RequestRejected
@@ -31,6 +31,8 @@ from agent.errors import EngineError, RequestRejected
 class _Failed:
     error: Exception
 
+
+T = TypeVar("T")
 
 _Item = GenerationEvent | _Failed | None  # None: the thread has produced all it will
 
@@ -96,8 +98,8 @@ class GenerationBridge:
             await outlive(worker)
 
 
-async def outlive(worker: asyncio.Future[Any]) -> None:
-    """Return once ``worker`` (a thread's future) is done, however often this is cancelled
+async def outlive(worker: asyncio.Future[T]) -> T:
+    """``worker``'s result (a thread's future), once it is done, however often this is cancelled
     meanwhile; a cancellation is raised afterwards. The thread cannot be stopped, so what it
     holds must not be released before it returns: a second cancel (a consumer gone during a
     shutdown) must not cut the wait short."""
@@ -109,4 +111,4 @@ async def outlive(worker: asyncio.Future[Any]) -> None:
             interrupted = True
     if interrupted:
         raise asyncio.CancelledError
-    worker.result()  # the thread's own failure, if it raised
+    return worker.result()

@@ -38,7 +38,7 @@ from coordinator.economy.topups import (
     next_step,
 )
 from coordinator.errors import SolanaRpcFailed
-from coordinator.periodic import stop_if_cancelled
+from coordinator.periodic import every
 from coordinator.services import SERVICES
 from coordinator.store.database import Database
 from coordinator.store.models import TopupInvoice
@@ -91,14 +91,8 @@ class TopupWatcher:
         self._rpc = rpc
 
     async def run(self, interval_s: float) -> None:
-        """Forever: a round, then a pause."""
-        while True:
-            try:
-                await self.poll_once()
-            except Exception:  # a database hiccup must not end the watching
-                stop_if_cancelled()
-                log.exception("top-up round failed")
-            await asyncio.sleep(interval_s)
+        """Forever: a round, then a pause; a failed round (a database hiccup) is logged."""
+        await every(interval_s, self.poll_once, log, "watch for top-ups")
 
     async def poll_once(self) -> RoundReport:
         """Look once at every pending invoice."""
