@@ -3,27 +3,35 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := agent,llama,coordinator,postgres,dev
+EXTRAS := agent,llama,coordinator,postgres,replicas,dev
+# The versions the suite passed with: every package pinned with its hashes (`make lock` renews).
+LOCKS := requirements.lock requirements-models.lock
 # llama.cpp compiles from source on Linux; skip its multimodal tools, which Koretex never loads.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test system lint typecheck bench bench-quick lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+# Locked packages first (no resolution, hashes checked), then Koretex itself on top of them.
+$(VENV)/.installed: pyproject.toml $(LOCKS) | $(BIN)/python
+	$(BIN)/pip install --quiet --no-deps --require-hashes $(addprefix -r ,$(LOCKS))
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 run: $(VENV)/.installed
 	$(BIN)/python scripts/run_local.py
 
+# The Debian packages the suite needs (browser, PostgreSQL, Redis, nginx, shellcheck, compilers).
+system:
+	scripts/setup_system.sh
+
 # The suite runs on SQLite and on a throwaway PostgreSQL (and Redis) on loopback ports.
-test: $(VENV)/.installed
-	set -a; eval "$$(scripts/test_services.sh start)"; set +a; \
+test: system $(VENV)/.installed
+	services="$$(scripts/test_services.sh start)" && set -a && eval "$$services" && set +a && \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -32,9 +40,21 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed
-	$(BIN)/python bench/gateway_overhead.py
-	$(BIN)/python bench/routing.py
+bench: system $(VENV)/.installed
+	$(BIN)/python bench/run_all.py
+
+bench-quick: system $(VENV)/.installed
+	$(BIN)/python bench/run_all.py --quick
+
+# Renew the locks from pyproject.toml (the models' packages are taken without their dependencies).
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--no-header $(foreach extra,$(subst $(comma), ,$(EXTRAS)),--extra $(extra)) -o requirements.lock
+	$(BIN)/uv pip compile requirements-models.in --no-deps --universal --python-version 3.11 \
+		--generate-hashes --no-header -o requirements-models.lock
+
+comma := ,
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -29,13 +29,15 @@ start() {
     if ! as_postgres "$bin/pg_ctl -D $BASE/pg status" >/dev/null 2>&1; then
         as_postgres "$bin/pg_ctl -D $BASE/pg -l $BASE/pg.log -w start -o \"-p $PG_PORT -k $BASE -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\"" >/dev/null
     fi
-    if command -v redis-server >/dev/null 2>&1; then
-        if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-            redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-                --daemonize yes --logfile "$BASE/redis.log" >/dev/null
-        fi
-        echo "KORETEX_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+    if ! command -v redis-server >/dev/null 2>&1; then
+        echo "redis-server not found (scripts/setup_system.sh installs it)" >&2
+        return 1
     fi
+    if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+            --daemonize yes --logfile "$BASE/redis.log" >/dev/null
+    fi
+    echo "KORETEX_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
     echo "KORETEX_TEST_POSTGRES_URL=postgresql+asyncpg://postgres@127.0.0.1:$PG_PORT/postgres"
 }
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from support import required
 from support.cluster import REPO
 from support.replicas import NGINX, Nginx
 
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
-
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
 def test_replica_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    systemd_analyze = required.tool("systemd-analyze", "systemd")
     template = (REPO / "deploy" / "systemd" / "koretex-coordinator@.service").read_text()
     assert "ExecStart=/opt/koretex/venv/bin/koretex-coordinator serve" in template
     # verify needs the executable to exist: point it at this environment's python.
@@ -25,14 +22,14 @@ def test_replica_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         "/opt/koretex/venv/bin/koretex-coordinator serve", f"{sys.executable} -m coordinator serve"
     ).replace("EnvironmentFile=/etc/koretex/coordinator.env", "EnvironmentFile=-/dev/null"))
     done = subprocess.run(
-        [str(SYSTEMD_ANALYZE), "verify", str(unit)], capture_output=True, text=True,
+        [systemd_analyze, "verify", str(unit)], capture_output=True, text=True,
         env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"}, check=False,
     )
     assert done.returncode == 0, done.stderr + done.stdout
 
 
-@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
 def test_nginx_site_passes_nginx_t(tmp_path: Path) -> None:
+    required.file(NGINX, "nginx")
     nginx = Nginx(tmp_path, [8421, 8422])
     (tmp_path / "temp").mkdir()
     conf = tmp_path / "nginx.conf"

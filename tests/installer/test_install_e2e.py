@@ -135,7 +135,8 @@ async def test_install_sh_enrolls_serves_upgrades_and_uninstalls(
     version = importlib.metadata.version("llama_cpp_python")
     wheel_dirs = llama_wheel_dirs(version)
     if not wheel_dirs:
-        pytest.skip(f"no llama-cpp-python {version} wheel cached: it would compile for minutes")
+        pytest.fail(f"no llama-cpp-python {version} wheel in pip's cache: make test installs "
+                    "the locked packages, which leaves the wheel it built there")
     coordinator = await start_coordinator(tmp_path / "coordinator", port=free_port())
     home = tmp_path / "home"
     home.mkdir()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import plistlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support import required
 from support.cluster import REPO
 
 from installer.assets import install_script, launchd_plist_template, systemd_unit_template
@@ -99,12 +99,9 @@ def test_exec_start_survives_spaces_percent_and_dollar() -> None:
     assert line == '"/opt/my $tools/koretex" 100%% $$HOME'
 
 
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-
-
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
 @pytest.mark.parametrize("directory", ["bin", "my tools %i $x"])
 def test_the_rendered_unit_passes_systemd_analyze_verify(tmp_path: Path, directory: str) -> None:
+    systemd_analyze = required.tool("systemd-analyze", "systemd")
     executable = tmp_path / directory / "koretex"
     executable.parent.mkdir()
     executable.write_text("#!/bin/sh\n")
@@ -114,7 +111,7 @@ def test_the_rendered_unit_passes_systemd_analyze_verify(tmp_path: Path, directo
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     done = subprocess.run(
-        [str(SYSTEMD_ANALYZE), "verify", "--user", str(unit)], capture_output=True, text=True,
+        [systemd_analyze, "verify", "--user", str(unit)], capture_output=True, text=True,
         env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}, check=False,
     )
     # verify only warns about many mistakes, so any output at all is a failure.

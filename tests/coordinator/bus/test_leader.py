@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from support import required
 from support.cluster import start_coordinator, wait_for
 from support.replicas import REDIS_URL
 
@@ -19,7 +20,11 @@ from coordinator.bus.redis import RedisBus
 
 LEASE_S = 1.5
 
-needs_redis = pytest.mark.skipif(REDIS_URL is None, reason="needs KORETEX_TEST_REDIS_URL")
+
+
+@pytest.fixture
+def needs_redis() -> None:
+    required.service_url("KORETEX_TEST_REDIS_URL", "Redis")
 
 
 class Partition:
@@ -81,7 +86,7 @@ class Ledger:
         return tick
 
 
-@needs_redis
+@pytest.mark.usefixtures("needs_redis")
 async def test_exactly_one_leader_and_hand_over_when_it_is_cut_off() -> None:
     assert REDIS_URL is not None
     settings = BusSettings(prefix=f"test-{secrets.token_hex(6)}")
@@ -129,7 +134,7 @@ async def test_exactly_one_leader_and_hand_over_when_it_is_cut_off() -> None:
             await bus.close()
 
 
-@needs_redis
+@pytest.mark.usefixtures("needs_redis")
 async def test_a_leader_that_stops_hands_over_at_once() -> None:
     assert REDIS_URL is not None
     settings = BusSettings(prefix=f"test-{secrets.token_hex(6)}")
@@ -153,7 +158,7 @@ async def test_a_leader_that_stops_hands_over_at_once() -> None:
         await b._redis.aclose()
 
 
-@needs_redis
+@pytest.mark.usefixtures("needs_redis")
 async def test_shared_counter_counts_across_replicas() -> None:
     assert REDIS_URL is not None
     settings = BusSettings(prefix=f"test-{secrets.token_hex(6)}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 from redis.asyncio import Redis
+from support import required
 from support.replicas import (
     MODEL,
     REDIS_URL,
@@ -26,7 +27,10 @@ from coordinator.clock import ShiftedClock
 from coordinator.limits import InMemoryRates
 from coordinator.limits.shared import RedisRates, RedisStreams
 
-pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs KORETEX_TEST_REDIS_URL")
+
+@pytest.fixture(autouse=True)
+def redis_is_running() -> None:
+    required.service_url("KORETEX_TEST_REDIS_URL", "Redis")
 
 
 def two_clients() -> list[Redis]:
