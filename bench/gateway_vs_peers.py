@@ -1,14 +1,16 @@
 """Koretex against what users would otherwise pick, on one machine, in one run.
 
-Run from the repository root: ``python bench/gateway_vs_peers.py`` (needs the ``bench`` extra).
+Run from the repository root: ``python bench/gateway_vs_peers.py`` (LiteLLM comes with the
+``bench`` extra; without it only the upstream and Koretex are measured, and the targets, which
+are ratios to LiteLLM, are not judged). ``--quick``: concurrency 1 and 32, 1.5 s a cell.
 
 (a) ``upstream``: a scripted OpenAI-compatible server that streams tokens instantly.
 (b) ``litellm``: LiteLLM's proxy (``litellm[proxy]``), its router pointed at the upstream.
 (c) ``koretex``: the coordinator (``koretex-coordinator serve``: uvloop, SQLite, billing, routing
     and API-key auth on) with a scripted node that streams instantly.
 
-Each runs in its own process; this process is the load generator (aiohttp + uvloop, raw SSE
-parsing so the client is never the bottleneck). For concurrency 1, 32 and 256 every target gets
+Each runs in its own process; this process is the load generator (aiohttp, on uvloop where it is
+installed, raw SSE parsing so the client is never the bottleneck). For concurrency 1, 32 and 256 every target gets
 the same wall time; the table shows requests/s, and the latency each target adds to the
 upstream's time to first token and per token (p50/p99), as ratios against (a).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import secrets
 import signal
@@ -31,8 +34,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import harness  # the repository on the path
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +46,10 @@ TOKENS = 32
 CONCURRENCY = (1, 32, 256)
 CELL_S = float(os.environ.get("BENCH_CELL_S", "6"))
 WARM_S = 1.0
+QUICK_CONCURRENCY = (1, 32)
+QUICK_CELL_S = 1.5
+TARGET_RPS_RATIO = 10.0
+TARGET_TTFT_RATIO = 0.2
 KEY = "sk-bench"
 LITELLM_KEY = "sk-" + secrets.token_hex(32)
 
@@ -75,13 +84,21 @@ async def upstream_models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
 
 
-def serve_upstream(port: int) -> None:
-    import uvloop
+def use_uvloop() -> bool:
+    """Run on uvloop where it is installed (as the coordinator does); say which loop it is."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    uvloop.install()
+    return True
 
+
+def serve_upstream(port: int) -> None:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", upstream_chat)
     app.router.add_get("/v1/models", upstream_models)
-    uvloop.install()
+    use_uvloop()
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -194,8 +211,6 @@ async def start_koretex(work: Path) -> Target:
     target = Target("koretex", f"http://127.0.0.1:{port}", key, [coordinator])
     key_file = work / "node" / "node.key"
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    # The repository before tests/, whose coordinator/ folder would otherwise shadow the package.
-    sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from support.cluster import write_node_key
 
     write_node_key(key_file)
@@ -287,7 +302,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(results: dict[tuple[str, int], Cell], levels: tuple[int, ...]) -> None:
+def report(results: dict[tuple[str, int], Cell], levels: tuple[int, ...]) -> dict[str, Any]:
+    """Print the table and the targets; return the figures for the BENCH line."""
+    figures: dict[str, Any] = {}
     header = (f"{'target':<9}{'conc':>5}{'req/s':>9}{'×up':>7}{'err':>5}"
               f"{'+TTFT p50':>11}{'+TTFT p99':>11}{'+tok p50':>10}{'+tok p99':>10}   (ms)")
     print(header)
@@ -310,6 +327,7 @@ def report(results: dict[tuple[str, int], Cell], levels: tuple[int, ...]) -> Non
     kore, lite = results.get(("koretex", 32)), results.get(("litellm", 32))
     if kore and lite and lite.rps:
         ratio = kore.rps / lite.rps
+        figures["rps_ratio"] = ratio
         print(f"c=32 requests/s, Koretex / LiteLLM: {ratio:.1f}× (target >= 10×)")
     kore1, lite1, up1 = (results.get((n, 1)) for n in ("koretex", "litellm", "upstream"))
     if kore1 and lite1 and up1:
@@ -317,9 +335,50 @@ def report(results: dict[tuple[str, int], Cell], levels: tuple[int, ...]) -> Non
         li = statistics.median(lite1.ttft) - statistics.median(up1.ttft)
         print(f"c=1 added TTFT p50: Koretex {k * 1000:.2f} ms, LiteLLM {li * 1000:.2f} ms, "
               f"ratio {k / li if li else float('nan'):.3f} (target <= 0.2)")
+        if li:
+            figures["ttft_ratio"] = k / li
+    for concurrency in levels:
+        cell = results.get(("koretex", concurrency))
+        if cell is not None:
+            figures[f"koretex_rps_c{concurrency}"] = round(cell.rps, 1)
+            figures[f"koretex_errors_c{concurrency}"] = cell.errors
+            figures[f"koretex_vs_upstream_c{concurrency}"] = round(
+                cell.rps / results[("upstream", concurrency)].rps, 3
+            )
+    return figures
 
 
-async def main(only: list[str], levels: tuple[int, ...]) -> None:
+def litellm_installed() -> bool:
+    return (
+        importlib.util.find_spec("litellm") is not None
+        and Path(sys.executable).with_name("litellm").exists()
+    )
+
+
+def verdict(figures: dict[str, Any], levels: tuple[int, ...], quick: bool) -> None:
+    """The BENCH line: the two ratios to LiteLLM, or Koretex against the upstream without it."""
+    target = (f"Koretex >= {TARGET_RPS_RATIO:.0f}× LiteLLM's req/s at c=32; <= "
+              f"{TARGET_TTFT_RATIO}× its added TTFT at c=1")
+    extra = {k: v for k, v in figures.items() if k.startswith("koretex_")}
+    if "rps_ratio" in figures and "ttft_ratio" in figures:
+        harness.report(
+            "gateway_vs_peers", target,
+            f"{figures['rps_ratio']:.1f}× req/s, {figures['ttft_ratio']:.3f}× added TTFT",
+            figures["rps_ratio"] >= TARGET_RPS_RATIO
+            and figures["ttft_ratio"] <= TARGET_TTFT_RATIO,
+            quick=quick, **extra,
+        )
+        return
+    top = max(c for c in levels if f"koretex_rps_c{c}" in figures)
+    harness.report(
+        "gateway_vs_peers", target,
+        f"LiteLLM not installed: Koretex {figures[f'koretex_rps_c{top}']:.0f} req/s at c={top} "
+        f"({figures[f'koretex_vs_upstream_c{top}']:.2f}× the bare upstream)",
+        None, quick=quick, **extra,
+    )
+
+
+async def main(only: list[str], levels: tuple[int, ...], quick: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="koretex-peers-") as tmp:
         work = Path(tmp)
         upstream = await start_upstream(work)
@@ -335,7 +394,7 @@ async def main(only: list[str], levels: tuple[int, ...]) -> None:
                     results[(target.name, concurrency)] = await run_cell(target, concurrency)
                     print(f"  {target.name} c={concurrency}: "
                           f"{results[(target.name, concurrency)].rps:.1f} req/s", file=sys.stderr)
-            report(results, levels)
+            verdict(report(results, levels), levels, quick)
         finally:
             for target in targets:
                 target.stop()
@@ -345,13 +404,25 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "upstream"])
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--only", default="litellm,koretex")
-    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
+    parser.add_argument("--only", default="litellm,koretex",
+                        help="targets besides the upstream (litellm is left out where it is not "
+                        "installed)")
+    parser.add_argument("--concurrency", default=None,
                         help="comma-separated concurrency levels (default: 1,32,256)")
+    harness.quick_flag(parser)
     args = parser.parse_args()
     if args.mode == "upstream":
         serve_upstream(args.port)
     else:
-        import uvloop
-
-        uvloop.run(main(args.only.split(","), tuple(int(c) for c in args.concurrency.split(","))))
+        only = args.only.split(",")
+        if "litellm" in only and not litellm_installed():
+            print("LiteLLM is not installed (the bench extra): measuring the upstream and "
+                  "Koretex only", file=sys.stderr)
+            only.remove("litellm")
+        default = QUICK_CONCURRENCY if args.quick else CONCURRENCY
+        levels = tuple(int(c) for c in args.concurrency.split(",")) if args.concurrency else default
+        if args.quick:
+            CELL_S, WARM_S = QUICK_CELL_S, 0.5
+        loop = "uvloop" if use_uvloop() else "asyncio (uvloop not installed)"
+        print(f"load generator on {loop}", file=sys.stderr)
+        asyncio.run(main(only, levels, args.quick))

@@ -5,31 +5,32 @@ worst-case cost, then a queued settlement of the tokens delivered (revenue share
 platform and bounty pool). 64 concurrent callers, on SQLite and on PostgreSQL when
 KORETEX_TEST_POSTGRES_URL names a server (``scripts/test_services.sh start`` prints one).
 Target: at least 2,000 settled calls/s on PostgreSQL on a 2-core machine.
+
+``bench/run_all.py`` starts the servers; alone, ``set -a; eval "$(scripts/test_services.sh
+start)"; set +a`` first. ``--quick``: one second per database.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import harness  # the repository on the path
+from rich.console import Console
+from rich.table import Table
+from support.databases import drop_database, fresh_database
+from support.ledger_audit import audit
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from support.databases import drop_database, fresh_database  # noqa: E402
-from support.ledger_audit import audit  # noqa: E402
-
-from coordinator.accounts.accounts import node_earnings_account, open_account  # noqa: E402
-from coordinator.clock import SystemClock  # noqa: E402
-from coordinator.economy.ledger import CallSettlement, Ledger, ensure_system_books  # noqa: E402
-from coordinator.economy.postings import ServingNode  # noqa: E402
-from coordinator.economy.settings import EconomySettings  # noqa: E402
-from coordinator.store.database import Database  # noqa: E402
+from coordinator.accounts.accounts import node_earnings_account, open_account
+from coordinator.clock import SystemClock
+from coordinator.economy.ledger import CallSettlement, Ledger, ensure_system_books
+from coordinator.economy.postings import ServingNode
+from coordinator.economy.settings import EconomySettings
+from coordinator.store.database import Database
 
 CALLERS = 64
 DURATION_S = 6.0
@@ -82,6 +83,13 @@ async def measure(url: str) -> tuple[float, int]:
 
 
 async def main() -> None:
+    global DURATION_S
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    harness.quick_flag(parser)
+    args = parser.parse_args()
+    if args.quick:
+        DURATION_S = 1.0
+    rates: dict[str, float] = {}
     backends = ["sqlite"] + (["postgres"] if os.environ.get("KORETEX_TEST_POSTGRES_URL") else [])
     table = Table(title=f"Settled calls/s, {CALLERS} concurrent callers (target ≥ {TARGET}/s "
                         "on PostgreSQL)")
@@ -95,6 +103,7 @@ async def main() -> None:
                 rate, calls = await measure(url)
             finally:
                 await drop_database(url)
+            rates[backend] = rate
             sqlite_rate = sqlite_rate or rate
             table.add_row(backend, f"{calls:,}", f"{rate:,.0f}", f"{rate / TARGET:.2f}×",
                           f"{rate / sqlite_rate:.2f}×")
@@ -102,6 +111,13 @@ async def main() -> None:
     if len(backends) == 1:
         print("PostgreSQL not measured: set KORETEX_TEST_POSTGRES_URL "
               "(scripts/test_services.sh start)")
+    target = f">= {TARGET:,} settled calls/s on PostgreSQL"
+    if "postgres" in rates:
+        harness.report("ledger", target, f"{rates['postgres']:,.0f} calls/s",
+                       rates["postgres"] >= TARGET, quick=args.quick)
+    else:
+        harness.report("ledger", target, f"{rates['sqlite']:,.0f} calls/s on SQLite "
+                       "(PostgreSQL not running)", None, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,23 @@
 """How long choosing a node takes as the network grows.
 
-Run from the repository root: ``python bench/routing.py`` or ``python -m bench.routing``.
+Run from the repository root: ``python bench/routing.py`` (``--quick``: 1,000 nodes at most, fewer
+picks, a few seconds).
 Target: under 50 µs per pick at 10,000 nodes serving one model, growing no worse than
 logarithmically with the number of nodes.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import statistics
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # the repository on the path
 
 from coordinator.routing import NodeInfo, Outcome, Router
 from protocol.ids import ModelId, NodeId
@@ -136,6 +136,12 @@ def measure() -> list[Result]:
 
 
 def main() -> None:
+    global SIZES, PICKS, REPEATS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    harness.quick_flag(parser)
+    args = parser.parse_args()
+    if args.quick:
+        SIZES, PICKS, REPEATS = (10, 1_000), 2_000, 2
     results = measure()
     base = results[0]
     headers = (
@@ -191,6 +197,10 @@ def main() -> None:
         f"{largest.choose_us:.2f} µs), growing no faster than log n (log n grows "
         f"{log_growth:.1f}-fold from {base.nodes:,} to {largest.nodes:,} nodes; choose grew "
         f"{growth:.2f}-fold)."
+    )
+    harness.report(
+        "routing", f"< {TARGET_US:.0f} µs per pick at {largest.nodes:,} nodes",
+        f"{largest.choose_us:.2f} µs", largest.choose_us < TARGET_US, quick=args.quick,
     )
 
 

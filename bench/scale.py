@@ -4,7 +4,10 @@ Run from the repository root, with the test servers up::
 
     export $(scripts/test_services.sh start | xargs)
     python bench/scale.py                      # 1,000 nodes, 200 streams, 20 s per round
-    python bench/scale.py --nodes 100 --streams 40 --duration 10   # a quick look
+    python bench/scale.py --nodes 100 --streams 40 --duration 10   # a closer look
+    python bench/scale.py --quick              # 20 nodes, 8 streams, 2 s: seconds, indicative
+
+(``bench/run_all.py`` starts the servers itself.)
 
 For each deployment (one replica, then two, each time on a fresh PostgreSQL database and the
 shared Redis): start the replicas as processes, connect ``--nodes`` light simulated nodes
@@ -34,10 +37,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import aiohttp
+import harness  # the repository on the path
 import httpx
 import psutil
 from rich.console import Console
@@ -221,7 +222,10 @@ async def main() -> None:
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between tokens")
     parser.add_argument("--first-token-delay", type=float, default=0.0)
     parser.add_argument("--swarm-processes", type=int, default=2)
+    harness.quick_flag(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.nodes, args.streams, args.duration, args.swarm_processes = 20, 8, 2.0, 1
     if POSTGRES_URL is None or REDIS_URL is None:
         sys.exit("start the servers first: export $(scripts/test_services.sh start | xargs)")
     rounds = []
@@ -254,6 +258,14 @@ async def main() -> None:
         "cpu_count": psutil.cpu_count(), "median_added_ms": statistics.median(
             [one.percentile(0.5), two.percentile(0.5)]),
     }))
+    harness.report(
+        "scale",
+        f"2 replicas >= {TARGET_RATIO}× 1 replica's requests/s; idle node < "
+        f"{TARGET_BYTES_PER_NODE // 1024} KB",
+        f"{ratio:.2f}×, {worst_node / 1024:,.1f} KB per idle node ({one.rps:.0f} → "
+        f"{two.rps:.0f} req/s)",
+        bool(ratio >= TARGET_RATIO and worst_node < TARGET_BYTES_PER_NODE), quick=args.quick,
+    )
 
 
 if __name__ == "__main__":
