@@ -44,14 +44,16 @@ def call_postings(
 ) -> list[Posting]:
     """The postings that settle one call of ``cost`` micro-credits.
 
-    The consumer pays ``cost``; the serving nodes share the provider part pro rata to tokens,
+    The consumer pays ``cost``; the serving nodes share the provider part pro rata to tokens
+    (equally when none delivered any: the call was an empty answer, its prompt their work),
     less any anti-flapping reduction (kept by the platform); the platform part is split with the
     bounty pool; bounties are paid from the pool (never by the consumer) while it has funds.
     """
     if cost <= 0:
         return []
     postings = [Posting(consumer, -cost, "charge")]
-    paid_nodes = [n for n in nodes if n.tokens > 0]
+    # Paid by the tokens each delivered; an empty answer pays the node that gave it.
+    paid_nodes = [n for n in nodes if n.tokens > 0] or list(nodes)
     provider_part = cost * settings.provider_share_bps // BPS if paid_nodes else 0
     platform_part = cost - provider_part
     to_pool = platform_part * settings.bounty_pool_share_bps // BPS
@@ -60,7 +62,7 @@ def call_postings(
     if to_pool:
         postings.append(Posting(books.bounty_pool, to_pool, "pool_funding"))
     pool = pool_balance + to_pool
-    shares = split_pro_rata(provider_part, [n.tokens for n in paid_nodes])
+    shares = split_pro_rata(provider_part, [max(n.tokens, 1) for n in paid_nodes])
     for node, share in zip(paid_nodes, shares, strict=True):
         reduction = int(share * node.flap_reduction)
         if share - reduction:

@@ -141,7 +141,6 @@ async def _whole(
 ) -> web.Response:
     text: list[str] = []
     logprobs: list[TokenLogprobOut] = []
-    node_id = first.node_id if isinstance(first, Piece) else None
     item = first
     while not isinstance(item, Finished):
         text.append(item.text)
@@ -149,7 +148,7 @@ async def _whole(
         if body.logprobs:
             logprobs.extend(_logprobs_out(item.logprobs, body.top_logprobs or 0))
         item = await anext(pieces)
-    meter.prompt_tokens = item.prompt_tokens
+    _answered(meter, item)
     completion = ChatCompletion(
         id=meter.completion_id, created=int(time.time()), model=body.model,
         choices=[
@@ -161,9 +160,9 @@ async def _whole(
         ],
         usage=_usage(item),
     )
-    headers = {NODE_HEADER: node_id} if node_id else {}
     return web.Response(
-        text=completion.model_dump_json(), content_type="application/json", headers=headers
+        text=completion.model_dump_json(), content_type="application/json",
+        headers={NODE_HEADER: first.node_id},
     )
 
 
@@ -171,9 +170,10 @@ async def _stream(
     request: web.Request, body: ChatCompletionRequest, pieces: Pieces, first: Piece | Finished,
     meter: CallMeter,
 ) -> web.StreamResponse:
-    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    if isinstance(first, Piece):
-        headers[NODE_HEADER] = first.node_id
+    headers = {
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        NODE_HEADER: first.node_id,
+    }
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     encoder = _ChunkEncoder(meter.completion_id, int(time.time()), body.model)
@@ -188,13 +188,20 @@ async def _stream(
     except CoordinatorError as error:
         await response.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
         return response
-    meter.prompt_tokens = item.prompt_tokens
+    _answered(meter, item)
     reason = "length" if item.finish_reason == "length" else "stop"
     await response.write(encoder.finish(reason))
     if body.stream_options is not None and body.stream_options.include_usage:
         await response.write(encoder.usage(_usage(item)))
     await response.write(b"data: [DONE]\n\n")
     return response
+
+
+def _answered(meter: CallMeter, finished: Finished) -> None:
+    """The call ended well: its prompt is billed, and the node that ended it is among those
+    paid even when it gave no token (an empty answer is an answer)."""
+    meter.prompt_tokens = finished.prompt_tokens
+    meter.delivered(finished.node_id, 0)
 
 
 def _usage(finished: Finished) -> Usage:

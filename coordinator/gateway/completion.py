@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
 MAX_RESUMES = 2
-MAX_REFUSALS = 64  # remote owners saying "no free slot" before the request gives up
+MAX_REFUSALS = 64  # nodes saying "no free slot" before the request gives up
+REFUSAL_PAUSE_S = 0.005
+MAX_REFUSAL_PAUSE_S = 0.2
 _job_counter = itertools.count()
 
 
@@ -59,6 +61,10 @@ class Piece:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
+    """The end of the completion, and the node that ended it (it answered, even if with no
+    token at all: an empty answer is still its answer)."""
+
+    node_id: NodeId
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
@@ -122,6 +128,7 @@ async def stream_completion(
                         yield Piece(node_id, event.text, event.tokens, event.logprobs)
                     else:
                         yield Finished(
+                            node_id=node_id,
                             finish_reason=event.finish_reason,
                             prompt_tokens=event.prompt_tokens,
                             completion_tokens=progress.completion_tokens,
@@ -131,16 +138,20 @@ async def stream_completion(
         except AttemptFailed as failure:
             last_error = failure.reason
             if failure.refused and progress.refusals < MAX_REFUSALS:
-                # Another replica's view of the node was stale: wait for a slot like any other.
+                # A node that refused for want of a slot was not tried: it stays a candidate
+                # (perhaps the only one left), and the job waits for a slot like any other.
                 progress.refusals += 1
                 progress.tried.discard(node_id)
+                await _pause_after_refusal(services, progress.refusals)
                 continue
         if progress.text:
             progress.resumes += 1
             if progress.resumes > MAX_RESUMES:
                 raise UpstreamFailed(f"generation interrupted: {last_error}")
             if progress.completion_tokens >= spec.params.max_tokens:
-                yield Finished("length", 0, progress.completion_tokens, progress.tokens_by_node)
+                yield Finished(
+                    node_id, "length", 0, progress.completion_tokens, progress.tokens_by_node
+                )
                 return
         elif not started:
             progress.failures_before_first_token += 1
@@ -159,6 +170,15 @@ def _job_for(spec: CompletionSpec, progress: _Progress, top_logprobs: int) -> Jo
         job_id=new_job_id(), model=spec.model, messages=spec.messages, params=params,
         top_logprobs=max(top_logprobs, spec.top_logprobs), continuation="".join(progress.text),
     )
+
+
+async def _pause_after_refusal(services: Services, refusals: int) -> None:
+    """A moment for the refusing node's slot to close (or another to free) before choosing
+    again: the next slot freed anywhere, or a pause growing with each refusal (capped)."""
+    changed = services.hub.changed
+    with suppress(TimeoutError):
+        async with asyncio.timeout(min(REFUSAL_PAUSE_S * refusals, MAX_REFUSAL_PAUSE_S)):
+            await changed.wait()
 
 
 async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]) -> NodeId:
@@ -235,7 +255,10 @@ async def run_job_on(
             if isinstance(event, NodeLost):
                 raise AttemptFailed(event.reason, Outcome.FAILURE)
             if isinstance(event, JobFailed):
-                if owner is not None and event.code == "busy" and not tokens:
+                if event.code == "busy" and not tokens:
+                    # Nothing was tried: the node's slot was still closing when this job
+                    # reached it (an agent frees it after its last frame, a cancel lands
+                    # after the next job), or another replica's view of it was stale.
                     refused = True
                     raise AttemptFailed("node had no free slot", Outcome.NEUTRAL, refused=True)
                 if event.code in NEUTRAL_FAILURES:

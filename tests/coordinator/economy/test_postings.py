@@ -86,10 +86,17 @@ def test_bounty_comes_from_the_pool_scaled_by_trust_and_stops_when_empty() -> No
     assert sum(p.amount for p in partial if p.kind == "bounty" and p.account_id == 10) == 50
 
 
-def test_no_tokens_delivered_means_no_provider_pay() -> None:
+def test_an_empty_answer_pays_the_node_that_gave_it() -> None:
+    settings = EconomySettings(provider_share_bps=8000, bounty_pool_share_bps=0)
     postings = call_postings(CONSUMER, 500, [ServingNode("a", 10, 0, 1.0, 0.0)], BOOKS,
-                             SETTINGS, bounty_multiplier=2.0, pool_balance=10**6)
-    assert not [p for p in postings if p.account_id == 10]
+                             settings, bounty_multiplier=1.0, pool_balance=0)
+    assert sum(p.amount for p in postings if p.account_id == 10) == 400  # its prompt's share
+    # Beside a node that delivered tokens, one that delivered none gets nothing.
+    resumed = call_postings(
+        CONSUMER, 500, [ServingNode("a", 10, 5, 1.0, 0.0), ServingNode("b", 11, 0, 1.0, 0.0)],
+        BOOKS, settings, bounty_multiplier=1.0, pool_balance=0,
+    )
+    assert not [p for p in resumed if p.account_id == 11]
     assert call_postings(CONSUMER, 0, [], BOOKS, SETTINGS, bounty_multiplier=1.0,
                          pool_balance=0) == []
 
