@@ -1,7 +1,9 @@
 """This replica's Prometheus metrics, served at ``GET /metrics`` for a scraper to collect.
 
 Each replica reports on itself (scrape every replica directly, not through the load balancer;
-``deploy/nginx`` keeps the path private). Three sources:
+``deploy/nginx`` keeps the path private as well). Scraping needs ``KORETEX_METRICS__TOKEN`` as a
+bearer token; with no token set, only loopback peers that no proxy forwarded are served, so a
+replica published by accident still shows nothing. Three sources:
 
 - HTTP: a middleware counts requests by route, method and status, and times them (a streamed
   completion is timed to its last event).
@@ -16,6 +18,8 @@ Each app has a registry of its own, so several apps in one process (tests) do no
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterator
@@ -43,6 +47,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.scrape_token: str | None = None  # until ``watch``: loopback scrapers only
         self.http_requests = Counter(
             "koretex_http_requests", "HTTP requests answered, by route, method and status.",
             ["route", "method", "status"], registry=self.registry,
@@ -75,7 +80,9 @@ class Metrics:
             self.speed.labels(model).observe(observation.tok_s)
 
     def watch(self, services: Services) -> None:
-        """Report ``services``' state at each scrape."""
+        """Report ``services``' state at each scrape, to scrapers its settings admit."""
+        token = services.settings.metrics.token
+        self.scrape_token = None if token is None else token.get_secret_value()
         self.registry.register(_StateCollector(services))
 
     def exposition(self) -> bytes:
@@ -105,9 +112,48 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
         metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
 
 
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+
+
+def scrape_refusal(
+    token: str | None, authorization: str | None, peer: str | None, forwarded: bool
+) -> tuple[int, str] | None:
+    """Why a scrape is refused (status and reason), or None to serve it.
+
+    With a token set, only ``Bearer <token>`` is served, from anywhere. Without one, only a
+    loopback peer that no proxy forwarded: a reverse proxy on the same host connects from
+    loopback too, so a request carrying forwarding headers came from someone else.
+    """
+    if token is not None:
+        expected = f"Bearer {token}".encode()
+        if authorization is None or not hmac.compare_digest(expected, authorization.encode()):
+            return 401, "metrics need the scrape token: Authorization: Bearer <token>"
+        return None
+    if forwarded or not _is_loopback(peer):
+        return 403, ("metrics are served to loopback only; set KORETEX_METRICS__TOKEN to"
+                     " scrape from elsewhere")
+    return None
+
+
+def _is_loopback(peer: str | None) -> bool:
+    try:
+        return peer is not None and ipaddress.ip_address(peer.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
 async def serve_metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].exposition()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    metrics = request.app[METRICS]
+    refusal = scrape_refusal(
+        metrics.scrape_token,
+        request.headers.get("Authorization"), request.remote,
+        any(name in request.headers for name in FORWARDING_HEADERS),
+    )
+    if refusal is not None:
+        status, reason = refusal
+        headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if status == 401 else None
+        return web.Response(status=status, text=reason + "\n", headers=headers)
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 class _StateCollector(Collector):
@@ -140,6 +186,10 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("koretex_ledger_writes_queued",
                                 "Ledger writes waiting for the next group commit.",
                                 value=services.ledger.pending_writes)
+        yield CounterMetricFamily("koretex_ledger_rejected",
+                                  "Ledger writes the database refused, given up on so that the"
+                                  " rest of their batch could commit (each one is logged).",
+                                  value=services.ledger.rejected_writes)
         leading = GaugeMetricFamily("koretex_leading",
                                     "1 for each periodic job this replica leads.", labels=["job"])
         for job in sorted(services.bus.leading):

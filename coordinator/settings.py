@@ -10,6 +10,7 @@ from coordinator.bus.settings import BusSettings
 from coordinator.cloud.settings import CloudSettings
 from coordinator.economy.settings import EconomySettings, TopupSettings
 from coordinator.limits.settings import LimitSettings
+from coordinator.metrics_settings import MetricsSettings
 from coordinator.paths import default_database_url
 from coordinator.points.settings import PointsSettings
 from coordinator.probes.authenticity_settings import AuthenticitySettings
@@ -52,6 +53,7 @@ class CoordinatorSettings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     access_log: bool = Field(
         default=False,
         description="Log every HTTP request (off: nginx in front logs them, and a line per"

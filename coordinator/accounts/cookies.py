@@ -5,12 +5,18 @@ cookie. Beside it goes a readable CSRF cookie whose value the page echoes in the
 header of every state-changing request; a cross-site form can send the first cookie (SameSite=Lax
 stops most of that already) but can never read the second to forge the header. Requests with an
 ``Authorization`` header are untouched: API clients keep using bearer tokens.
+
+The CSRF token is bound to its session: it is an HMAC keyed by the session token, so only
+someone holding that session's (HttpOnly) token can compute it, a token issued to one session is
+refused on every other, and no replica needs to store it. A cookie planted from a sibling
+domain, or a token read from another signed-in browser, passes nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-import secrets
 
 from aiohttp import web
 
@@ -32,9 +38,15 @@ def set_session_cookies(
         secure=secure,
     )
     response.set_cookie(
-        CSRF_COOKIE, secrets.token_urlsafe(24), max_age=max_age, path="/", samesite="Lax",
+        CSRF_COOKIE, csrf_token_for(token), max_age=max_age, path="/", samesite="Lax",
         secure=secure,
     )
+
+
+def csrf_token_for(session_token: str) -> str:
+    """The one CSRF token the session ``session_token`` accepts."""
+    digest = hmac.new(session_token.encode(), b"koretex-csrf-v1", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def clear_session_cookies(response: web.StreamResponse) -> None:
@@ -48,9 +60,8 @@ def cookie_session_token(request: web.Request) -> str | None:
     if not token:
         return None
     if request.method not in SAFE_METHODS:
-        expected = request.cookies.get(CSRF_COOKIE, "")
         sent = request.headers.get(CSRF_HEADER, "")
-        if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        if not hmac.compare_digest(csrf_token_for(token).encode(), sent.encode()):
             raise PermissionDenied(
                 f"missing or wrong {CSRF_HEADER} header: send the {CSRF_COOKIE} cookie's value"
             )

@@ -35,6 +35,7 @@ from sqlalchemy import select, update
 
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.cookies import is_secure, set_session_cookies
+from coordinator.accounts.next_path import safe_next
 from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.accounts.sessions import open_session, session_account
 from coordinator.errors import AuthenticationFailed, CoordinatorError, InvalidRequest
@@ -94,13 +95,6 @@ def pkce_challenge(verifier: str) -> str:
     """S256: base64url(sha256(verifier)) without padding (RFC 7636)."""
     digest = hashlib.sha256(verifier.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/dashboard"
-    return target
 
 
 def new_flow(next_path: str | None, link: bool, now: float, ttl_s: float) -> Flow:

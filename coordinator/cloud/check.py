@@ -39,7 +39,8 @@ async def check_upstream(
     connector = upstream_connector(1, settings.allow_private_upstreams)
     try:
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http, http.post(
-            chat_url(base_url), json=check_body(upstream_model), headers=headers
+            chat_url(base_url), json=check_body(upstream_model), headers=headers,
+            allow_redirects=False,  # a redirect could aim the coordinator anywhere: a refusal
         ) as response:
             raw = await response.content.read(65536)
             status = response.status

@@ -155,7 +155,10 @@ class CloudRelay:
         headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         settings = self._settings
         async with asyncio.timeout(settings.first_byte_timeout_s):
-            response = await self._http.post(self._url, json=body, headers=headers)
+            # Never followed: a 3xx is the upstream's fault, and each hop would be a new target.
+            response = await self._http.post(
+                self._url, json=body, headers=headers, allow_redirects=False
+            )
         async with response:
             if response.status >= 300:
                 raw = await response.content.read(ERROR_BODY_BYTES)

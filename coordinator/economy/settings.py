@@ -112,7 +112,9 @@ class TopupSettings(BaseModel):
     max_usdc: Decimal = Field(default=Decimal("10000"), gt=0)
     max_pending_per_account: int = Field(default=5, ge=1)
     signatures_per_invoice: int = Field(
-        default=10, ge=1, le=1000, description="Transactions examined per invoice and round."
+        default=10, ge=1, le=1000,
+        description="Signatures asked for per RPC page; the watcher pages back until it reaches"
+        " the transactions it already judged.",
     )
 
     @field_validator("treasury", "usdc_mint")

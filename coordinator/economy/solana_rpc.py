@@ -44,12 +44,17 @@ class SolanaRpc:
         self._ids = itertools.count(1)
 
     async def signatures_for_address(
-        self, address: str, *, limit: int = 10, commitment: Commitment = "confirmed"
+        self, address: str, *, limit: int = 10, commitment: Commitment = "confirmed",
+        before: str | None = None, until: str | None = None,
     ) -> list[RpcConfirmedTransactionStatusWithSignature]:
-        """The newest transactions that mention ``address`` (newest first)."""
-        text = await self._call(
-            "getSignaturesForAddress", [address, {"limit": limit, "commitment": commitment}]
-        )
+        """The newest transactions that mention ``address`` (newest first): at most ``limit``,
+        older than ``before`` and newer than ``until`` when those signatures are given."""
+        config: dict[str, Any] = {"limit": limit, "commitment": commitment}
+        if before is not None:
+            config["before"] = before
+        if until is not None:
+            config["until"] = until
+        text = await self._call("getSignaturesForAddress", [address, config])
         parsed = _parse(GetSignaturesForAddressResp, text, "getSignaturesForAddress")
         return list(parsed.value)
 

@@ -7,6 +7,13 @@ grants the credits (ledger reference ``topup:<signature>``) and marks the invoic
 that signature; the unique signature column and the unique ledger reference make a payment
 credit once however many rounds, replicas or invoices see it. An RPC failure is written on the
 invoice and retried next round: nothing is credited or expired on a failed look.
+
+The RPC lists an address's transactions a page at a time, newest first. The watcher pages back
+(``before``) until it reaches the last transaction it already judged for good (``until``), so a
+burst of more transactions than one page (a payment buried under others naming the same
+reference) is still seen. That mark is kept in memory per pending invoice and only ever moves
+over transactions judged final (rejected); one still on its way to finality is looked at again
+next round. A new leader starts without marks and reads each invoice's history once.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from coordinator.store.models import TopupInvoice
 log = logging.getLogger(__name__)
 
 MAX_INVOICES_PER_ROUND = 500
+MAX_SIGNATURE_PAGES = 50  # per invoice and round; what is left is read in later rounds
 ERROR_LENGTH = 300  # the width of topup_invoices.last_error
 
 
@@ -72,6 +80,15 @@ class RoundReport:
 CreditOutcome = Literal["credited", "settled_elsewhere", "duplicate"]
 
 
+@dataclass(frozen=True, slots=True)
+class JudgedUpTo:
+    """An invoice's transactions up to ``signature`` (and all older ones) are judged for good;
+    ``rejection`` is the newest of them, kept for the invoice's note."""
+
+    signature: str
+    rejection: Rejected | None
+
+
 class _AlreadyGranted(Exception):
     """The ledger already holds this payment's grant: roll the invoice update back."""
 
@@ -89,6 +106,7 @@ class TopupWatcher:
         self._treasury = settings.treasury
         self._clock = clock
         self._rpc = rpc
+        self._judged: dict[str, JudgedUpTo] = {}  # pending invoice id -> how far back it is done
 
     async def run(self, interval_s: float) -> None:
         """Forever: a round, then a pause; a failed round (a database hiccup) is logged."""
@@ -97,7 +115,10 @@ class TopupWatcher:
     async def poll_once(self) -> RoundReport:
         """Look once at every pending invoice."""
         report = RoundReport()
-        for invoice in await self._pending():
+        pending = await self._pending()
+        still_pending = {invoice.id for invoice in pending}
+        self._judged = {id_: mark for id_, mark in self._judged.items() if id_ in still_pending}
+        for invoice in pending:
             report.checked += 1
             await self._check(invoice, report)
         if report.failed:
@@ -119,7 +140,7 @@ class TopupWatcher:
         terms = PaymentTerms(invoice.reference, invoice.amount_raw, self._treasury,
                              self._settings.usdc_mint)
         try:
-            verdicts = await self._judge_all(terms)
+            verdicts = await self._judge_all(invoice.id, terms)
         except SolanaRpcFailed as exc:
             report.failed.append(invoice.id)
             await self._record(invoice.id, exc.message, expire=False)
@@ -145,15 +166,49 @@ class TopupWatcher:
         if step.expire:
             report.expired.append(invoice.id)
 
-    async def _judge_all(self, terms: PaymentTerms) -> list[Verdict]:
-        statuses = await self._rpc.signatures_for_address(
-            terms.reference, limit=self._settings.signatures_per_invoice
+    async def _judge_all(self, invoice_id: str, terms: PaymentTerms) -> list[Verdict]:
+        """Verdicts on the invoice's transactions not yet judged for good, oldest first (the
+        first payment is the one credited), after the newest rejection judged before."""
+        known = self._judged.get(invoice_id)
+        signatures, complete = await self._signatures_since(
+            terms.reference, None if known is None else known.signature
         )
         verdicts: list[Verdict] = []
-        for status in reversed(statuses):  # oldest first: the first payment is the one credited
-            signature = str(status.signature)
+        for signature in reversed(signatures):
             verdicts.append(judge_payment(terms, signature, await self._rpc.transaction(signature)))
-        return verdicts
+        if complete:  # the mark moves only over an unbroken run of final verdicts
+            mark = known
+            for verdict in verdicts:
+                if not isinstance(verdict, Rejected):
+                    break
+                mark = JudgedUpTo(verdict.signature, verdict)
+            if mark is not None:
+                self._judged[invoice_id] = mark
+        earlier: list[Verdict] = [known.rejection] if known and known.rejection else []
+        return earlier + verdicts
+
+    async def _signatures_since(self, reference: str, until: str | None) -> tuple[list[str], bool]:
+        """Signatures naming ``reference`` newer than ``until`` (newest first, each once), and
+        whether the pages reached back that far."""
+        page_size = self._settings.signatures_per_invoice
+        seen: set[str] = set()
+        signatures: list[str] = []
+        before: str | None = None
+        for _ in range(MAX_SIGNATURE_PAGES):
+            page = await self._rpc.signatures_for_address(
+                reference, limit=page_size, before=before, until=until
+            )
+            for status in page:
+                signature = str(status.signature)
+                if signature not in seen:
+                    seen.add(signature)
+                    signatures.append(signature)
+            if len(page) < page_size:
+                return signatures, True
+            before = str(page[-1].signature)
+        log.warning("top-up reference %s names more than %d transactions; reading the rest in"
+                    " later rounds", reference, MAX_SIGNATURE_PAGES * page_size)
+        return signatures, False
 
     async def _credit(self, invoice: PendingInvoice, payment: Paid, now: datetime) -> CreditOutcome:
         credits = credits_for_payment(invoice.credits, invoice.amount_raw, payment.paid_raw)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import logging
 from decimal import Decimal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import segno
 from aiohttp import web
@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from coordinator.accounts.activity import add_activity_routes
 from coordinator.accounts.link_routes import add_link_routes
+from coordinator.accounts.next_path import safe_next
 from coordinator.accounts.node_routes import add_account_node_routes
 from coordinator.accounts.oidc import add_oidc_routes
 from coordinator.accounts.sessions import session_account
@@ -42,6 +43,7 @@ from coordinator.web.schemas import NetworkPricing
 
 log = logging.getLogger(__name__)
 HTML = "text/html"
+SIGNIN_PATH = "/signin"
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -73,10 +75,22 @@ def page_handler(page: Page) -> Handler:
         signed_in = await _signed_in(request)
         if page.signed_in and not signed_in:
             raise web.HTTPFound(f"/signin?next={quote(request.path_qs, safe='/')}")
+        if page.path == SIGNIN_PATH:
+            _refuse_foreign_next(request)
         body = render(page, signed_in=signed_in, site=site_facts(request.app[SERVICES].settings))
         return web.Response(text=body, content_type=HTML, headers=PAGE_HEADERS)
 
     return handler
+
+
+def _refuse_foreign_next(request: web.Request) -> None:
+    """A sign-in link whose ``next`` would leave the site is rewritten to one that stays."""
+    target = request.query.get("next")
+    if target is None or safe_next(target) == target:
+        return
+    query = dict(request.query)
+    query["next"] = safe_next(target)
+    raise web.HTTPFound(f"{SIGNIN_PATH}?{urlencode(query)}")
 
 
 async def favicon(request: web.Request) -> web.StreamResponse:

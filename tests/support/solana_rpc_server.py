@@ -87,8 +87,14 @@ class FakeSolanaRpc:
             return _error(request_id, -32602,
                           "Method does not support commitment below `confirmed`")
         limit = config.get("limit", 1000)
+        listed = self._by_address.get(address, [])
+        # A mainnet node's paging: strictly older than ``before``, strictly newer than ``until``.
+        if config.get("before") in listed:
+            listed = listed[listed.index(config["before"]) + 1:]
+        if config.get("until") in listed:
+            listed = listed[:listed.index(config["until"])]
         entries = []
-        for signature in self._by_address.get(address, []):
+        for signature in listed:
             final = signature in self._finalized
             if commitment == "finalized" and not final:
                 continue

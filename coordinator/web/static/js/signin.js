@@ -2,8 +2,19 @@ import { api, el, site, status } from "./common.js";
 import { onWallets, signInWith } from "./wallet.js";
 
 const params = new URLSearchParams(location.search);
-const next = (params.get("next") || "/dashboard").startsWith("/") && !(params.get("next") || "").startsWith("//")
-  ? params.get("next") || "/dashboard" : "/dashboard";
+/** A path on this site, else /dashboard: the same rule as coordinator/accounts/next_path.py. */
+function safeNext(target) {
+  if (!target || target.length > 2048) return "/dashboard";
+  let decoded;
+  try { decoded = decodeURIComponent(target); } catch { return "/dashboard"; }
+  for (const text of [target, decoded]) {
+    if (/[\x00-\x1f\x7f\\]/.test(text)) return "/dashboard";
+    if (!text.startsWith("/") || text.startsWith("//")) return "/dashboard";
+    if (new URL(text, location.origin).origin !== location.origin) return "/dashboard";
+  }
+  return target;
+}
+const next = safeNext(params.get("next"));
 
 if (params.get("error")) {
   const box = document.getElementById("signin-error");
