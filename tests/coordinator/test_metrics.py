@@ -16,6 +16,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def scrape(coordinator: RunningCoordinator) -> Samples:
+    # No scrape token is set: served because the test is a loopback peer no proxy forwarded
+    # (tests/security/test_metrics_auth.py plays the stranger).
     async with httpx.AsyncClient(base_url=coordinator.base_url) as http:
         response = await http.get("/metrics")
     assert response.status_code == 200
