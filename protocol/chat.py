@@ -21,7 +21,7 @@ class ChatMessage(WireModel):
 
 
 class SamplingParams(WireModel):
-    max_tokens: int = Field(ge=1)
+    max_tokens: int = Field(ge=1, le=10_000_000)  # protocol.messages.MAX_TOKEN_COUNT
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     stop: tuple[str, ...] = ()
@@ -36,7 +36,8 @@ class TopLogprob(WireModel):
 class TokenLogprob(WireModel):
     """The log-probability of one emitted token and of its strongest alternatives."""
 
-    token_id: int | None = None  # None when the engine does not expose ids (a cloud upstream)
+    # None when the engine does not expose ids (a cloud upstream)
+    token_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
     token: str
     logprob: float
     top: tuple[TopLogprob, ...] = ()

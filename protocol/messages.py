@@ -29,6 +29,12 @@ FailureCode = Literal[
 NEUTRAL_FAILURES: frozenset[str] = frozenset({"bad_request", "context_length"})
 """Failures caused by the consumer's input; they never count against a node."""
 
+MAX_TOKEN_COUNT = 10_000_000
+"""The most tokens any count on the wire may claim: far above any context window, and low
+enough that a count times a price never overflows a 64-bit ledger column. A message claiming
+more fails validation, and the node that sent it is disconnected."""
+MAX_MICRO_CREDITS = 2**62
+
 
 # --- node -> coordinator -----------------------------------------------------------------------
 
@@ -37,8 +43,8 @@ class Hardware(WireModel):
     system: str
     machine: str
     chip: str
-    cores: int = Field(ge=0)
-    memory_bytes: int = Field(ge=0)
+    cores: int = Field(ge=0, le=1_000_000)
+    memory_bytes: int = Field(ge=0, le=2**60)
     gpu: str | None = None
 
 
@@ -47,7 +53,7 @@ class ModelOffer(WireModel):
 
     model: ModelId
     weights_sha256: str | None = None
-    context_length: int = Field(ge=1)
+    context_length: int = Field(ge=1, le=MAX_TOKEN_COUNT)
 
 
 class Register(WireModel):
@@ -74,7 +80,7 @@ class TokenDelta(WireModel):
     type: Literal["delta"] = "delta"
     job_id: JobId
     text: str
-    tokens: int = Field(ge=0)
+    tokens: int = Field(ge=0, le=MAX_TOKEN_COUNT)
     logprobs: tuple[TokenLogprob, ...] = ()
 
 
@@ -82,8 +88,8 @@ class JobDone(WireModel):
     type: Literal["done"] = "done"
     job_id: JobId
     finish_reason: FinishReason
-    prompt_tokens: int = Field(ge=0)
-    completion_tokens: int = Field(ge=0)
+    prompt_tokens: int = Field(ge=0, le=MAX_TOKEN_COUNT)
+    completion_tokens: int = Field(ge=0, le=MAX_TOKEN_COUNT)
 
 
 class JobFailed(WireModel):
@@ -128,7 +134,8 @@ class Registered(WireModel):
     type: Literal["registered"] = "registered"
     node_id: NodeId
     operator: str | None = None  # the wallet this node earns for, once enrolled
-    earned: int | None = Field(default=None, ge=0)  # micro-credits earned so far, if shared
+    # micro-credits earned so far, if shared
+    earned: int | None = Field(default=None, ge=0, le=MAX_MICRO_CREDITS)
 
 
 class Job(WireModel):

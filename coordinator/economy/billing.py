@@ -25,6 +25,14 @@ def prompt_token_bound(messages: tuple[ChatMessage, ...]) -> int:
     )
 
 
+def prompt_token_estimate(messages: tuple[ChatMessage, ...]) -> int:
+    """About four characters a token plus a turn's markers: what a call's prompt is billed
+    when no node reported its count (the consumer hung up before the end)."""
+    return PROMPT_OVERHEAD_TOKENS + sum(
+        -(-len(m.content) // 4) + PER_MESSAGE_OVERHEAD_TOKENS for m in messages
+    )
+
+
 def worst_case_cost(price: Price, messages: tuple[ChatMessage, ...], max_tokens: int) -> int:
     return price.cost(prompt_token_bound(messages), max_tokens)
 
@@ -38,6 +46,10 @@ class CallMeter:
     completion_id: str
     delivered_by_node: dict[NodeId, int] = field(default_factory=dict)
     prompt_tokens: int = 0
+    """The prompt's tokens as counted when the call ended well; 0 until then."""
+    prompt_estimate: int = 0
+    """What the prompt is billed if the call started but never ended well (the consumer hung
+    up mid-answer): the node did the prompt's work all the same."""
 
     def delivered(self, node_id: NodeId, tokens: int) -> None:
         self.delivered_by_node[node_id] = self.delivered_by_node.get(node_id, 0) + tokens
@@ -46,8 +58,14 @@ class CallMeter:
     def completion_tokens(self) -> int:
         return sum(self.delivered_by_node.values())
 
+    @property
+    def billed_prompt_tokens(self) -> int:
+        if self.prompt_tokens or not self.delivered_by_node:
+            return self.prompt_tokens
+        return self.prompt_estimate
+
     def cost(self) -> int:
-        return self.price.cost(self.prompt_tokens, self.completion_tokens)
+        return self.price.cost(self.billed_prompt_tokens, self.completion_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +118,7 @@ def settle_call(services: Services, hold: Hold, meter: CallMeter) -> None:
         hold_amount=hold.amount,
         cost=meter.cost(),
         model=meter.model,
-        prompt_tokens=meter.prompt_tokens,
+        prompt_tokens=meter.billed_prompt_tokens,
         completion_tokens=meter.completion_tokens,
         nodes=tuple(nodes),
         bounty_multiplier=services.bounties.multiplier(meter.model, economy),

@@ -20,15 +20,16 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.clock import Clock
 from coordinator.economy.credit_lines import CreditLine, CreditLines
 from coordinator.economy.group_commit import GroupCommit
+from coordinator.economy.holds import call_charge, hold_grant
 from coordinator.economy.postings import Books, Posting, ServingNode, call_postings
 from coordinator.economy.settings import EconomySettings
-from coordinator.errors import InsufficientCredits
+from coordinator.errors import CoordinatorError, InsufficientCredits
 from coordinator.store.database import Database
 from coordinator.store.models import Account, ApiKey, Hold, LedgerEntry, LedgerTransaction
 
@@ -188,6 +189,7 @@ class Ledger:
             linger_s=settings.settle_batch_wait_s,
             retry=lambda item: not isinstance(item, _HoldRequest),
             urgent=lambda item: isinstance(item, _HoldRequest),
+            reject=_answer_rejected, transient=_is_transient,
         )
         # Lines stop lending at half the holds' lifetime, so a line's row outlives its calls.
         self._lines = CreditLines(max_age_s=settings.hold_ttl_s / 2)
@@ -235,23 +237,19 @@ class Ledger:
         holds = [item for item in items if isinstance(item, _HoldRequest)]
         settlements = [item for item in items if isinstance(item, CallSettlement | _LineSettlement)]
         releases = [item for item in items if isinstance(item, _Release)]
-        try:
-            async with self._database.session() as session, session.begin():
-                if not self._database.is_sqlite:  # SQLite's one writer locks the whole file
-                    await _lock_accounts(
-                        session, self._accounts_written(holds, settlements, releases)
-                    )
-                # Settlements and releases first: what they free counts for the holds after.
-                if settlements:
-                    await self._settle_in(session, settlements)
-                if releases:
-                    await self._release_in(session, [release.hold_id for release in releases])
-                accepted = await self._grant_holds_in(session, holds) if holds else {}
-        except Exception as exc:
-            for request in holds:
-                if not request.outcome.done():
-                    request.outcome.set_exception(exc)
-            raise
+        # A failure leaves the hold requests unanswered: the writer writes them again without
+        # the item at fault, or rejects them (``_answer_rejected``).
+        async with self._database.session() as session, session.begin():
+            if not self._database.is_sqlite:  # SQLite's one writer locks the whole file
+                await _lock_accounts(
+                    session, self._accounts_written(holds, settlements, releases)
+                )
+            # Settlements and releases first: what they free counts for the holds after.
+            if settlements:
+                await self._settle_in(session, settlements)
+            if releases:
+                await self._release_in(session, [release.hold_id for release in releases])
+            accepted = await self._grant_holds_in(session, holds) if holds else {}
         now = self._clock.monotonic()
         for request in holds:
             hold_id = accepted.get(id(request))
@@ -311,18 +309,14 @@ class Ledger:
         batch = _Batch()
         holds: list[dict[str, object]] = []
         for request in requests:
-            available = spendable.get(request.account_id, -1)
-            if available < request.amount:
+            granted = hold_grant(
+                spendable.get(request.account_id, -1), request.amount,
+                self._settings.credit_line_holds if request.line else 0,
+            )
+            if granted is None:
                 request.refusal = "balance"
                 continue
-            if request.line:
-                # A line takes at most half of what is spendable (at least the call's hold),
-                # so other replicas can still open theirs on the same account.
-                request.granted = max(request.amount, min(
-                    request.amount * self._settings.credit_line_holds, available // 2
-                ))
-            else:
-                request.granted = request.amount
+            request.granted = granted
             if request.api_key_id is not None and (
                 key_room.get(request.api_key_id, request.amount) < request.amount
             ):
@@ -390,6 +384,11 @@ class Ledger:
         """Holds, settlements and releases queued for the next group commit."""
         return len(self._writes)
 
+    @property
+    def rejected_writes(self) -> int:
+        """Writes the database refused, given up on so that the others could commit."""
+        return self._writes.rejected
+
     def settle(self, settlement: CallSettlement) -> None:
         """Queue a call's settlement; written within milliseconds, batched with others."""
         if settlement.hold_id not in self._lines:
@@ -447,15 +446,27 @@ class Ledger:
                     .values(amount=_HOLDS.c.amount - bindparam("b_consumed")),
                     [{"b_hold": h, "b_consumed": c} for h, c in sorted(line_release.items())],
                 )
+        # Calls whose hold expired meanwhile are charged no more than their account can still
+        # spend (its reserved room went back to it, perhaps to other calls).
+        expired = {item.account_id for item in own if item.hold_id not in releases}
+        expired.update(item.account_id for item in on_lines if item.hold_id not in line_release)
+        spendable: dict[int, int] = {}
+        if expired:
+            spendable = {
+                row[0]: row[1] - row[2] for row in (await session.execute(
+                    select(Account.id, Account.balance, Account.reserved)
+                    .where(Account.id.in_(sorted(expired)))
+                )).all()
+            }
         for item in own:
             pool_balance = self._post_call(
-                batch, item, now, pool_balance, releases.get(item.hold_id)
+                batch, item, now, pool_balance, releases.get(item.hold_id), spendable
             )
         for item in on_lines:
             found = item.hold_id in line_release
             pool_balance = self._post_call(
                 batch, item, now, pool_balance,
-                (min(item.cost, item.hold_amount), None) if found else None,
+                (min(item.cost, item.hold_amount), None) if found else None, spendable,
             )
         await session.execute(insert(_TRANSACTIONS), batch.transactions)
         if batch.entries:
@@ -464,16 +475,21 @@ class Ledger:
 
     def _post_call(
         self, batch: _Batch, item: CallSettlement, now: datetime, pool_balance: int,
-        release: tuple[int, int | None] | None,
+        release: tuple[int, int | None] | None, spendable: dict[int, int],
     ) -> int:
         """Post one call; ``release`` is what it frees from the reserved balance (and from which
-        limited key), None if its hold had expired."""
-        cost = min(item.cost, item.hold_amount)
+        limited key), None if its hold had expired (``spendable``: what its account could
+        spend before this batch)."""
+        account = item.account_id
         if release is None:
             # The hold expired and was released already; still charge what was delivered,
-            # but never more than the account can cover.
+            # but never more than the account can cover now.
             log.warning("settling %s after its hold expired", item.reference)
+            room = (spendable.get(account, 0) + batch.balance_deltas.get(account, 0)
+                    + batch.reserved_release.get(account, 0))
+            cost = call_charge(item.cost, item.hold_amount, spendable_after_expiry=room)
         else:
+            cost = call_charge(item.cost, item.hold_amount, spendable_after_expiry=None)
             amount, limited_key = release
             batch.reserved_release[item.account_id] += amount
             if limited_key is not None:
@@ -500,6 +516,33 @@ class Ledger:
         if item.api_key_id is not None:
             batch.key_spent[item.api_key_id] += cost
         return pool_balance
+
+
+class LedgerWriteRejected(CoordinatorError):
+    """The database refused a ledger write; the writer gave up on it so others could commit."""
+
+
+def _answer_rejected(item: _Write, error: Exception) -> None:
+    """Whoever waits on a rejected write gets an error; nobody waits on the others (a rejected
+    settlement leaves its hold to expire, so the consumer is not charged)."""
+    if isinstance(item, _HoldRequest) and not item.outcome.done():
+        rejected = LedgerWriteRejected("the ledger could not record this request's hold")
+        rejected.__cause__ = error
+        item.outcome.set_exception(rejected)
+
+
+def _is_transient(error: Exception) -> bool:
+    """Whether a failed write may succeed unchanged later: the database's trouble (a lost
+    connection, a lock timeout), not the data's (a value out of range, a constraint)."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+        if isinstance(original, ValueError | OverflowError | TypeError):  # a bad bound value
+            return False
+        return isinstance(error, OperationalError)
+    return isinstance(error, ConnectionError | TimeoutError | OSError)
+
 
 async def _release_holds(
     session: AsyncSession, holds: list[tuple[int, int | None, int]]

@@ -20,7 +20,13 @@ from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
-from coordinator.economy.billing import CallMeter, hold_for_call, settle_call, worst_case_cost
+from coordinator.economy.billing import (
+    CallMeter,
+    hold_for_call,
+    prompt_token_estimate,
+    settle_call,
+    worst_case_cost,
+)
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
@@ -57,7 +63,8 @@ async def _complete(
     request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest
 ) -> web.StreamResponse:
     spec, price = _spec(body, services)
-    meter = CallMeter(model=spec.model, price=price, completion_id=_completion_id())
+    meter = CallMeter(model=spec.model, price=price, completion_id=_completion_id(),
+                      prompt_estimate=prompt_token_estimate(spec.messages))
     pieces = stream_completion(services, spec)
     async with aclosing(pieces):
         # The credit hold is written while the node starts on the prompt, so it adds nothing to

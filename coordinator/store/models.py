@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Double,
@@ -46,6 +47,10 @@ class Account(Base):
     """Who holds credits: a wallet, a local operator account, or a platform book."""
 
     __tablename__ = "accounts"
+    # Only the system books (issuance) go below zero, by exactly what they issued.
+    __table_args__ = (
+        CheckConstraint("kind = 'system' OR balance >= 0", name="ck_accounts_balance_not_negative"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))  # user | platform | system
@@ -119,8 +124,8 @@ class LedgerTransaction(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
     model: Mapped[str | None] = mapped_column(String(64))
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     memo: Mapped[str | None] = mapped_column(String(200))
 
 
