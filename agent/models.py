@@ -17,7 +17,6 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from agent import paths
-from agent.engines.chat_format import FORMATS, ChatFormat
 from agent.errors import ConfigurationError
 from protocol import catalogue
 from protocol.catalogue import CatalogueModel, WeightsFile
@@ -36,7 +35,6 @@ class ResolvedModel:
     path: Path
     sha256: str
     model_id: ModelId
-    chat_format: ChatFormat
 
 
 def resolve(spec: str, model_id: str | None = None) -> ResolvedModel:
@@ -59,7 +57,7 @@ def resolve(spec: str, model_id: str | None = None) -> ResolvedModel:
             f"{path.name} (sha256 {digest[:12]}…) is not a catalogue model; pass --model-id"
         )
         raise ConfigurationError(what)
-    return ResolvedModel(path.resolve(), digest, entry.id, FORMATS[entry.chat_format])
+    return ResolvedModel(path.resolve(), digest, entry.id)
 
 
 def hf_download(weights: WeightsFile, directory: Path, progress: bool) -> Path:

@@ -40,7 +40,6 @@ from agent.engines.base import (
     ModelInfo,
     ScoringRequest,
 )
-from agent.engines.chat_format import FORMATS
 from agent.engines.llama_cpp import LlamaCppEngine
 from coordinator.catalogue import Catalogue
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
@@ -60,7 +59,7 @@ HONEST_SETUPS = ((1, 512, 2048), (2, 64, 4096), (1, 64, 1024), (2, 512, 2048))
 
 def engine(path: Path, threads: int, batch: int, context: int) -> LlamaCppEngine:
     return LlamaCppEngine(
-        ModelInfo(str(path), "", context), FORMATS["gemma"], n_threads=threads, n_batch=batch
+        ModelInfo(str(path), "", context), n_threads=threads, n_batch=batch
     )
 
 

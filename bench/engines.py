@@ -46,7 +46,7 @@ from agent.engines.base import (
     GenerationRequest,
     ModelInfo,
 )
-from agent.engines.chat_format import FORMATS
+from agent.engines.chat_template import render_plain
 from agent.engines.llama_cpp import LlamaCppEngine
 from protocol.chat import ChatMessage, SamplingParams
 
@@ -127,16 +127,15 @@ async def llama_pair(gemma: Path) -> Pair:
     from llama_cpp import Llama
 
     info = ModelInfo(str(gemma), "0" * 64, CONTEXT_LENGTH)
-    engine = LlamaCppEngine(info, FORMATS["gemma"], slots=1, n_threads=THREADS, n_batch=N_BATCH)
+    engine = LlamaCppEngine(info, slots=1, n_threads=THREADS, n_batch=N_BATCH)
     await engine.load()
     llm = Llama(
         model_path=str(gemma), n_ctx=CONTEXT_LENGTH, n_batch=N_BATCH, n_threads=THREADS,
         n_threads_batch=THREADS, verbose=False,
     )
-    gemma_format = FORMATS["gemma"]
 
     async def direct(prompt: str) -> Run:
-        rendered = gemma_format.render(messages(prompt), "")
+        rendered = render_plain(messages(prompt))  # the base model has no chat template
         started = time.perf_counter()
         text: list[str] = []
         tokens = 0
@@ -186,13 +185,15 @@ async def mlx_pair(directory: Path) -> Pair:
     directory.mkdir(parents=True, exist_ok=True)
     path = build_tiny_mlx_model(directory)
 
-    engine = MlxEngine(ModelInfo(str(path), "0" * 64, CONTEXT_LENGTH), FORMATS["gemma"])
+    engine = MlxEngine(ModelInfo(str(path), "0" * 64, CONTEXT_LENGTH))
     await engine.load()
     model, tokenizer = mlx_lm.load(str(path))[:2]
-    gemma_format = FORMATS["gemma"]
 
     async def direct(prompt: str) -> Run:
-        ids = tokenizer.encode(gemma_format.render(messages(prompt), ""))
+        ids = tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages(prompt)],
+            add_generation_prompt=True,
+        )
         started = time.perf_counter()
         text: list[str] = []
         tokens = 0

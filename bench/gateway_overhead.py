@@ -38,7 +38,6 @@ from rich.table import Table
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 
 from agent.engines.base import GeneratedToken, GenerationFinished, GenerationRequest, ModelInfo
-from agent.engines.chat_format import FORMATS
 from agent.engines.llama_cpp import LlamaCppEngine
 from agent.models import file_sha256
 from coordinator.routing import RoutingConstants
@@ -281,7 +280,7 @@ async def run_cell(
     )
     await agent.start()
     engine = LlamaCppEngine(
-        ModelInfo(str(model_path), sha256, CONTEXT_LENGTH), FORMATS["gemma"],
+        ModelInfo(str(model_path), sha256, CONTEXT_LENGTH),
         slots=cell.concurrency, n_threads=THREADS,
     )
     try:

@@ -27,7 +27,10 @@ class Price:
         return prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m
 
 
-DEFAULT_PRICES: dict[str, Price] = {"gemma-3-270m": Price(input_per_1m=10, output_per_1m=20)}
+DEFAULT_PRICES: dict[str, Price] = {
+    "gemma-3-270m": Price(input_per_1m=10, output_per_1m=20),
+    "smollm2-135m-instruct": Price(input_per_1m=5, output_per_1m=10),
+}
 
 
 @dataclass(frozen=True, slots=True)

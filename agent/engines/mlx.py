@@ -28,7 +28,7 @@ from agent.engines.base import (
     ModelInfo,
     ScoringRequest,
 )
-from agent.engines.chat_format import ChatFormat
+from agent.engines.chat_template import ChatTemplateError, render_plain
 from agent.engines.completion import Completion, refuse_context_overflow
 from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
@@ -43,7 +43,7 @@ T = TypeVar("T")
 class _Loaded:
     model: Any  # mlx.nn.Module
     tokenizer: Any  # mlx_lm TokenizerWrapper
-    chat_format: ChatFormat
+    render: Callable[[Sequence[ChatMessage], str], str]  # messages, continuation -> prompt
     pieces: tuple[bytes, ...]  # the bytes each token id adds to the text
     stop_ids: frozenset[int]
 
@@ -51,14 +51,14 @@ class _Loaded:
 class MlxEngine:
     """Streams chat completions from a directory of MLX weights (config.json + safetensors).
 
-    ``chat_format`` None renders prompts with the tokenizer's own chat template.
+    Prompts are rendered with the tokenizer's own chat template (plain text for a completion
+    model without one).
     """
 
     name = "mlx"
 
-    def __init__(self, model: ModelInfo, chat_format: ChatFormat | None, *, slots: int = 1) -> None:
+    def __init__(self, model: ModelInfo, *, slots: int = 1) -> None:
         self._model = model
-        self._format = chat_format
         self._free_slots = asyncio.Semaphore(slots)
         self._thread: _MlxThread | None = None
         self._loaded: _Loaded | None = None
@@ -96,12 +96,9 @@ class MlxEngine:
             # Metal: keep the weights wired, as mlx-lm's generate does, for as long as the
             # process lives: a node process serves this one model.
             mx.set_wired_limit(recommended)
-        chat_format = self._format or template_chat_format(tokenizer)
-        stop_ids = set(tokenizer.eos_token_ids)
-        end_of_turn = tokenizer.encode(chat_format.end_of_turn, add_special_tokens=False)
-        if len(end_of_turn) == 1:
-            stop_ids.add(end_of_turn[0])
-        return _Loaded(model, tokenizer, chat_format, token_pieces(tokenizer), frozenset(stop_ids))
+        stop_ids = frozenset(tokenizer.eos_token_ids)
+        return _Loaded(model, tokenizer, template_renderer(tokenizer), token_pieces(tokenizer),
+                       stop_ids)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         if self._loaded is None:
@@ -219,10 +216,10 @@ def _steps(
     from mlx_lm.generate import generate_step
 
     params = request.params
-    tokens = _encode(loaded, loaded.chat_format.render(request.messages, request.continuation))
+    tokens = _encode(loaded, loaded.render(request.messages, request.continuation))
     prompt_tokens = len(tokens)
     if request.continuation:
-        prompt_tokens = len(_encode(loaded, loaded.chat_format.render(request.messages, "")))
+        prompt_tokens = len(_encode(loaded, loaded.render(request.messages, "")))
     refuse_context_overflow(len(tokens), params.max_tokens, context_length)
     if cancelled.is_set():
         return
@@ -261,7 +258,7 @@ def _score(
     """One forward pass over prompt plus continuation; the continuation positions' logprobs."""
     import mlx.core as mx
 
-    prompt = _encode(loaded, loaded.chat_format.render(request.messages, request.prefix))
+    prompt = _encode(loaded, loaded.render(request.messages, request.prefix))
     if request.token_ids is None:
         ids = list(loaded.tokenizer.encode(request.text, add_special_tokens=False))
     else:
@@ -405,10 +402,11 @@ def _gpt2_byte_decoder() -> dict[str, int]:
 # --- the tokenizer's own chat template -----------------------------------------------------------
 
 
-def template_chat_format(tokenizer: Any) -> ChatFormat:
-    """A format rendering with the tokenizer's chat template, the continuation appended."""
+def template_renderer(tokenizer: Any) -> Callable[[Sequence[ChatMessage], str], str]:
+    """The tokenizer's ``apply_chat_template`` with the continuation appended after the
+    generation prompt; plain text for a tokenizer without a template (a completion model)."""
     if not getattr(tokenizer, "chat_template", None):
-        raise EngineError("the tokenizer has no chat template and no chat format was given")
+        return render_plain
 
     def render(messages: Sequence[ChatMessage], continuation: str) -> str:
         try:
@@ -417,7 +415,9 @@ def template_chat_format(tokenizer: Any) -> ChatFormat:
                 add_generation_prompt=True, tokenize=False,
             )
         except Exception as exc:  # jinja2 raises for conversations a template refuses
-            raise RequestRejected(f"the model's chat template refused the messages: {exc}") from exc
+            raise ChatTemplateError(
+                f"the model's chat template refused the messages: {exc}"
+            ) from exc
         return text + continuation
 
-    return ChatFormat("tokenizer", render, tokenizer.eos_token or "")
+    return render

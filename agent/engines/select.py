@@ -37,9 +37,9 @@ def build_engine(
     info = ModelInfo(str(model.path), model.sha256, context_length)
     name = pick_engine(choice, model)
     if name == "llama.cpp":
-        return LlamaCppEngine(info, model.chat_format, slots=slots, n_threads=threads)
+        return LlamaCppEngine(info, slots=slots, n_threads=threads)
     if name == "mlx":
         from agent.engines.mlx import MlxEngine
 
-        return MlxEngine(info, model.chat_format, slots=slots)
+        return MlxEngine(info, slots=slots)
     raise ConfigurationError(f"engine {name!r} is not available on this machine")

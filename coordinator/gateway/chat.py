@@ -30,6 +30,7 @@ from coordinator.economy.billing import (
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
+from coordinator.gateway.models import require_chat_template
 from coordinator.gateway.openai_types import (
     AssistantMessage,
     ChatCompletion,
@@ -111,6 +112,7 @@ def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSp
     priced = services.catalogue.get(body.model)
     if priced is None:
         raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
+    require_chat_template(priced)
     settings = services.settings
     max_tokens = body.requested_max_tokens() or settings.default_max_tokens
     if max_tokens > settings.max_tokens_limit:

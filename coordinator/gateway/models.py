@@ -1,4 +1,5 @@
-"""``GET /v1/models``: the catalogue models that at least one live node serves right now."""
+"""``GET /v1/models``: the catalogue models that at least one live node serves right now;
+``GET /v1/models/{id}``: one catalogue model, served now or not (``nodes`` says)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections import Counter
 
 from aiohttp import web
 
+from coordinator.catalogue import PricedModel
+from coordinator.errors import InvalidRequest, ModelNotFound
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.openai_types import ModelEntry, ModelList
 from coordinator.services import SERVICES
@@ -20,7 +23,21 @@ async def list_models(request: web.Request) -> web.Response:
     )
 
 
+async def retrieve_model(request: web.Request) -> web.Response:
+    await require_api_key(request)
+    model_id = request.match_info["model_id"]
+    entry = next((e for e in catalogue_models(request).data if e.id == model_id), None)
+    if entry is None:
+        raise ModelNotFound(f"the model {model_id!r} does not exist", param="model")
+    return web.Response(text=entry.model_dump_json(), content_type="application/json")
+
+
 def live_models(request: web.Request) -> ModelList:
+    return ModelList(data=[entry for entry in catalogue_models(request).data if entry.nodes > 0])
+
+
+def catalogue_models(request: web.Request) -> ModelList:
+    """Every catalogue model with the number of live nodes serving it on the whole network."""
     services = request.app[SERVICES]
     live = Counter(
         model for node in services.hub.nodes() if not node.draining for model in node.models
@@ -36,9 +53,18 @@ def live_models(request: web.Request) -> ModelList:
                 "input": priced.price.input_per_1m, "output": priced.price.output_per_1m,
             },
             context_length=priced.model.context_length,
+            chat_template=priced.model.chat_template,
             bounty_multiplier=services.bounties.multiplier(priced.id, services.settings.economy),
         )
         for priced in services.catalogue
-        if live[priced.id] > 0
     ]
     return ModelList(data=entries)
+
+
+def require_chat_template(priced: PricedModel) -> None:
+    """Refuse a chat request to a completion model (one whose weights carry no chat template)
+    before any node is asked: there is no conversation format to render it in."""
+    if not priced.model.chat_template:
+        raise InvalidRequest(
+            f"model {priced.id} has no chat template; use /v1/completions", param="model"
+        )

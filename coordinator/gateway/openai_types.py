@@ -144,6 +144,10 @@ class ModelEntry(BaseModel):
     nodes: int
     credits_per_1m: Annotated[dict[str, int], Field(description="input and output prices")]
     context_length: int
+    chat_template: Annotated[bool, Field(
+        description="Whether the model chats (its weights carry a chat template); a model without"
+        " one is a completion model, served by /v1/completions only",
+    )] = True
     bounty_multiplier: Annotated[float, Field(
         ge=1.0, description="What serving nodes' pay for this model is multiplied by now (1.0: no"
         " bounty); see /v1/network/bounties",

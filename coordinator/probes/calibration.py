@@ -58,16 +58,14 @@ async def measure(
 ) -> list[DriftSample]:
     """Drift of every generator setup (and substitute) against every other scorer setup."""
     from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, ScoringRequest
-    from agent.engines.chat_format import FORMATS
     from agent.engines.llama_cpp import LlamaCppEngine
 
     tolerances = tolerances or PlausibilityTolerances()
-    chat_format = FORMATS[model.chat_format]
     rng = random.Random(seed)
 
     def engine(path: Path, setup: EngineSetup) -> LlamaCppEngine:
         return LlamaCppEngine(
-            ModelInfo(str(path), "", setup.context), chat_format, n_threads=setup.threads,
+            ModelInfo(str(path), "", setup.context), n_threads=setup.threads,
             n_batch=setup.batch,
         )
 

@@ -36,7 +36,6 @@ async def compute_fingerprint(
 ) -> Fingerprint:
     """Greedy answers of ``weights`` to the fingerprint prompts, with top-k logprobs."""
     from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo
-    from agent.engines.chat_format import FORMATS
     from agent.engines.llama_cpp import LlamaCppEngine
 
     sha256 = file_sha256(weights)
@@ -45,9 +44,7 @@ async def compute_fingerprint(
         raise FingerprintMismatch(
             f"{weights} has sha256 {sha256}, not one of {model.id}'s catalogue weights"
         )
-    engine = LlamaCppEngine(
-        ModelInfo(str(weights), sha256, 2048), FORMATS[model.chat_format], n_threads=threads
-    )
+    engine = LlamaCppEngine(ModelInfo(str(weights), sha256, 2048), n_threads=threads)
     answers: list[FingerprintAnswer] = []
     try:
         await engine.load()

@@ -22,7 +22,6 @@ from support.engines import (
 from support.required import mlx_is_available
 
 from agent.engines.base import Engine
-from agent.engines.chat_format import FORMATS
 from agent.engines.llama_cpp import LlamaCppEngine
 from agent.engines.mlx import MlxEngine
 
@@ -33,7 +32,7 @@ async def llama_engine(
 ) -> AsyncIterator[LlamaCppEngine]:
     """llama.cpp on the real Gemma 3 270M GGUF, two slots."""
     info = gemma_model_info(gemma_path, tmp_path_factory)
-    async with closing(LlamaCppEngine(info, FORMATS["gemma"], slots=2)) as engine:
+    async with closing(LlamaCppEngine(info, slots=2)) as engine:
         await engine.load()
         yield engine
 
@@ -55,7 +54,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def mlx_engine(tiny_model: Path) -> AsyncIterator[MlxEngine]:
     """MLX on the tiny model, two slots."""
     info = tiny_mlx_model_info(tiny_model)
-    async with closing(MlxEngine(info, FORMATS["gemma"], slots=2)) as engine:
+    async with closing(MlxEngine(info, slots=2)) as engine:
         await engine.load()
         yield engine
 

@@ -27,7 +27,6 @@ from agent.engines.base import (
     ModelInfo,
     ScoringRequest,
 )
-from agent.engines.chat_format import FORMATS
 from agent.engines.llama_cpp import LlamaCppEngine
 from agent.errors import FatalLinkError
 from agent.keys import load_or_create
@@ -92,12 +91,11 @@ async def main() -> None:
     entry = catalogue.by_id(args.claim)
     assert entry is not None and entry.weights
     claimed_sha = entry.weights[0].sha256  # the lie
-    chat_format = FORMATS[entry.chat_format]
     substitute = LlamaCppEngine(
-        ModelInfo(args.weights, claimed_sha, 2048), chat_format, slots=args.slots
+        ModelInfo(args.weights, claimed_sha, 2048), slots=args.slots
     )
     genuine = (
-        LlamaCppEngine(ModelInfo(args.genuine, claimed_sha, 2048), chat_format, slots=args.slots)
+        LlamaCppEngine(ModelInfo(args.genuine, claimed_sha, 2048), slots=args.slots)
         if args.genuine else None
     )
     memorised = set(json.loads(Path(args.memorised).read_text())) if args.memorised else set()

@@ -1,4 +1,8 @@
-"""The gateway end to end: official openai client -> real coordinator -> real llama.cpp node."""
+"""The gateway end to end: official openai client -> real coordinator -> real llama.cpp node.
+
+Chat runs on SmolLM2 135M Instruct (its GGUF's own ChatML template); Gemma 3 270M base has no
+chat template, so chat requests to it are refused.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,20 @@ from support.cluster import AgentProcess, RunningCoordinator
 
 from coordinator.gateway.openai_types import ChatCompletionChunk
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
+BASE_MODEL = "gemma-3-270m"
 PROMPT = [{"role": "user", "content": "Name three colours."}]
 
 
 async def test_non_streaming_completion_reports_usage_and_node(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     raw = await client.chat.completions.with_raw_response.create(
         model=MODEL, messages=PROMPT, max_tokens=12, temperature=0  # type: ignore[arg-type]
     )
     completion = raw.parse()
-    assert raw.headers["X-Koretex-Node"] == gemma_agent.node_id
+    assert raw.headers["X-Koretex-Node"] == smollm2_agent.node_id
     assert completion.object == "chat.completion"
     assert completion.model == MODEL
     choice = completion.choices[0]
@@ -39,7 +44,7 @@ async def test_non_streaming_completion_reports_usage_and_node(
 
 
 async def test_greedy_answers_are_reproducible_through_the_network(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     answers = [
@@ -52,7 +57,7 @@ async def test_greedy_answers_are_reproducible_through_the_network(
 
 
 async def test_streaming_matches_non_streaming_and_honours_include_usage(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     whole = await client.chat.completions.create(
@@ -81,7 +86,7 @@ async def test_streaming_matches_non_streaming_and_honours_include_usage(
 
 
 async def test_stream_frames_are_valid_chunks_and_end_with_done(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     key = await coordinator.api_key()
     body = {"model": MODEL, "messages": PROMPT, "max_tokens": 6, "stream": True,
@@ -108,7 +113,7 @@ async def test_stream_frames_are_valid_chunks_and_end_with_done(
 
 
 async def test_models_list_shows_live_models_with_nodes_and_price(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     models = await client.models.list()
@@ -116,7 +121,8 @@ async def test_models_list_shows_live_models_with_nodes_and_price(
     assert set(entries) == {MODEL}
     extra = entries[MODEL].model_extra or {}
     assert extra["nodes"] == 1
-    assert extra["credits_per_1m"] == {"input": 10, "output": 20}
+    assert extra["credits_per_1m"] == {"input": 5, "output": 10}
+    assert extra["chat_template"] is True
 
 
 async def test_models_list_is_empty_without_nodes(coordinator: RunningCoordinator) -> None:
@@ -125,7 +131,7 @@ async def test_models_list_is_empty_without_nodes(coordinator: RunningCoordinato
 
 
 async def test_error_statuses_map_to_openai_exceptions(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     with pytest.raises(openai.NotFoundError) as not_found:
@@ -170,16 +176,51 @@ async def test_no_live_node_is_503_with_retry_after(coordinator: RunningCoordina
 
 
 async def test_context_overflow_is_a_400_and_leaves_the_node_healthy(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     huge = [{"role": "user", "content": "word " * 3000}]
     with pytest.raises(openai.BadRequestError):
         await client.chat.completions.create(model=MODEL, messages=huge, max_tokens=8)  # type: ignore[arg-type]
     snapshot = coordinator.services.router.snapshot(
-        gemma_agent.node_id, now=coordinator.services.clock.monotonic()  # type: ignore[arg-type]
+        smollm2_agent.node_id, now=coordinator.services.clock.monotonic()  # type: ignore[arg-type]
     )
     assert snapshot.breaker_state.name == "CLOSED"
     assert snapshot.in_flight == 0
     ok = await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=4)  # type: ignore[arg-type]
     assert ok.choices[0].message.content is not None
+
+
+async def test_the_instruct_model_names_the_capital_of_france(
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
+) -> None:
+    client = await coordinator.client()
+    answer = await client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Name the capital of France."}],
+        max_tokens=24, temperature=0,
+    )
+    assert "Paris" in (answer.choices[0].message.content or "")
+    assert answer.choices[0].finish_reason == "stop"  # the model ends its own turn (<|im_end|>)
+
+
+async def test_chat_to_a_model_without_a_chat_template_is_a_400(
+    coordinator: RunningCoordinator, gemma_agent: AgentProcess, smollm2_agent: AgentProcess
+) -> None:
+    client = await coordinator.client()
+    listed = {m.id: (m.model_extra or {}) for m in (await client.models.list()).data}
+    assert listed[BASE_MODEL]["chat_template"] is False
+    assert listed[MODEL]["chat_template"] is True
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(
+            model=BASE_MODEL, messages=PROMPT, max_tokens=4  # type: ignore[arg-type]
+        )
+    error = refused.value.body
+    assert isinstance(error, dict)
+    assert error["message"] == (
+        "model gemma-3-270m has no chat template; use /v1/completions"
+    )
+    assert error["type"] == "invalid_request_error" and error["param"] == "model"
+    snapshot = coordinator.services.router.snapshot(
+        gemma_agent.node_id, now=coordinator.services.clock.monotonic()  # type: ignore[arg-type]
+    )
+    assert snapshot.in_flight == 0 and snapshot.breaker_state.name == "CLOSED"

@@ -15,7 +15,6 @@ import pytest
 import pytest_asyncio
 
 from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, ScoringRequest
-from agent.engines.chat_format import FORMATS
 from agent.engines.llama_cpp import LlamaCppEngine
 from coordinator.catalogue import Catalogue
 from coordinator.points.contributions import AuthenticityVerdict
@@ -43,7 +42,7 @@ MAX_CHECKS = 3  # a substitute must be caught within this many checks
 
 def llama(path: Path, *, threads: int, batch: int, context: int) -> LlamaCppEngine:
     return LlamaCppEngine(
-        ModelInfo(str(path), "", context), FORMATS["gemma"], n_threads=threads, n_batch=batch
+        ModelInfo(str(path), "", context), n_threads=threads, n_batch=batch
     )
 
 
