@@ -130,7 +130,7 @@ def removed_nodes(history: History, constants: PointsConstants, as_of: date) -> 
     cutoff = to_day_number(as_of)
     removed: dict[NodeId, date] = {}
     for node_id in history.caught_nodes():
-        number = _removal_number(history._fake_times_of(node_id), constants)
+        number = _removal_number(history.fake_times_of(node_id), constants)
         if number is not None and number <= cutoff:
             removed[node_id] = from_day_number(number)
     return removed
@@ -156,7 +156,7 @@ def _clean_days(
 ) -> int:
     full = math.ceil(constants.trust_ramp_days)
     start = first_seen
-    fake_times = history._fake_times_of(node_id)
+    fake_times = history.fake_times_of(node_id)
     if fake_times:
         caught_by = bisect_left(fake_times, (number + 1) * DAY_S)
         if caught_by:
@@ -169,11 +169,11 @@ def _clean_days(
     # Walk back from the day: gaps between suspect days are clean; stop once the ramp is full.
     clean = 0
     cursor = number
-    for suspect in reversed(history._suspect_days_between(node_id, start, number)):
+    for suspect in reversed(history.suspect_days_between(node_id, start, number)):
         clean += cursor - suspect - 1
         if clean >= full:
             return full
-        if not _is_unclean(history._node_days_on(suspect)[node_id], constants):
+        if not _is_unclean(history.node_days_on(suspect)[node_id], constants):
             clean += 1
         cursor = suspect
     return min(full, clean + cursor - start)
@@ -196,7 +196,7 @@ def _node_terms(
         node_day.jobs_failed,
     )
     uptime = terms.uptime(online, rate)
-    tok_s, measured_today = history._measured_on(node_id, number)
+    tok_s, measured_today = history.measured_on(node_id, number)
     hardware = terms.hardware(tok_s)
     served = tuple(
         model for model, tokens in node_day.tokens_by_model if tokens > 0 and model in demand
@@ -210,7 +210,7 @@ def _node_terms(
     charged = terms.penalties(
         len(node_day.fake_verdicts), node_day.probes_failed, node_day.penalty_points, constants
     )
-    fake_times = history._fake_times_of(node_id)
+    fake_times = history.fake_times_of(node_id)
     removal = _removal_number(fake_times, constants) if fake_times else None
     earns = removal is None or number <= removal
     earned = terms.earnings(uptime, hardware, value, trust) if earns else 0.0
@@ -251,7 +251,7 @@ def _score_day(
     constants: PointsConstants,
 ) -> DayResult:
     day = from_day_number(number)
-    node_days = history._node_days_on(number)
+    node_days = history.node_days_on(number)
     network_tokens: dict[ModelId, int] = {}
     for node_day in node_days.values():
         for model, tokens in node_day.tokens_by_model:

@@ -12,6 +12,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from heapq import merge
 from operator import attrgetter
 from types import MappingProxyType
 
@@ -20,6 +21,7 @@ from protocol.ids import ModelId, NodeId
 
 _EPOCH = date(1970, 1, 1)
 _EMPTY: Mapping[NodeId, NodeDay] = MappingProxyType({})
+_AT = attrgetter("at")
 
 
 def to_day_number(day: date) -> int:
@@ -114,9 +116,7 @@ class History:
     __slots__ = ("_by_day", "_contributions", "_fake_times", "_measured", "_suspect_days")
 
     def __init__(self, contributions: Iterable[Contribution] = ()) -> None:
-        self._contributions: tuple[Contribution, ...] = tuple(
-            sorted(contributions, key=attrgetter("at"))
-        )
+        self._contributions: tuple[Contribution, ...] = tuple(sorted(contributions, key=_AT))
         self._by_day: dict[int, Mapping[NodeId, NodeDay]] = {}
         # Per node, ascending: days with a measurement and that day's median speed; days with
         # anything that may make a day unclean; times of fake-model verdicts.
@@ -125,12 +125,27 @@ class History:
         self._fake_times: dict[NodeId, list[float]] = {}
         self._group()
 
-    def _group(self) -> None:
+    @staticmethod
+    def _on_base(contributions: tuple[Contribution, ...], base: History, first: int) -> History:
+        """A history of ``contributions`` that shares ``base``'s folded days before ``first``
+        (the rest is for :meth:`_group` to fold)."""
+        history = object.__new__(History)
+        history._contributions = contributions
+        history._by_day = {number: days for number, days in base._by_day.items() if number < first}
+        history._measured = dict(base._measured)
+        history._suspect_days = dict(base._suspect_days)
+        history._fake_times = dict(base._fake_times)
+        return history
+
+    def _group(self, start: int = 0, first: int | None = None) -> None:
+        """Fold ``_contributions[start:]`` into the per-day groups; with ``first`` (the day
+        number they start on), the per-node lists copied from a base are cut there first."""
         days: dict[int, dict[NodeId, _Tally]] = {}
         current: dict[NodeId, _Tally] = {}
         day_begin = day_end = 0.0
-        fake_times = self._fake_times
-        for record in self._contributions:
+        fake_times: dict[NodeId, list[float]] = {}
+        for index in range(start, len(self._contributions)):
+            record = self._contributions[index]
             at = record.at
             if not day_begin <= at < day_end:
                 number = int(at // DAY_S)
@@ -166,18 +181,42 @@ class History:
             else:
                 tally.penalty_points += float(record.points)
                 tally.penalty_reasons.append(record.reason)
+        if first is not None:
+            # Per-node lists shared with the base history: every node with anything from day
+            # ``first`` on has contributions in the regrouped part, so only those are cut (copies).
+            touched = {node for tallies in days.values() for node in tallies}
+            self._cut_at(first, touched)
+        for node_id, times in fake_times.items():
+            self._fake_times.setdefault(node_id, []).extend(times)
+        measured, suspect = self._measured, self._suspect_days
         for number in sorted(days):
             day = from_day_number(number)
             frozen: dict[NodeId, NodeDay] = {}
             for node_id, tally in days[number].items():
                 frozen[node_id] = node_day = tally.freeze(node_id, day)
                 if node_day.tok_s_samples:
-                    measured_days, medians = self._measured.setdefault(node_id, ([], []))
+                    measured_days, medians = measured.setdefault(node_id, ([], []))
                     measured_days.append(number)
                     medians.append(statistics.median(node_day.tok_s_samples))
                 if node_day.probes_failed or node_day.fake_verdicts or node_day.penalty_reasons:
-                    self._suspect_days.setdefault(node_id, []).append(number)
+                    suspect.setdefault(node_id, []).append(number)
             self._by_day[number] = MappingProxyType(frozen)
+
+    def _cut_at(self, first: int, nodes: Iterable[NodeId]) -> None:
+        for node_id in nodes:
+            measured = self._measured.get(node_id)
+            if measured is not None:
+                keep = bisect_left(measured[0], first)
+                self._measured[node_id] = (measured[0][:keep], measured[1][:keep])
+            suspect = self._suspect_days.get(node_id)
+            if suspect is not None:
+                self._suspect_days[node_id] = suspect[: bisect_left(suspect, first)]
+            fakes = self._fake_times.get(node_id)
+            if fakes is not None:
+                self._fake_times[node_id] = fakes[: bisect_left(fakes, first * DAY_S)]
+        for table in (self._measured, self._suspect_days, self._fake_times):
+            for node_id in [node for node, values in table.items() if not values]:
+                del table[node_id]
 
     @property
     def contributions(self) -> tuple[Contribution, ...]:
@@ -185,8 +224,21 @@ class History:
         return self._contributions
 
     def extended(self, more: Iterable[Contribution]) -> History:
-        """A new history holding these contributions and ``more``; this one is unchanged."""
-        return History((*self._contributions, *more))
+        """A new history holding these contributions and ``more``; this one is unchanged.
+
+        Only the days from ``more``'s earliest on are folded again, so adding today's records to
+        a long history costs a pass over today, not over the whole history.
+        """
+        added = sorted(more, key=_AT)
+        if not added:
+            return self
+        first = int(added[0].at // DAY_S)
+        start = bisect_left(self._contributions, first * DAY_S, key=_AT)
+        # Stable on ties, as sorting the concatenation would be: ours before the added ones.
+        tail = tuple(merge(self._contributions[start:], added, key=_AT))
+        history = History._on_base(self._contributions[:start] + tail, self, first)
+        history._group(start, first)
+        return history
 
     @property
     def days(self) -> tuple[date, ...]:
@@ -200,7 +252,7 @@ class History:
     def measured_tok_s(self, node_id: NodeId, day: date) -> tuple[float | None, bool]:
         """The node's measured speed for ``day``: the median of that day's measurements, else
         the last day's before it; and whether it was measured on ``day`` itself."""
-        return self._measured_on(node_id, to_day_number(day))
+        return self.measured_on(node_id, to_day_number(day))
 
     def fake_verdict_times(self, node_id: NodeId) -> tuple[float, ...]:
         """When the node was caught serving a different model than it claims, ascending."""
@@ -210,15 +262,18 @@ class History:
         """Nodes with at least one fake-model verdict, in the order they were first caught."""
         return tuple(self._fake_times)
 
-    # Day-number forms for the scoring fold in this package.
+    # Day-number forms, without copies, for the scoring fold (:mod:`coordinator.points.day`).
 
-    def _node_days_on(self, number: int) -> Mapping[NodeId, NodeDay]:
+    def node_days_on(self, number: int) -> Mapping[NodeId, NodeDay]:
+        """:meth:`node_days` of day ``number`` (days since 1970-01-01)."""
         return self._by_day.get(number, _EMPTY)
 
-    def _fake_times_of(self, node_id: NodeId) -> Sequence[float]:
+    def fake_times_of(self, node_id: NodeId) -> Sequence[float]:
+        """:meth:`fake_verdict_times`, as a read-only view (do not change it)."""
         return self._fake_times.get(node_id, ())
 
-    def _measured_on(self, node_id: NodeId, number: int) -> tuple[float | None, bool]:
+    def measured_on(self, node_id: NodeId, number: int) -> tuple[float | None, bool]:
+        """:meth:`measured_tok_s` of day ``number``."""
         measured = self._measured.get(node_id)
         if measured is None:
             return None, False
@@ -228,7 +283,7 @@ class History:
             return None, False
         return medians[index], measured_days[index] == number
 
-    def _suspect_days_between(self, node_id: NodeId, first: int, end: int) -> list[int]:
+    def suspect_days_between(self, node_id: NodeId, first: int, end: int) -> list[int]:
         """Days in ``[first, end)`` on which the node failed a check, was penalised or faked."""
         suspect = self._suspect_days.get(node_id)
         if not suspect:

@@ -6,12 +6,17 @@ finished hours are appended to the store in one statement every ``flush_interval
 everything left is appended on shutdown. Every ``recompute_interval_s`` it reloads the whole
 stored history and scores it from scratch (off the event loop), then disconnects and refuses the
 nodes the rules remove for good.
+
+Pages read :meth:`PointsKeeper.current`: the last fold for the past, and the days since (today,
+in practice) scored again from the rows appended after it (one bounded query) and what this
+replica still holds in memory, so a node that just served shows it on the next page load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import suppress
 
@@ -19,18 +24,25 @@ from aiohttp import web
 
 from coordinator.periodic import stop_if_cancelled
 from coordinator.points.batches import ContributionBatcher, OnlineTracker
-from coordinator.points.contributions import Contribution, JobResult, Measurement, utc_day
+from coordinator.points.contributions import (
+    Contribution,
+    JobResult,
+    Measurement,
+    NodeFacts,
+    utc_day,
+)
 from coordinator.points.history import History
-from coordinator.points.standings import Standings, score_history
+from coordinator.points.standings import Standings, rescored, score_history
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.scheduler import ProbeScheduler
 from coordinator.routing import Outcome
 from coordinator.services import SERVICES, Services
 from coordinator.store.contributions import (
     append_contributions,
-    load_contributions,
+    load_contributions_after,
     load_node_facts,
 )
+from protocol.ids import NodeId
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,12 @@ class PointsKeeper:
         )
         self._flush_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
+        self._live_lock = asyncio.Lock()
+        # The stored history as far as row ``_stored_up_to``, and the facts of its nodes.
+        self._stored = History()
+        self._stored_up_to = 0
+        self._facts: dict[NodeId, NodeFacts] = {}
+        self._scored_since = -math.inf  # when the latest live scoring began (monotonic)
 
     # --- on the hot path: memory only -----------------------------------------------------------
 
@@ -111,22 +129,61 @@ class PointsKeeper:
         """Score the whole stored history (and what is still batched) from scratch, then remove
         the persistent offenders."""
         services = self.services
-        async with self._refresh_lock:
+        async with self._refresh_lock, self._live_lock:
+            began = services.clock.monotonic()
             self.credit_online()
             await self.flush()
-            async with services.database.session() as session:
-                stored = await load_contributions(session)
+            async with self._flush_lock, services.database.session() as session:
+                stored, up_to = await load_contributions_after(session)
                 facts = await load_node_facts(session)
-            pending = self.batcher.preview()
+                pending = self.batcher.preview()
             settings = services.settings.points
             today = utc_day(services.clock.now().timestamp())
-            self.standings = await asyncio.to_thread(
-                lambda: score_history(
-                    History([*stored, *pending]), facts, today, settings.constants,
+
+            def score() -> tuple[History, Standings]:
+                history = History(stored)
+                return history, score_history(
+                    history.extended(pending), facts, today, settings.constants,
                     settings.max_days,
                 )
-            )
+
+            self._stored, self.standings = await asyncio.to_thread(score)
+            self._stored_up_to, self._facts, self._scored_since = up_to, facts, began
             await self._remove_offenders()
+            return self.standings
+
+    async def current(self) -> Standings:
+        """The standings as of now: the days since the last look scored again from the rows
+        appended since (on any replica) and what this replica has not stored yet."""
+        services = self.services
+        asked_at = services.clock.monotonic()
+        async with self._live_lock:
+            if self._scored_since >= asked_at:
+                # Scored from a start after this request came in: as current as another pass,
+                # so readers arriving together share one (the work stays one pass at a time).
+                return self.standings
+            began = services.clock.monotonic()
+            self.credit_online()
+            async with self._flush_lock, services.database.session() as session:
+                newer, up_to = await load_contributions_after(session, self._stored_up_to)
+                pending = self.batcher.preview()
+                unknown = {record.node_id for record in (*newer, *pending)} - self._facts.keys()
+                if unknown:
+                    self._facts.update(await load_node_facts(session, unknown))
+            settings = services.settings.points
+            now = services.clock.now().timestamp()
+            today = utc_day(now)
+            first = utc_day(min((record.at for record in (*newer, *pending)), default=now))
+            previous, facts = self.standings, dict(self._facts)
+
+            def score() -> tuple[History, Standings]:
+                stored = self._stored.extended(newer)
+                return stored, rescored(
+                    previous, stored.extended(pending), facts, first, today, settings.max_days
+                )
+
+            self._stored, self.standings = await asyncio.to_thread(score)
+            self._stored_up_to, self._scored_since = up_to, began
             return self.standings
 
     async def _remove_offenders(self) -> None:

@@ -1,5 +1,6 @@
 """Public points endpoints (no auth): the leaderboard, a provider's breakdown, the estimator,
-the live constants and the network's daily usage. They read the keeper's latest standings."""
+the live constants and the network's daily usage. They read the keeper's current standings:
+today's partial figures included, as of this request."""
 
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ from protocol.ids import ModelId
 DEFAULT_DAYS = 30
 
 
-def _standings(request: web.Request) -> Standings:
+async def _standings(request: web.Request) -> Standings:
     keeper = request.app[SERVICES].points
     if keeper is None:  # pragma: no cover - the keeper starts with the app
         raise NotFound("points are not kept on this coordinator")
-    return keeper.standings
+    return await keeper.current()
 
 
 def _days(request: web.Request) -> int:
@@ -61,7 +62,7 @@ def _number(request: web.Request, name: str, default: float | None = None) -> fl
 
 async def get_leaderboard(request: web.Request) -> web.Response:
     days = _days(request)
-    standings = _standings(request)
+    standings = await _standings(request)
     rows = standings.board(days)
     return json_reply(Leaderboard(
         days=days, constants_version=standings.constants.version,
@@ -71,7 +72,7 @@ async def get_leaderboard(request: web.Request) -> web.Response:
 
 async def get_provider(request: web.Request) -> web.Response:
     days = _days(request)
-    standings = _standings(request)
+    standings = await _standings(request)
     wallet = OperatorId(request.match_info["wallet"])
     if not standings.knows(wallet):
         raise NotFound(f"no provider {wallet!r} is known to this network", param="wallet")
@@ -107,7 +108,7 @@ async def get_constants(request: web.Request) -> web.Response:
 
 async def get_usage(request: web.Request) -> web.Response:
     days = _days(request)
-    usage = _standings(request).usage_window(days)
+    usage = (await _standings(request)).usage_window(days)
     return json_reply(NetworkUsage.of(usage))
 
 

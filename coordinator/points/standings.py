@@ -1,7 +1,9 @@
 """The network's standings: every day of the board's range scored from the whole history (pure).
 
-The keeper calls :func:`score_history` from scratch each time, so a restart, or a new version of
-the constants, gives exactly the standings the stored history implies.
+The keeper calls :func:`score_history` from scratch on each recompute, so a restart, or a new
+version of the constants, gives exactly the standings the stored history implies. Between two,
+:func:`rescored` scores again only the days that received contributions since (today, in
+practice), so what a page shows is current without folding the whole history per page load.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from coordinator.points.board import (
     provider_breakdown,
 )
 from coordinator.points.constants import PointsConstants
-from coordinator.points.contributions import NodeFacts, OperatorId
+from coordinator.points.contributions import NodeFacts, OperatorId, day_start
 from coordinator.points.day import DayResult, compute_range, removed_nodes
 from coordinator.points.history import History
 from protocol.ids import NodeId
@@ -104,12 +106,56 @@ def score_history(
     first = max(history_days[0], today - timedelta(days=max_days - 1))
     results = compute_range(history, complete, first, today, constants)
     usage = tuple(
-        DayUsage(
-            day,
-            sum(node_day.tokens for node_day in history.node_days(day).values()),
-            sum(node_day.jobs_completed for node_day in history.node_days(day).values()),
-        )
+        _day_usage(history, day)
         for day in history_days
         if day >= today - timedelta(days=max_days - 1)
     )
     return Standings(today, constants, results, usage, complete, removed, hidden)
+
+
+def rescored(
+    previous: Standings,
+    history: History,
+    facts: Mapping[NodeId, NodeFacts],
+    first: date,
+    today: date,
+    max_days: int,
+) -> Standings:
+    """``previous`` with every day from ``first`` to ``today`` scored again from ``history``
+    (which holds everything, old and new): the days before ``first`` are kept as scored.
+
+    ``first`` is the earliest day with contributions ``previous`` did not see; the result is what
+    :func:`score_history` would give over the same history and facts.
+    """
+    constants = previous.constants
+    window_start = today - timedelta(days=max_days - 1)
+    first = min(first, previous.today + timedelta(days=1), today)
+    if not previous.days or first <= previous.days[0].day:
+        return score_history(history, facts, today, constants, max_days)
+    first = max(first, window_start)
+    complete = dict(previous.facts)
+    complete.update(facts)
+    for offset in range((today - first).days + 1):
+        for node_id in history.node_days(first + timedelta(days=offset)):
+            if node_id not in complete:  # a stand-in, as in score_history (never in practice)
+                complete[node_id] = NodeFacts(
+                    node_id=node_id, operator=OperatorId(node_id),
+                    first_seen=day_start(first + timedelta(days=offset)),
+                )
+    removed = removed_nodes(history, constants, today)
+    hidden = frozenset(complete[node_id].operator for node_id in removed if node_id in complete)
+    kept = tuple(result for result in previous.days if window_start <= result.day < first)
+    results = kept + compute_range(history, complete, first, today, constants)
+    usage = tuple(entry for entry in previous.usage if window_start <= entry.day < first) + tuple(
+        _day_usage(history, day) for day in history.days if first <= day <= today
+    )
+    return Standings(today, constants, results, usage, complete, removed, hidden)
+
+
+def _day_usage(history: History, day: date) -> DayUsage:
+    node_days = history.node_days(day).values()
+    return DayUsage(
+        day,
+        sum(node_day.tokens for node_day in node_days),
+        sum(node_day.jobs_completed for node_day in node_days),
+    )

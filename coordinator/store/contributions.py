@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -91,17 +91,42 @@ async def load_contributions(session: AsyncSession) -> list[Contribution]:
     return [from_row(*row) for row in result.all()]
 
 
-async def load_node_facts(session: AsyncSession) -> dict[NodeId, NodeFacts]:
+async def load_contributions_after(
+    session: AsyncSession, after: int = 0
+) -> tuple[list[Contribution], int]:
+    """What was appended after row ``after`` (everything from 0), in order, and the last row's
+    number to ask from next time (``after`` when nothing was appended since)."""
+    result = await session.execute(
+        select(
+            ContributionRow.id, ContributionRow.kind, ContributionRow.node_id, ContributionRow.at,
+            ContributionRow.model, ContributionRow.flag, ContributionRow.count,
+            ContributionRow.tokens, ContributionRow.amount, ContributionRow.reason,
+        ).where(ContributionRow.id > after).order_by(ContributionRow.id)
+    )
+    rows = result.all()
+    records = [
+        from_row(row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+        for row in rows
+    ]
+    return records, (rows[-1][0] if rows else after)
+
+
+async def load_node_facts(
+    session: AsyncSession, only: Collection[NodeId] | None = None
+) -> dict[NodeId, NodeFacts]:
     """Every registered node's operator and first sighting.
 
     A node's points accrue to the wallet of the account that enrolled it (a local account's
     label when it has no wallet); a node nobody enrolled earns for its own key, which is itself
     a Solana address.
     """
-    result = await session.execute(
+    query = (
         select(Node.node_id, Node.first_seen, Node.models, Account.wallet, Account.label)
         .outerjoin(Account, Account.id == Node.operator_account_id)
     )
+    if only is not None:
+        query = query.where(Node.node_id.in_(list(only)))
+    result = await session.execute(query)
     facts: dict[NodeId, NodeFacts] = {}
     for node_id, first_seen, models, wallet, label in result.all():
         facts[NodeId(node_id)] = NodeFacts(
