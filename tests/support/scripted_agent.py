@@ -98,6 +98,9 @@ class ScriptedEngine:
             yield GeneratedToken(text=text)
             await asyncio.sleep(args.delay)
         yield GenerationFinished("length", 7, produced)
+        # As llama.cpp's worker thread returning its context: the slot frees a moment after
+        # the last event has left.
+        await asyncio.sleep(args.finish_delay)
 
     async def close(self) -> None:
         return None
@@ -106,10 +109,13 @@ class ScriptedEngine:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--coordinator", action="append", required=True)
-    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--slots", type=int, default=1)
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between tokens")
     parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument(
+        "--finish-delay", type=float, default=0.0, help="seconds a slot stays taken after the end"
+    )
     parser.add_argument("--fail-first", type=int, default=0, help="jobs to fail with an error")
     parser.add_argument("--die-after", type=int, default=0, help="exit after N tokens of a job")
     parser.add_argument("--stall-after", type=int, default=0, help="go silent after N tokens")
