@@ -28,7 +28,7 @@ from coordinator.accounts.api_keys import create_key
 from coordinator.accounts.sessions import open_session
 from coordinator.store.models import ContributionRow
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"  # an instruct model: the chat door
 
 
 async def get(coordinator: RunningCoordinator, path: str, session: str | None = None) -> Any:
@@ -71,7 +71,7 @@ async def provider_figures(coordinator: RunningCoordinator, wallet: str) -> dict
 
 
 async def test_a_paid_call_shows_at_once_in_usage_earnings_and_the_board(
-    tmp_path: Path, database_url: str, gemma_path: Path, browser: Browser
+    tmp_path: Path, database_url: str, smollm2_path: Path, browser: Browser
 ) -> None:
     coordinator = await start_coordinator(
         tmp_path / "coordinator", database_url=database_url, **site_settings(free_port()),
@@ -82,7 +82,7 @@ async def test_a_paid_call_shows_at_once_in_usage_earnings_and_the_board(
         wallet = new_wallet()
         _, operator_session = await signed_in(coordinator, wallet)
         token = (await mint(coordinator, operator_session))["token"]
-        agent = AgentProcess.llama(coordinator, gemma_path, tmp_path / "node",
+        agent = AgentProcess.llama(coordinator, smollm2_path, tmp_path / "node",
                                    extra=["--enrollment-token", token])
         await agent.start()
         secret, consumer_session = await consumer(coordinator)
@@ -97,8 +97,8 @@ async def test_a_paid_call_shows_at_once_in_usage_earnings_and_the_board(
 
         client = openai.AsyncOpenAI(base_url=f"{coordinator.base_url}/v1", api_key=secret,
                                     max_retries=0, timeout=120 * TIMEOUT_FACTOR)
-        reply = await client.completions.create(
-            model=MODEL, prompt="The capital of France is", max_tokens=12
+        reply = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Say hello."}], max_tokens=12
         )
         await client.close()
         assert reply.usage is not None
