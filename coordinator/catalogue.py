@@ -29,7 +29,7 @@ class Price:
 
 DEFAULT_PRICES: dict[str, Price] = {
     "gemma-3-270m": Price(input_per_1m=10, output_per_1m=20),
-    "smollm2-135m-instruct": Price(input_per_1m=5, output_per_1m=10),
+    "smollm2-135m-instruct": Price(input_per_1m=10, output_per_1m=20),
 }
 
 

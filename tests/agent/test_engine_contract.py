@@ -35,7 +35,7 @@ async def test_streams_tokens_then_one_finish(colours: Generation) -> None:
     assert colours.text.strip()
     assert colours.finished.finish_reason == "length"
     assert colours.finished.completion_tokens == len(colours.tokens) == 24
-    assert 5 < colours.finished.prompt_tokens < 40
+    assert 3 < colours.finished.prompt_tokens < 40  # Gemma base: the text as written, BOS first
     assert all(token.logprob is None for token in colours.tokens)
 
 

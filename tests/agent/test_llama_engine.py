@@ -1,6 +1,7 @@
 """The llama.cpp engine on the real Gemma 3 270M weights, beyond the contract every engine keeps
-(tests/agent/test_engine_contract.py): continuing greedily, the model ending its own turn, and
-batched scoring against one-token decoding.
+(tests/agent/test_engine_contract.py): continuing greedily, the model ending its own turn (on
+SmolLM2 135M Instruct, whose GGUF carries its ChatML template), and batched scoring against
+one-token decoding.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from support.engines import (
 )
 
 from agent.engines.base import ScoringRequest
-from agent.engines.chat_format import ChatFormat, render_gemma
 from agent.engines.llama_cpp import SCORE_CHUNK, LlamaCppEngine
 
 
@@ -44,38 +44,52 @@ async def test_a_continuation_carries_on_the_greedy_answer(
 
 # --- the model ending its own turn --------------------------------------------------------------
 
-# Gemma 3 270M base never ends its turn on <end_of_turn> by itself, so a format whose turns end
-# on a newline, which it emits readily, makes the model finish its answer on its own.
-LINE_TURNS = ChatFormat("gemma-line-turns", render_gemma, "\n")
+# Gemma 3 270M base has no chat template and never ends a turn; SmolLM2 Instruct ends its turn
+# on <|im_end|>, its end-of-generation token.
+FRANCE = "Name the capital of France."
 
 
 @pytest_asyncio.fixture(scope="module")
-async def line_engine(
-    gemma_path: Path, tmp_path_factory: pytest.TempPathFactory
+async def instruct_engine(
+    smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LlamaCppEngine]:
-    info = gemma_model_info(gemma_path, tmp_path_factory)
-    async with closing(LlamaCppEngine(info, LINE_TURNS, slots=1)) as engine:
+    info = gemma_model_info(smollm2_path, tmp_path_factory)
+    async with closing(LlamaCppEngine(info, slots=1)) as engine:
         yield engine
 
 
-async def test_the_end_of_the_turn_finishes_with_stop(
-    line_engine: LlamaCppEngine, colours: Generation
-) -> None:
-    line = await generate(line_engine, request(COLOURS, max_tokens=24))
-    assert line.finished.finish_reason == "stop"
-    assert line.text == colours.text.split("\n")[0]
-    assert line.finished.completion_tokens == len(line.tokens)
+@pytest_asyncio.fixture(scope="module")
+async def france(instruct_engine: LlamaCppEngine) -> Generation:
+    return await generate(instruct_engine, request(FRANCE, max_tokens=48))
+
+
+async def test_the_end_of_the_turn_finishes_with_stop(france: Generation) -> None:
+    assert france.finished.finish_reason == "stop"
+    assert "Paris" in france.text
+    assert "<|im_end|>" not in france.text
+    assert france.finished.completion_tokens == len(france.tokens)
 
 
 async def test_text_held_for_a_stop_is_released_when_the_turn_ends(
-    line_engine: LlamaCppEngine, colours: Generation
+    instruct_engine: LlamaCppEngine, france: Generation
 ) -> None:
-    line = colours.text.split("\n")[0]
     # The answer's last two characters start this stop, which never completes.
-    stop = line[-2:] + "\N{SNOWMAN}"
-    answer = await generate(line_engine, request(COLOURS, max_tokens=24, stop=(stop,)))
+    stop = france.text[-2:] + "\N{SNOWMAN}"
+    answer = await generate(instruct_engine, request(FRANCE, max_tokens=48, stop=(stop,)))
     assert answer.finished.finish_reason == "stop"
-    assert answer.text == line
+    assert answer.text == france.text
+
+
+async def test_a_continuation_follows_the_rendered_generation_prompt(
+    instruct_engine: LlamaCppEngine, france: Generation
+) -> None:
+    delivered = "".join(token.text for token in france.tokens[:4])
+    resumed = await generate(
+        instruct_engine, request(FRANCE, max_tokens=48, continuation=delivered)
+    )
+    assert delivered + resumed.text == france.text
+    # Usage counts the consumer's prompt, not the continued text.
+    assert resumed.finished.prompt_tokens == france.finished.prompt_tokens
 
 
 async def test_scoring_an_answer_reproduces_its_generation_logprobs(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.required import mlx_is_available
@@ -31,11 +32,9 @@ from support.engines import (
     closing,
     generate,
     request,
-    tiny_mlx_model_info,
 )
 
 from agent.engines.base import ScoringRequest
-from agent.engines.chat_format import ChatFormat, render_gemma
 from agent.engines.mlx import MlxEngine, token_pieces
 from agent.engines.select import build_engine
 from agent.models import resolve
@@ -49,6 +48,15 @@ def greedy_ids(model: object, prompt: list[int], count: int) -> list[int]:
     return [int(token) for token, _ in steps]
 
 
+def rendered(tokenizer: Any, continuation: str) -> str:
+    """COLOURS in the tiny model's own chat template, the continuation after it."""
+    messages = [{"role": "user", "content": m.content} for m in request(COLOURS).messages]
+    text: str = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=False
+    )
+    return text + continuation
+
+
 @pytest.fixture(scope="module")
 def engine(mlx_engine: MlxEngine) -> MlxEngine:
     """The engine of this module's ``colours`` (tests/agent/conftest.py)."""
@@ -59,7 +67,7 @@ async def test_the_stream_matches_mlx_lm_generating_directly(
     tiny_model: Path, colours: Generation
 ) -> None:
     model, tokenizer = mlx_lm.load(str(tiny_model))[:2]
-    prompt = tokenizer.encode(render_gemma(request(COLOURS).messages, ""))
+    prompt = tokenizer.encode(rendered(tokenizer, ""))
     assert len(prompt) == colours.finished.prompt_tokens
     assert colours.text == tokenizer.decode(greedy_ids(model, prompt, 24))
 
@@ -109,38 +117,8 @@ async def test_a_continuation_matches_mlx_lm_generating_directly(
     resumed = await generate(mlx_engine, request(COLOURS, max_tokens=8, continuation=delivered))
     # The model carries on from the open assistant turn holding the delivered text.
     model, tokenizer = mlx_lm.load(str(tiny_model))[:2]
-    prompt = tokenizer.encode(render_gemma(request(COLOURS).messages, delivered))
+    prompt = tokenizer.encode(rendered(tokenizer, delivered))
     assert resumed.text == tokenizer.decode(greedy_ids(model, prompt, 8))
-
-
-async def test_the_tokenizer_chat_template_renders_like_the_named_format(
-    tiny_model: Path, colours: Generation
-) -> None:
-    async with closing(MlxEngine(tiny_mlx_model_info(tiny_model), None)) as templated:
-        answer = await generate(templated, request(COLOURS, max_tokens=24))
-        resumed = await generate(templated, request(
-            COLOURS, max_tokens=4, continuation=colours.tokens[0].text
-        ))
-    assert answer == colours
-    assert [t.text for t in resumed.tokens] == [t.text for t in colours.tokens[1:5]]
-
-
-async def test_the_end_of_the_turn_finishes_with_stop(
-    tiny_model: Path, colours: Generation
-) -> None:
-    # A format whose turns end on a token the model emits in its answer: the turn ends there.
-    _, tokenizer = mlx_lm.load(str(tiny_model))[:2]
-    marker = next(
-        token.text for token in colours.tokens[4:]
-        if len(tokenizer.encode(token.text, add_special_tokens=False)) == 1
-    )
-    ends = ChatFormat("gemma-ends-early", render_gemma, marker)
-    async with closing(MlxEngine(tiny_mlx_model_info(tiny_model), ends)) as early:
-        answer = await generate(early, request(COLOURS, max_tokens=24))
-    first = next(i for i, token in enumerate(colours.tokens) if token.text == marker)
-    assert answer.finished.finish_reason == "stop"
-    assert answer.tokens == colours.tokens[:first]
-    assert answer.finished.completion_tokens == first
 
 
 async def test_mlx_weights_are_served_by_the_mlx_engine(

@@ -38,7 +38,12 @@ def test_a_catalogue_file_resolves_to_its_model_by_hash(gemma_path: Path) -> Non
     assert resolved.model_id == GEMMA
     assert resolved.sha256 == CATALOGUE[0].weights[0].sha256
     assert resolved.path == gemma_path.resolve()
-    assert resolved.chat_format.name == "gemma"
+
+
+def test_the_instruct_model_resolves_by_hash(smollm2_path: Path) -> None:
+    resolved = resolve(str(smollm2_path))
+    assert resolved.model_id == "smollm2-135m-instruct"
+    assert resolved.sha256 == CATALOGUE[1].weights[0].sha256
 
 
 def test_a_pulled_file_resolves_by_catalogue_name(gemma_path: Path) -> None:
@@ -137,7 +142,7 @@ class CopyingDownloader:
 
 def one_model(weights: WeightsFile) -> tuple[CatalogueModel, ...]:
     return (CatalogueModel(
-        id=ModelId("tiny-test"), name="Tiny", chat_format="gemma", context_length=256,
+        id=ModelId("tiny-test"), name="Tiny", chat_template=False, context_length=256,
         parameters="1K", weights=(weights,),
     ),)
 

@@ -121,7 +121,7 @@ async def test_models_list_shows_live_models_with_nodes_and_price(
     assert set(entries) == {MODEL}
     extra = entries[MODEL].model_extra or {}
     assert extra["nodes"] == 1
-    assert extra["credits_per_1m"] == {"input": 5, "output": 10}
+    assert extra["credits_per_1m"] == {"input": 10, "output": 20}
     assert extra["chat_template"] is True
 
 
