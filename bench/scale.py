@@ -5,7 +5,7 @@ Run from the repository root, with the test servers up::
     export $(scripts/test_services.sh start | xargs)
     python bench/scale.py                      # 1,000 nodes, 200 streams, 20 s per round
     python bench/scale.py --nodes 100 --streams 40 --duration 10   # a closer look
-    python bench/scale.py --quick              # 20 nodes, 8 streams, 2 s: seconds, indicative
+    python bench/scale.py --quick              # 20 nodes, 8 streams, 2 s: indicative only
 
 (``bench/run_all.py`` starts the servers itself.)
 
@@ -44,9 +44,10 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 from support.databases import POSTGRES_URL, drop_database, fresh_database
-from support.replicas import MODEL, REDIS_URL, Replica, api_key, start_replicas, wait_for_async
+from support.replicas import REDIS_URL, Replica, api_key, start_replicas, wait_for_async
 
 REPO = Path(__file__).resolve().parents[1]
+MODEL = "smollm2-135m-instruct"  # a chat model: Gemma 3 270M base serves completions only
 TARGET_RATIO = 1.7
 TARGET_BYTES_PER_NODE = 50 * 1024
 console = Console()
@@ -166,7 +167,7 @@ async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Ro
                 [sys.executable, str(REPO / "bench" / "node_swarm.py"),
                  *[part for url in urls for part in ("--coordinator", url)],
                  "--nodes", str(nodes), "--first", str(first),
-                 "--slots", "1", "--delay", str(args.delay),
+                 "--slots", "1", "--delay", str(args.delay), "--model", MODEL,
                  "--first-token-delay", str(args.first_token_delay)],
                 stdout=subprocess.DEVNULL, stderr=(directory / f"{name}.log").open("wb"),
             ))
@@ -176,7 +177,7 @@ async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Ro
                 return await connected(replicas) >= nodes
 
             await wait_for_async(enough, 900, f"{nodes} nodes to connect")
-            await asyncio.sleep(3)  # idle: heartbeats and presence only
+            await asyncio.sleep(args.idle)  # idle: heartbeats and presence only
             return rss(replicas)
 
         # A first tenth warms every code path (one-time costs), then the rest are measured.
@@ -222,10 +223,12 @@ async def main() -> None:
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between tokens")
     parser.add_argument("--first-token-delay", type=float, default=0.0)
     parser.add_argument("--swarm-processes", type=int, default=2)
+    parser.add_argument("--idle", type=float, default=3.0, help="idle seconds before memory")
     harness.quick_flag(parser)
     args = parser.parse_args()
     if args.quick:
         args.nodes, args.streams, args.duration, args.swarm_processes = 20, 8, 2.0, 1
+        args.idle = 1.0
     if POSTGRES_URL is None or REDIS_URL is None:
         sys.exit("start the servers first: export $(scripts/test_services.sh start | xargs)")
     rounds = []
