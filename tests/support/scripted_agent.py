@@ -81,6 +81,9 @@ class ScriptedEngine:
         )
         if any("context overflow" in m.content for m in request.messages):
             raise ContextLengthExceeded("scripted context overflow")
+        if args.no_tokens:  # an empty answer: the first event is the end
+            yield GenerationFinished("stop", 7, 0)
+            return
         start = len(request.continuation.split()) if request.continuation else 0
         produced = 0
         await asyncio.sleep(args.first_token_delay)
@@ -117,6 +120,7 @@ async def main() -> None:
         "--finish-delay", type=float, default=0.0, help="seconds a slot stays taken after the end"
     )
     parser.add_argument("--fail-first", type=int, default=0, help="jobs to fail with an error")
+    parser.add_argument("--no-tokens", action="store_true", help="answer every job empty")
     parser.add_argument("--die-after", type=int, default=0, help="exit after N tokens of a job")
     parser.add_argument("--stall-after", type=int, default=0, help="go silent after N tokens")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="P(fail before 1st token)")
