@@ -31,13 +31,14 @@ from protocol.messages import (
 )
 
 text = st.text(max_size=30)
-counts = st.integers(0, 1 << 40)
+counts = st.integers(0, 1_000_000)  # within every count's wire bound (MAX_TOKEN_COUNT, cores)
 floats = st.floats(allow_nan=False, allow_infinity=False)
 job_ids = text.map(JobId)
 model_ids = text.map(ModelId)
 
 hardware = st.builds(
-    Hardware, system=text, machine=text, chip=text, cores=counts, memory_bytes=counts,
+    Hardware, system=text, machine=text, chip=text, cores=counts,
+    memory_bytes=st.integers(0, 1 << 40),
     gpu=st.none() | text,
 )
 offers = st.builds(
@@ -227,3 +228,20 @@ def test_messages_are_immutable() -> None:
     message = Cancel(job_id=JobId("j"))
     with pytest.raises(pydantic.ValidationError):
         message.job_id = JobId("k")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("field", ["prompt_tokens", "completion_tokens"])
+def test_a_job_done_claiming_more_tokens_than_any_context_is_refused(field: str) -> None:
+    import pydantic
+
+    from protocol.messages import MAX_TOKEN_COUNT, JobDone, decode_node_message
+
+    honest = {"type": "done", "job_id": "job-1", "finish_reason": "stop",
+              "prompt_tokens": 12, "completion_tokens": 3}
+    assert isinstance(decode_node_message(json.dumps(honest)), JobDone)
+    for claim in (2**40, MAX_TOKEN_COUNT + 1, -1):
+        with pytest.raises(pydantic.ValidationError):
+            decode_node_message(json.dumps({**honest, field: claim}))
+    lying_delta = {"type": "delta", "job_id": "job-1", "text": "x", "tokens": 2**40}
+    with pytest.raises(pydantic.ValidationError):
+        decode_node_message(json.dumps(lying_delta))
