@@ -177,10 +177,9 @@ async def mlx_pair(directory: Path) -> Pair:
     import mlx.core as mx
     import mlx_lm
     from mlx_lm.sample_utils import make_sampler
+    from support.engines import build_tiny_mlx_model
 
     from agent.engines.mlx import MlxEngine
-
-    from support.engines import build_tiny_mlx_model
 
     directory.mkdir(parents=True, exist_ok=True)
     path = build_tiny_mlx_model(directory)

@@ -6,8 +6,8 @@ are ratios to LiteLLM, are not judged). ``--quick``: concurrency 1 and 32, 1.5 s
 
 (a) ``upstream``: a scripted OpenAI-compatible server that streams tokens instantly.
 (b) ``litellm``: LiteLLM's proxy (``litellm[proxy]``), its router pointed at the upstream.
-(c) ``koretex``: the coordinator (``koretex-coordinator serve``: uvloop where installed, SQLite, billing, routing
-    and API-key auth on) with a scripted node that streams instantly.
+(c) ``koretex``: the coordinator (``koretex-coordinator serve``: uvloop where installed, SQLite,
+    billing, routing and API-key auth on) with a scripted node that streams instantly.
 
 Each runs in its own process; this process is the load generator (aiohttp, on uvloop where it is
 installed, raw SSE parsing so the client is never the bottleneck). For concurrency 1, 32 and 256
