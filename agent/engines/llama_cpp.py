@@ -1,4 +1,13 @@
-"""llama.cpp through llama-cpp-python: one context per slot, each generating on its own thread."""
+"""llama.cpp through llama-cpp-python: one context per slot, each generating on its own thread.
+
+Every generation and every scoring starts from an empty context, evaluating its whole prompt
+in the same batches as on a freshly loaded one: llama-cpp-python would otherwise keep the cached
+prefix the previous call shares with this one and evaluate only the rest, in batches of another
+shape, whose logits differ in the last bits (AVX-512 kernels sum in a shape's own order). Greedy
+answers then drift with whatever the slot ran before, and a fingerprint probe would take an
+honest node's own cache for a substituted model. Re-evaluating the shared prefix costs one
+prefill, which on this path is the smaller part of a request.
+"""
 
 from __future__ import annotations
 
@@ -121,6 +130,17 @@ class LlamaCppEngine:
             )
 
 
+def _forget(llm: Any) -> None:
+    """Return ``llm``'s context to the state of a freshly loaded one.
+
+    llama-cpp-python's reset only rewinds its count of evaluated tokens; clearing the memory
+    (cells, their placement and their data) as well means nothing evaluated before can reach
+    the next numbers: the same tokens land in the same cells, attended over the same span.
+    """
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+
+
 @dataclass(frozen=True, slots=True)
 class Prompts:
     """A model's prompts as llama.cpp token ids: rendered, then tokenized with one BOS."""
@@ -171,6 +191,7 @@ def _run(
     llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
     greedy = params.temperature == 0.0
     answer = Completion(params, len(prompt_tokens))
+    _forget(llm)  # no cached prefix: generate evaluates all of ``tokens``, batched as when fresh
     for token in llm.generate(
         tokens, temp=params.temperature, top_p=params.top_p, top_k=1 if greedy else 0,
         min_p=0.0, repeat_penalty=1.0, reset=True,
@@ -219,8 +240,8 @@ def _score(llm: Any, prompts: Prompts, request: ScoringRequest) -> tuple[TokenLo
             f"length of {llm.n_ctx()}"
         )
     top_k = request.top_logprobs
-    llm.reset()
-    llm.eval(prompt_ids)
+    _forget(llm)
+    llm.eval(prompt_ids)  # the prompt in a generation's batches: its last row is the same
     last = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
     scores = [logprob_from_logits(llm, last, ids[0], top_k)]
     feed = ids[:-1]  # the last token's own logits predict past the continuation
@@ -229,9 +250,6 @@ def _score(llm: Any, prompts: Prompts, request: ScoringRequest) -> tuple[TokenLo
         n_past = llm.n_tokens
         llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
         llm._ctx.decode(llm._batch)
-        # Keep llama-cpp-python's record of the cache true, so the next generation's prefix
-        # reuse sees what is really there.
-        llm.input_ids[n_past:n_past + len(chunk)] = chunk
         llm.n_tokens = n_past + len(chunk)
         rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), n_vocab))
         for offset in range(len(chunk)):
