@@ -24,7 +24,7 @@ from support.cluster import (
 
 from agent.status import NodeStatus, read_status
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 STORY = [{"role": "user", "content": "Tell a long story about a dragon and a baker."}]
 
 
@@ -33,10 +33,10 @@ def status_of(agent: AgentProcess) -> NodeStatus | None:
 
 
 async def test_sigterm_drains_the_job_in_flight_then_exits_cleanly(
-    coordinator: RunningCoordinator, gemma_path: Path, tmp_path: Path
+    coordinator: RunningCoordinator, smollm2_path: Path, tmp_path: Path
 ) -> None:
     # Two slots: the draining node has room, so only draining keeps new work away from it.
-    agent = AgentProcess.llama(coordinator, gemma_path, tmp_path / "draining", slots=2)
+    agent = AgentProcess.llama(coordinator, smollm2_path, tmp_path / "draining", slots=2)
     await agent.start()
     other: AgentProcess | None = None
     try:
@@ -84,10 +84,10 @@ async def test_sigterm_drains_the_job_in_flight_then_exits_cleanly(
 
 
 async def test_the_agent_reconnects_to_a_restarted_coordinator_by_itself(
-    tmp_path: Path, database_url: str, gemma_path: Path
+    tmp_path: Path, database_url: str, smollm2_path: Path
 ) -> None:
     first = await start_coordinator(tmp_path / "coordinator", database_url=database_url)
-    agent = AgentProcess.llama(first, gemma_path, tmp_path / "agent")
+    agent = AgentProcess.llama(first, smollm2_path, tmp_path / "agent")
     second: RunningCoordinator | None = None
     try:
         await agent.start()
@@ -119,9 +119,9 @@ async def test_the_agent_reconnects_to_a_restarted_coordinator_by_itself(
 
 
 async def test_without_a_working_keyring_the_key_goes_to_an_owner_only_file(
-    coordinator: RunningCoordinator, gemma_path: Path, tmp_path: Path
+    coordinator: RunningCoordinator, smollm2_path: Path, tmp_path: Path
 ) -> None:
-    agent = AgentProcess.llama(coordinator, gemma_path, tmp_path / "agent")
+    agent = AgentProcess.llama(coordinator, smollm2_path, tmp_path / "agent")
     key_file = tmp_path / "agent" / "keys" / "node.key"
     agent.env = {
         "KORETEX_KEY_STORE": "auto",
@@ -149,10 +149,10 @@ async def test_without_a_working_keyring_the_key_goes_to_an_owner_only_file(
 
 
 async def test_a_keyring_only_agent_without_a_keyring_says_so_and_exits_78(
-    tmp_path: Path, gemma_path: Path
+    tmp_path: Path, smollm2_path: Path
 ) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "node", "run", "--model", str(gemma_path), "--key-store",
+        sys.executable, "-m", "agent", "node", "run", "--model", str(smollm2_path), "--key-store",
         "keyring", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
         env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path),
              "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
@@ -163,9 +163,9 @@ async def test_a_keyring_only_agent_without_a_keyring_says_so_and_exits_78(
 
 
 async def test_a_refused_node_exits_78_and_says_why(
-    coordinator: RunningCoordinator, gemma_path: Path, tmp_path: Path
+    coordinator: RunningCoordinator, smollm2_path: Path, tmp_path: Path
 ) -> None:
-    agent = AgentProcess.llama(coordinator, gemma_path, tmp_path / "agent",
+    agent = AgentProcess.llama(coordinator, smollm2_path, tmp_path / "agent",
                                extra=["--enrollment-token", "kte-never-minted"])
     await agent.start(wait=False)
     try:

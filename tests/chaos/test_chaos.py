@@ -35,7 +35,7 @@ from coordinator.economy.ledger import ensure_system_books
 from coordinator.store.database import Database
 from coordinator.store.models import LedgerTransaction
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 AGENTS = 3
 CONSUMERS = 4
 CHAOS_S = 45.0

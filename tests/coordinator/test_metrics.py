@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.cluster import AgentProcess, RunningCoordinator
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Name three colours."}]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -34,7 +34,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_metrics_count_what_the_replica_served(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     before = await scrape(coordinator)
     client = await coordinator.client()

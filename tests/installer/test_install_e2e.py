@@ -130,7 +130,7 @@ async def operator_of(coordinator: RunningCoordinator, node_id: str) -> int | No
 
 
 async def test_install_sh_enrolls_serves_upgrades_and_uninstalls(
-    tmp_path: Path, gemma_path: Path
+    tmp_path: Path, smollm2_path: Path
 ) -> None:
     version = importlib.metadata.version("llama_cpp_python")
     wheel_dirs = llama_wheel_dirs(version)
@@ -147,7 +147,7 @@ async def test_install_sh_enrolls_serves_upgrades_and_uninstalls(
         minted_token, command = minted["token"], minted["install_command"]
         assert command.startswith(f"curl -fsSL {coordinator.base_url}/install.sh | sh -s --")
         command += (f" --source {shlex.quote(str(source_tree(tmp_path / 'src')))}"
-                    f" --model {shlex.quote(str(gemma_path))}")
+                    f" --model {shlex.quote(str(smollm2_path))}")
         env = installer_env(home, tmp_path, version, wheel_dirs)
 
         code, output = await shell(command, env, log)
@@ -163,7 +163,7 @@ async def test_install_sh_enrolls_serves_upgrades_and_uninstalls(
 
         client = await coordinator.client()
         raw = await client.chat.completions.with_raw_response.create(
-            model="gemma-3-270m", messages=[{"role": "user", "content": "Say hello."}],
+            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Say hello."}],
             max_tokens=8,
         )
         assert raw.headers["x-koretex-node"] == node_id

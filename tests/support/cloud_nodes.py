@@ -19,7 +19,7 @@ from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 from support.upstream import UPSTREAM_MODEL, LlamaServer, cloud_settings
 from support.wallets import Wallet, bearer, sign_in
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 CLOUD_NODES = "/v1/account/cloud-nodes"
 
 

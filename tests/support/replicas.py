@@ -27,7 +27,7 @@ from support.cluster import REPO, TIMEOUT_FACTOR, AgentProcess, wait_for, write_
 
 REDIS_URL = os.environ.get("KORETEX_TEST_REDIS_URL")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 
 
 def free_port() -> int:

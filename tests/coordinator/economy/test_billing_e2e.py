@@ -16,7 +16,7 @@ from coordinator.store.models import Account, Node
 from coordinator.store.nodes import record_registration
 from protocol.messages import Hardware, ModelOffer, Register
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Hello"}]
 
 
@@ -108,8 +108,8 @@ async def test_switching_model_starts_the_payout_reduction(
         database = coordinator.services.database
         day0 = datetime(2026, 1, 1, tzinfo=UTC)
         async with database.session() as session, session.begin():
-            await record_registration(session, register("gemma-3-270m"), day0)
-            await record_registration(session, register("gemma-3-270m"), day0 + timedelta(1))
+            await record_registration(session, register("smollm2-135m-instruct"), day0)
+            await record_registration(session, register("smollm2-135m-instruct"), day0 + timedelta(1))
         async with database.session() as session:
             row = await session.get(Node, "n1")
             assert row is not None and row.model_switched_at is None

@@ -17,7 +17,7 @@ from coordinator.economy.ledger import BOUNTY_POOL
 from coordinator.routing import RoutingConstants
 from coordinator.store.models import Account, LedgerEntry, LedgerTransaction
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Hello"}]
 NODE_TOK_S = 10.0  # the scripted node's speed: one token every 0.1 s, one slot
 

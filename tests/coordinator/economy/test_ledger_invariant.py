@@ -19,7 +19,7 @@ from coordinator.economy.settings import EconomySettings
 from coordinator.routing import RoutingConstants
 from coordinator.store.models import Account, LedgerTransaction
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 CALLS = 1200
 CONCURRENCY = 64
 ACCOUNTS = 24

@@ -26,7 +26,7 @@ from coordinator.clock import ShiftedClock
 from coordinator.routing import BreakerState, HealthBucket, RoutingConstants
 from protocol.ids import NodeId
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]
 REPLY = [f"w{i}" for i in range(1000)]
 FULL_RAMP = RoutingConstants(ramp_start_fraction=1.0)

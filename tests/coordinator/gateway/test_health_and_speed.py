@@ -10,7 +10,7 @@ from support.cluster import AgentProcess, start_coordinator, wait_for
 
 from coordinator.routing import RoutingConstants
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Hello"}]
 FULL_RAMP = RoutingConstants(ramp_start_fraction=1.0)
 

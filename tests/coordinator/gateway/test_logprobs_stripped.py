@@ -7,14 +7,14 @@ from support.cluster import AgentProcess, RunningCoordinator
 
 from coordinator.probes.observation import JobObservation
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Name three colours."}]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_consumers_get_exactly_the_logprobs_they_asked_for(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess, stream: bool
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess, stream: bool
 ) -> None:
     seen: list[JobObservation] = []
     coordinator.services.observers.append(seen.append)

@@ -191,7 +191,7 @@ async def test_pay_earned_before_enrollment_moves_to_the_operator(
     try:
         client = await coordinator.client()
         reply = await client.chat.completions.create(
-            model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}], max_tokens=20,
+            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "hi"}], max_tokens=20,
         )
         assert reply.usage is not None and reply.usage.completion_tokens == 20
         await coordinator.services.ledger.flush()
@@ -225,7 +225,7 @@ async def test_pay_earned_before_enrollment_moves_to_the_operator(
         (earnings_account, -earned, TRANSFER_KIND, agent.node_id),
         (operator, earned, TRANSFER_KIND, agent.node_id),
     ]
-    price = DEFAULT_PRICES["gemma-3-270m"]
+    price = DEFAULT_PRICES["smollm2-135m-instruct"]
     books = await audit(coordinator.services.database, price.input_per_1m, price.output_per_1m)
     assert books.unbalanced_transactions == 0
     assert books.balance_mismatches == 0
@@ -239,7 +239,7 @@ async def test_registered_tells_the_node_whom_it_earns_for(
     _, session_token = await signed_in(coordinator, wallet)
     offer = Offer(
         agent_version="test", engine="scripted",
-        models=(ModelOffer(model="gemma-3-270m", context_length=2048),),  # type: ignore[arg-type]
+        models=(ModelOffer(model="smollm2-135m-instruct", context_length=2048),),  # type: ignore[arg-type]
         slots=1, hardware=Hardware(system="Linux", machine="x86_64", chip="test", cores=1,
                                    memory_bytes=1),
         enrollment_token=(await mint(coordinator, session_token))["token"],

@@ -48,7 +48,7 @@ from protocol.messages import (
 )
 from protocol.session import AgentSession, Offer
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 MAX_FRAME = 4096
 LIVE_JOB = "<a job live on the honest node>"
 OFFER = Offer(

@@ -9,11 +9,11 @@ import openai
 import pytest
 from support.cluster import AgentProcess, RunningCoordinator, wait_for
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 
 
 async def test_node_killed_mid_stream_ends_the_stream_with_an_error(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     stream = await client.chat.completions.create(
@@ -27,14 +27,14 @@ async def test_node_killed_mid_stream_ends_the_stream_with_an_error(
                 if chunk.choices and chunk.choices[0].delta.content:
                     received += 1
                     if received == 3:
-                        gemma_agent.signal(signal.SIGKILL)
+                        smollm2_agent.signal(signal.SIGKILL)
     assert received >= 3
     assert "interrupted" in str(failure.value) or "failed" in str(failure.value)
-    await wait_for(lambda: coordinator.services.hub.get(gemma_agent.node_id) is None, 10)
+    await wait_for(lambda: coordinator.services.hub.get(smollm2_agent.node_id) is None, 10)
 
 
 async def test_consumer_leaving_cancels_the_job_on_the_node(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
     client = await coordinator.client()
     stream = await client.chat.completions.create(
@@ -46,7 +46,7 @@ async def test_consumer_leaving_cancels_the_job_on_the_node(
             break
     await stream.close()
     router, clock = coordinator.services.router, coordinator.services.clock
-    node_id = gemma_agent.node_id
+    node_id = smollm2_agent.node_id
     await wait_for(lambda: router.snapshot(node_id, now=clock.monotonic()).in_flight == 0, 2)  # type: ignore[arg-type]
     live = coordinator.services.hub.get(node_id)  # type: ignore[arg-type]
     assert live is not None and not live.channels

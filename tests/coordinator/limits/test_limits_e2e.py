@@ -16,7 +16,7 @@ from support.wallets import Wallet, bearer, sign_in
 from coordinator.limits import LimitSettings
 from coordinator.routing import RoutingConstants
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Hello"}]
 
 

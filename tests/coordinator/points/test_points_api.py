@@ -17,7 +17,7 @@ from coordinator.routing import RoutingConstants
 from coordinator.store.models import ContributionRow
 from protocol.ids import NodeId
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 FULL_RAMP = RoutingConstants(ramp_start_fraction=1.0)
 ROW_KEYS = {"rank", "provider", "tier", "points", "tok_s", "nodes", "jobs", "tokens"}
 TERM_KEYS = {"uptime", "hardware", "model_value", "trust", "penalties"}
@@ -107,12 +107,12 @@ async def test_points_endpoints_from_recorded_history(tmp_path: Path, database_u
         assert constants["probe_interval_s"] == 60.0
 
         for path, param in (
-            ("/v1/points/estimate?tok_s=-1&model=gemma-3-270m", "tok_s"),
-            ("/v1/points/estimate?tok_s=abc&model=gemma-3-270m", "tok_s"),
-            ("/v1/points/estimate?tok_s=10&model=gemma-3-270m&uptime=2", "uptime"),
+            ("/v1/points/estimate?tok_s=-1&model=smollm2-135m-instruct", "tok_s"),
+            ("/v1/points/estimate?tok_s=abc&model=smollm2-135m-instruct", "tok_s"),
+            ("/v1/points/estimate?tok_s=10&model=smollm2-135m-instruct&uptime=2", "uptime"),
             ("/v1/points/estimate?tok_s=10&model=no-such-model", "model"),
             ("/v1/points/estimate?tok_s=10", "model"),
-            ("/v1/points/estimate?model=gemma-3-270m", "tok_s"),
+            ("/v1/points/estimate?model=smollm2-135m-instruct", "tok_s"),
             ("/v1/leaderboard?days=0", "days"),
             ("/v1/network/usage?days=x", "days"),
         ):

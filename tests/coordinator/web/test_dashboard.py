@@ -110,7 +110,7 @@ async def test_signed_out_visitors_are_sent_to_sign_in_and_lost_pages_stay_pages
 
 
 async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
-    stack: Stack, browser: Browser, gemma_path: Path
+    stack: Stack, browser: Browser, smollm2_path: Path
 ) -> None:
     wallet = Wallet.nacl()
     page = await new_page(browser, stack.url, wallet)
@@ -125,7 +125,7 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     token = re.search(r"(kte-[A-Za-z0-9_\-]+)", text)
     assert token is not None, text
     await expect(page.locator("#command-expires")).not_to_be_empty()
-    agent = AgentProcess.llama(stack.coordinator, gemma_path, stack.tmp / "node",
+    agent = AgentProcess.llama(stack.coordinator, smollm2_path, stack.tmp / "node",
                                extra=["--enrollment-token", token.group(1)])
     stack.agents.append(agent)
     await agent.start()
@@ -146,7 +146,7 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     client = openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key=secret, max_retries=0,
                                 timeout=120 * TIMEOUT_FACTOR)
     reply = await client.chat.completions.create(
-        model="gemma-3-270m", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16
+        model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16
     )
     assert reply.usage is not None and reply.usage.completion_tokens > 0
 
@@ -156,7 +156,7 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     await expect(usage_row.locator('[data-field="calls"]')).to_have_text("1", timeout=WAIT_MS)
     node_row = page.locator(f'#nodes tr[data-node="{agent.node_id}"]')
     await expect(node_row).to_contain_text("online")
-    await expect(node_row).to_contain_text("gemma-3-270m")
+    await expect(node_row).to_contain_text("smollm2-135m-instruct")
     await expect(node_row).to_contain_text("llama")
     await expect(page.locator("#earnings-chart svg")).to_be_visible()
     await expect(page.locator("#ledger tbody tr").first).to_be_visible()
@@ -191,7 +191,7 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     await expect(page.locator("#keys tbody tr").first).to_contain_text("revoked")
     try:
         await client.chat.completions.create(
-            model="gemma-3-270m", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
         raise AssertionError("a revoked key still works")
     except openai.AuthenticationError:
         pass

@@ -227,7 +227,7 @@ async def test_activity_sums_a_providers_earnings_and_spending_by_day(
             client = openai.AsyncOpenAI(base_url=f"{coordinator.base_url}/v1",
                                         api_key=key["secret"], max_retries=0)
             await client.chat.completions.create(
-                model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}],
+                model="smollm2-135m-instruct", messages=[{"role": "user", "content": "hi"}],
                 max_tokens=8)
             await client.close()
         finally:
