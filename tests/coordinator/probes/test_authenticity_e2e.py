@@ -19,12 +19,19 @@ from pathlib import Path
 import pytest
 from support.cluster import REPO, AgentProcess, start_coordinator, wait_for, write_node_key
 
-from coordinator.gateway.completion import new_job_id, run_job_on
+from coordinator.gateway.completion import (
+    CompletionSpec,
+    Piece,
+    new_job_id,
+    run_job_on,
+    stream_completion,
+)
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.observation import InMemoryContributions
 from coordinator.probes.rescoring import RescoringSampler
 from coordinator.services import Services
+from protocol.chat import ChatMessage, SamplingParams
 from protocol.ids import ModelId, NodeId
 from protocol.messages import Job, TokenDelta
 
@@ -108,8 +115,9 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
         assert all([await probe(services, cheat, source) for _ in range(2)])
         assert verdicts and all(v.genuine and v.node_id == cheat for v in verdicts)
 
-        # Paid jobs, re-scored after the fact on the trusted nodes.
-        client = await coordinator.client()
+        # Paid jobs, re-scored after the fact on the trusted nodes. Gemma 3 270M base has no chat
+        # template, so the consumer's call is the gateway's own completion run (routing, retries,
+        # observers), as a completions request runs it.
         prompts = ["Tell me about the history of tea.", "What makes a good password?",
                    "Describe a sunset over the ocean.", "How do bees make honey?"]
 
@@ -120,11 +128,16 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
             )
 
         async def paid(call: int) -> None:
-            reply = await client.chat.completions.create(
-                model=MODEL, max_tokens=32, temperature=1.0 if call % 2 else 0.0,
-                messages=[{"role": "user", "content": prompts[call % len(prompts)]}],
+            spec = CompletionSpec(
+                MODEL, (ChatMessage(role="user", content=prompts[call % len(prompts)]),),
+                SamplingParams(max_tokens=32, temperature=1.0 if call % 2 else 0.0), 0,
             )
-            assert reply.choices[0].message.content  # the consumer is served regardless
+            text: list[str] = []
+            async with aclosing(stream_completion(services, spec)) as pieces:
+                async for piece in pieces:
+                    if isinstance(piece, Piece):
+                        text.append(piece.text)
+            assert "".join(text)  # the consumer is served regardless
 
         # Calls go out a full network's worth of slots at a time: least-loaded routing then gives
         # the cheat its share, whatever the health scores say about who is best when idle.

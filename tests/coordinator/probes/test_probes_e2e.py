@@ -21,7 +21,7 @@ from coordinator.routing import RoutingConstants
 from protocol.chat import ChatMessage, SamplingParams
 from protocol.ids import ModelId, NodeId
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"  # scripted nodes: the model is a label
 FULL_RAMP = RoutingConstants(ramp_start_fraction=1.0)
 PAID_PROMPT = "Write a haiku about the sea (paid)."
 PROBING = {"enabled": True, "interval_s": 0.4, "tick_s": 0.05}
