@@ -24,7 +24,7 @@ from coordinator.economy.topup_routes import add_topup_routes
 from coordinator.economy.topup_watcher import topup_watching
 from coordinator.gateway.chat import chat_completions
 from coordinator.gateway.errors import openai_errors
-from coordinator.gateway.models import list_models
+from coordinator.gateway.models import list_models, retrieve_model
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
@@ -144,6 +144,7 @@ def create_app(
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model_id}", retrieve_model)
     app.router.add_get("/v1/nodes/connect", node_connect)
     app.router.add_get("/v1/network/constants", network_constants)
     app.router.add_get("/healthz", healthz)

@@ -15,7 +15,9 @@ Body = TypeVar("Body", bound=pydantic.BaseModel)
 def invalid_request(exc: pydantic.ValidationError, where: str) -> InvalidRequest:
     """The first validation error, as the OpenAI-shaped 400 naming its parameter."""
     first = exc.errors()[0]
-    param = ".".join(str(part) for part in first["loc"]) or None
+    param = ".".join(str(part) for part in first["loc"]) or first.get("ctx", {}).get("param")
+    if first["type"] == "extra_forbidden":
+        return InvalidRequest(f"unrecognized request argument supplied: {param}", param=param)
     return InvalidRequest(f"invalid request {where}: {first['msg']}", param=param)
 
 

@@ -1,16 +1,40 @@
 """OpenAI chat-completion request and response bodies, as the gateway accepts and returns them.
 
-Requests are lenient where OpenAI's are (unknown fields ignored, content as a string or text
-parts) and strict where a wrong value would change what the consumer pays for or receives.
+Every request parameter is either honoured or refused with a 400 naming it: unknown fields are
+refused as OpenAI refuses them, parameters Koretex cannot honour yet are refused with the reason,
+and ``null`` for an optional field means its default (as many SDKs send it).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from protocol.chat import ChatMessage
+
+# Parameters OpenAI documents that Koretex does not honour: refused by name, never ignored.
+UNSUPPORTED_PARAMETERS: dict[str, str] = {
+    "audio": "audio output is not offered: Koretex models produce text",
+    "prediction": "predicted outputs are not supported",
+    "tools": "tool calling is not supported yet",
+    "tool_choice": "tool calling is not supported yet",
+    "parallel_tool_calls": "tool calling is not supported yet",
+    "functions": "function calling is not supported yet",
+    "function_call": "function calling is not supported yet",
+    "web_search_options": "web search is not offered",
+    "reasoning_effort": "no Koretex model takes a reasoning effort",
+}
+# Sampling adjustments accepted only at their neutral value until the engines honour them.
+NEUTRAL_ONLY: dict[str, object] = {
+    "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {},
+}
+
+
+def refused(message: str, param: str | None = None) -> PydanticCustomError:
+    """A refusal; ``param`` names the parameter where the error's location cannot."""
+    return PydanticCustomError("unsupported_parameter", message, {"param": param})
 
 
 class TextPart(BaseModel):
@@ -23,6 +47,22 @@ class RequestMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_messages_only(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if value.get("role") == "tool" or value.get("tool_calls"):
+            raise refused("tool messages and tool calls are not supported yet")
+        parts = value.get("content")
+        for part in parts if isinstance(parts, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind in ("image_url", "input_image"):
+                raise refused("the model does not accept images: send text content only")
+            if kind in ("input_audio", "file"):
+                raise refused(f"the model does not accept {kind} parts: send text content only")
+        return value
 
     def to_chat(self) -> ChatMessage:
         role = "system" if self.role == "developer" else self.role
@@ -38,8 +78,13 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class TextFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text"]
+
+
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, max_length=200)
     messages: list[RequestMessage] = Field(min_length=1)
@@ -54,7 +99,45 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: TextFormat | None = None
+    modalities: list[Literal["text"]] | None = Field(default=None, max_length=1)
+    presence_penalty: float | None = None  # neutral only: checked above
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    # Accepted and not acted on, as their documented meaning allows: attribution and bookkeeping.
     user: str | None = Field(default=None, max_length=256)
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+    store: bool | None = None
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_defaults_and_unsupported_are_named(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for name in UNSUPPORTED_PARAMETERS.keys() & value.keys():
+            if value[name] is not None:
+                raise refused(f"{name}: {UNSUPPORTED_PARAMETERS[name]}", name)
+        for name, neutral in NEUTRAL_ONLY.items():
+            if value.get(name) not in (None, neutral):
+                raise refused(f"{name}: only {neutral!r} is supported yet", name)
+        # Shapes are checked by the fields below; these checks only read what is well formed.
+        response_format = value.get("response_format")
+        format_type = response_format.get("type") if isinstance(response_format, dict) else None
+        if format_type not in (None, "text"):
+            raise refused(
+                f"response_format: {format_type!r} is not supported yet; use 'text'",
+                "response_format",
+            )
+        modalities = value.get("modalities")
+        if isinstance(modalities, list) and any(modality != "text" for modality in modalities):
+            raise refused("modalities: Koretex models produce text only", "modalities")
+        if value.get("n") not in (None, 1):
+            raise refused("n: one choice per request is supported", "n")
+        return {
+            key: item for key, item in value.items()
+            if item is not None and key not in UNSUPPORTED_PARAMETERS
+        }
 
     @field_validator("stop")
     @classmethod

@@ -37,7 +37,12 @@ from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudN
 from coordinator.economy.bounty_routes import NetworkBounties
 from coordinator.economy.topup_routes import TopupView
 from coordinator.gateway.errors import is_api_path
-from coordinator.gateway.openai_types import ChatCompletion, ChatCompletionRequest, ModelList
+from coordinator.gateway.openai_types import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ModelEntry,
+    ModelList,
+)
 from coordinator.hub.enrollment_routes import EnrollmentIssued
 from coordinator.points.constants import PointsConstants
 from coordinator.points.schemas import (
@@ -114,6 +119,9 @@ OPERATIONS: tuple[Operation, ...] = (
               also={200: SSE}, tags=("gateway",), rate_limited=True),
     Operation("GET", "/v1/models", "Models served by at least one live node",
               {200: ModelList}, auth="api_key", tags=("gateway",), rate_limited=True),
+    Operation("GET", "/v1/models/{model_id}", "One catalogue model (nodes: how many serve it now)",
+              {200: ModelEntry}, auth="api_key", path_params={"model_id": "a catalogue model id"},
+              tags=("gateway",), rate_limited=True, errors={404: "no such model"}),
     Operation("GET", "/v1/network/constants", "The routing constants this network runs with",
               {200: RoutingConstants}, tags=("network",)),
     Operation("GET", "/healthz", "Liveness", {200: HealthReport}, tags=("network",)),
