@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, case, func, select
 
 from coordinator.accounts.schemas import Amount
-from coordinator.accounts.statements import CHARGE, EARNING_KINDS
+from coordinator.accounts.statements import CHARGE, EARNING_KINDS, settled_here
 from coordinator.errors import InvalidRequest
 from coordinator.gateway.auth import require_session
 from coordinator.json_http import json_reply
@@ -71,6 +71,7 @@ async def account_activity(request: web.Request) -> web.Response:
         raise InvalidRequest(f"days must be a whole number from 1 to {MAX_DAYS}", param="days")
     days = int(raw)
     services = request.app[SERVICES]
+    await settled_here(services.ledger)
     now = services.clock.now()
     wanted = days_of(now, days)
     since = datetime.combine(wanted[0], datetime.min.time(), tzinfo=now.tzinfo)

@@ -53,6 +53,7 @@ from coordinator.accounts.statements import (
     account_view,
     key_view,
     ledger_page,
+    settled_here,
     usage_report,
 )
 from coordinator.errors import InsufficientCredits, InvalidRequest, NotFound
@@ -144,6 +145,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def get_account(request: web.Request) -> web.Response:
     account_id = await require_session(request)
+    await settled_here(request.app[SERVICES].ledger)
     async with request.app[SERVICES].database.session() as session:
         return json_reply(await account_view(session, account_id))
 
@@ -151,12 +153,14 @@ async def get_account(request: web.Request) -> web.Response:
 async def get_ledger(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     query = _validate(LedgerQuery, dict(request.query), "query")
+    await settled_here(request.app[SERVICES].ledger)
     async with request.app[SERVICES].database.session() as session:
         return json_reply(await ledger_page(session, account_id, query.limit, query.before))
 
 
 async def get_usage(request: web.Request) -> web.Response:
     account_id = await require_session(request)
+    await settled_here(request.app[SERVICES].ledger)
     async with request.app[SERVICES].database.session() as session:
         return json_reply(await usage_report(session, account_id))
 

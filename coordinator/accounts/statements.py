@@ -5,10 +5,12 @@ Reads only; every figure is a fold over the append-only ledger (or the balance k
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +28,9 @@ from coordinator.accounts.schemas import (
 )
 from coordinator.errors import NotFound
 from coordinator.store.models import Account, ApiKey, LedgerEntry, LedgerTransaction
+
+if TYPE_CHECKING:
+    from coordinator.economy.ledger import Ledger
 
 EARNING_KINDS = ("provider_share", "bounty")
 CHARGE = "charge"
@@ -163,3 +168,14 @@ async def account_keys(session: AsyncSession, account_id: int) -> list[KeyView]:
         select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.id.desc())
     )
     return [key_view(key) for key in keys.all()]
+
+
+SETTLED_WAIT_S = 1.0
+
+
+async def settled_here(ledger: Ledger) -> None:
+    """Let this replica's queued settlements commit before a page reads the ledger (a call just
+    made shows at once); bounded, so a busy writer delays a page by at most SETTLED_WAIT_S."""
+    with suppress(TimeoutError):
+        async with asyncio.timeout(SETTLED_WAIT_S):
+            await ledger.written()

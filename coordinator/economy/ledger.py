@@ -399,6 +399,10 @@ class Ledger:
             self._release_when_idle(settlement.hold_id)
         self._release_lines(self._lines.releasable())
 
+    async def written(self) -> None:
+        """Wait until every write queued so far is committed (or rejected); nothing released."""
+        await self._writes.flush()
+
     async def flush(self) -> None:
         """Wait until every queued write is done, unused credit lines released."""
         self._release_lines(self._lines.take_unused())

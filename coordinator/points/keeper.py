@@ -127,28 +127,35 @@ class PointsKeeper:
 
     async def refresh(self) -> Standings:
         """Score the whole stored history (and what is still batched) from scratch, then remove
-        the persistent offenders."""
+        the persistent offenders. Pages keep reading the last standings meanwhile."""
         services = self.services
-        async with self._refresh_lock, self._live_lock:
+        async with self._refresh_lock:
             began = services.clock.monotonic()
             self.credit_online()
             await self.flush()
-            async with self._flush_lock, services.database.session() as session:
+            async with services.database.session() as session:
                 stored, up_to = await load_contributions_after(session)
                 facts = await load_node_facts(session)
+            # What was stored while the whole history loaded, and what is batched, together:
+            # no flush in between, so nothing is in neither (or in both).
+            async with self._flush_lock, services.database.session() as session:
+                since, up_to = await load_contributions_after(session, up_to)
                 pending = self.batcher.preview()
             settings = services.settings.points
             today = utc_day(services.clock.now().timestamp())
 
             def score() -> tuple[History, Standings]:
-                history = History(stored)
+                history = History([*stored, *since])
                 return history, score_history(
                     history.extended(pending), facts, today, settings.constants,
                     settings.max_days,
                 )
 
-            self._stored, self.standings = await asyncio.to_thread(score)
-            self._stored_up_to, self._facts, self._scored_since = up_to, facts, began
+            history, standings = await asyncio.to_thread(score)
+            async with self._live_lock:
+                # Possibly older than a page's scoring meanwhile: the next page scores from here.
+                self._stored, self._stored_up_to, self._facts = history, up_to, facts
+                self.standings, self._scored_since = standings, began
             await self._remove_offenders()
             return self.standings
 
