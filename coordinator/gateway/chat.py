@@ -41,6 +41,7 @@ from coordinator.gateway.openai_types import (
     TopLogprobOut,
     Usage,
 )
+from coordinator.json_http import invalid_request
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from protocol.chat import SamplingParams, TokenLogprob
@@ -98,9 +99,7 @@ async def _parse(request: web.Request, services: Services) -> ChatCompletionRequ
     try:
         body = ChatCompletionRequest.model_validate_json(raw)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidRequest(f"invalid request body: {first['msg']}", param=param) from exc
+        raise invalid_request(exc, "body") from exc
     if len(body.messages) > services.settings.max_messages:
         raise InvalidRequest(
             f"at most {services.settings.max_messages} messages per request", param="messages"
