@@ -40,10 +40,22 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-bench: system $(VENV)/.installed
-	$(BIN)/python bench/run_all.py
+# Every benchmark, ending with one table of targets (`make bench-quick`: each in a few seconds).
+# LiteLLM, the peer gateway_vs_peers measures against, lives in its own virtualenv: its pins
+# would otherwise move the suite's.
+PEERS := .venv-peers
+$(VENV)/.bench: requirements-bench.lock | $(VENV)/.installed
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-bench.lock
+	touch $@
 
-bench-quick: system $(VENV)/.installed
+$(PEERS)/bin/litellm:
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet "litellm[proxy]>=1.50"
+
+bench: system $(VENV)/.bench $(PEERS)/bin/litellm
+	KORETEX_BENCH_LITELLM=$(PEERS)/bin/litellm $(BIN)/python bench/run_all.py
+
+bench-quick: system $(VENV)/.bench
 	$(BIN)/python bench/run_all.py --quick
 
 # Renew the locks from pyproject.toml (the models' packages are taken without their dependencies).
@@ -51,10 +63,11 @@ lock: | $(BIN)/python
 	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
 		--no-header $(foreach extra,$(subst $(comma), ,$(EXTRAS)),--extra $(extra)) -o requirements.lock
-	$(BIN)/uv pip compile requirements-models.in --no-deps --universal --python-version 3.11 \
-		--generate-hashes --no-header -o requirements-models.lock
+	for locked in models bench; do \
+		$(BIN)/uv pip compile requirements-$$locked.in --no-deps --universal --python-version 3.11 \
+			--generate-hashes --no-header -o requirements-$$locked.lock; done
 
 comma := ,
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(PEERS) build dist *.egg-info

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import secrets
 import signal
@@ -180,7 +179,7 @@ async def start_litellm(work: Path, upstream: Target) -> Target:
         "general_settings:\n"  # authentication on, as it is for Koretex
         f"  master_key: {LITELLM_KEY}\n"
     )
-    litellm = Path(sys.executable).with_name("litellm")
+    litellm = litellm_program()
     process = spawn([str(litellm), "--config", str(config), "--port", str(port),
                      "--host", "127.0.0.1", "--num_workers", "1"], work / "litellm.log",
                     {"LITELLM_LOG": "ERROR"})
@@ -349,11 +348,15 @@ def report(results: dict[tuple[str, int], Cell], levels: tuple[int, ...]) -> dic
     return figures
 
 
+def litellm_program() -> Path:
+    """LiteLLM's proxy: from its own virtualenv (`make bench` makes .venv-peers, so its pins never
+    move Koretex's), or beside this Python."""
+    own = os.environ.get("KORETEX_BENCH_LITELLM")
+    return Path(own) if own else Path(sys.executable).with_name("litellm")
+
+
 def litellm_installed() -> bool:
-    return (
-        importlib.util.find_spec("litellm") is not None
-        and Path(sys.executable).with_name("litellm").exists()
-    )
+    return litellm_program().exists()
 
 
 def verdict(figures: dict[str, Any], levels: tuple[int, ...], quick: bool) -> None:
