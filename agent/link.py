@@ -23,6 +23,7 @@ from agent.backoff import backoff
 from agent.errors import FatalLinkError
 from agent.worker import JobRunner
 from protocol.chat import WireModel
+from protocol.close_codes import FATAL_CLOSE_CODES
 from protocol.messages import (
     Challenge,
     Draining,
@@ -42,7 +43,6 @@ from protocol.session import (
 log = logging.getLogger(__name__)
 
 CONNECT_PATH = "/v1/nodes/connect"
-FATAL_CLOSE_CODES = {4001: "the coordinator refused this node", 4002: "another agent uses this key"}
 HANDSHAKE_TIMEOUT_S = 15.0
 
 LinkState = Literal["connecting", "connected", "waiting", "draining", "refused"]

@@ -30,6 +30,7 @@ from coordinator.store.health import load_buckets
 from coordinator.store.models import CloudNode
 from coordinator.store.nodes import record_registration
 from protocol import PROTOCOL_VERSION
+from protocol.close_codes import CloseCode
 from protocol.ids import ModelId, NodeId
 from protocol.messages import Hardware, ModelOffer, Register
 from protocol.session import CoordinatorSession, NodeState, isoformat_utc
@@ -37,7 +38,6 @@ from protocol.session import CoordinatorSession, NodeState, isoformat_utc
 log = logging.getLogger(__name__)
 
 ENGINE = "cloud"
-CLOSE_REMOVED = 4003
 MASTER_KEY_VARIABLE = "KORETEX_CLOUD__MASTER_KEY"
 
 
@@ -153,7 +153,7 @@ async def take_offline(services: Services, fleet: CloudFleet, node_id: NodeId, r
                 await save_health(services, [node_id])
             except Exception:
                 log.debug("health of %s not saved", node_id, exc_info=True)
-    await relay.close(CLOSE_REMOVED, reason)
+    await relay.close(CloseCode.CLOUD_NODE_REMOVED, reason)
     log.info("cloud node %s offline: %s", node_id, reason)
 
 

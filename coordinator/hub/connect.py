@@ -28,14 +28,13 @@ from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
 from coordinator.store.health import load_buckets
 from coordinator.store.nodes import record_registration
+from protocol.close_codes import CloseCode
 from protocol.messages import Register, Registered, decode_node_message, encode
 from protocol.session import CoordinatorSession, NodeDraining, NodeRegistered, ProtocolViolation
 
 log = logging.getLogger(__name__)
 
 REGISTER_TIMEOUT_S = 15.0
-CLOSE_AUTH_FAILED = 4001
-CLOSE_REPLACED = 4002
 MAX_REASON_BYTES = 123  # a close frame's payload is 125 bytes, two of them the code
 # Closes aiohttp's reader makes on its own, without a message.
 AIOHTTP_CLOSE_REASONS: dict[int, str] = {
@@ -84,7 +83,7 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
         node = await _register(ws, session, services)
     except ProtocolViolation as exc:
         log.info("node refused: %s", exc.reason[:200])
-        await ws.close(code=CLOSE_AUTH_FAILED, message=close_reason(exc.reason))
+        await ws.close(code=CloseCode.REFUSED, message=close_reason(exc.reason))
         return ws
     except Exception:
         log.exception("registration failed")
@@ -166,7 +165,7 @@ async def _register(
     previous = services.hub.attach(node)
     if previous is not None:
         services.hub.detach(previous, "node reconnected")
-        await previous.close(CLOSE_REPLACED, "replaced by a newer connection")
+        await previous.close(CloseCode.REPLACED, "replaced by a newer connection")
     services.router.upsert_node(
         NodeInfo(
             node_id=message.node_id, models=node.models, slots=message.slots,

@@ -42,11 +42,11 @@ from coordinator.store.contributions import (
     load_contributions_after,
     load_node_facts,
 )
+from protocol.close_codes import CloseCode
 from protocol.ids import NodeId
 
 log = logging.getLogger(__name__)
 
-CLOSE_REMOVED = 4001  # the agent treats it as fatal: it stops instead of reconnecting
 REMOVED_REASON = "removed from the network: caught serving a different model than it claims"
 PROBE_SCHEDULER = web.AppKey("probe_scheduler", ProbeScheduler)
 
@@ -202,7 +202,7 @@ class PointsKeeper:
             live = services.hub.get(node_id)
             if live is not None:
                 with suppress(Exception):
-                    await live.close(CLOSE_REMOVED, REMOVED_REASON)
+                    await live.close(CloseCode.REFUSED, REMOVED_REASON)
 
     async def run_flushes(self) -> None:
         """Forever: append finished hours every ``flush_interval_s``."""

@@ -109,7 +109,9 @@ async def test_switching_model_starts_the_payout_reduction(
         day0 = datetime(2026, 1, 1, tzinfo=UTC)
         async with database.session() as session, session.begin():
             await record_registration(session, register("smollm2-135m-instruct"), day0)
-            await record_registration(session, register("smollm2-135m-instruct"), day0 + timedelta(1))
+            await record_registration(
+                session, register("smollm2-135m-instruct"), day0 + timedelta(1)
+            )
         async with database.session() as session:
             row = await session.get(Node, "n1")
             assert row is not None and row.model_switched_at is None

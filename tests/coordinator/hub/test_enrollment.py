@@ -191,7 +191,8 @@ async def test_pay_earned_before_enrollment_moves_to_the_operator(
     try:
         client = await coordinator.client()
         reply = await client.chat.completions.create(
-            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "hi"}], max_tokens=20,
+            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "hi"}],
+            max_tokens=20,
         )
         assert reply.usage is not None and reply.usage.completion_tokens == 20
         await coordinator.services.ledger.flush()

@@ -10,6 +10,7 @@ from support.cluster import RunningCoordinator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from protocol.close_codes import CloseCode
 from protocol.messages import (
     Challenge,
     Hardware,
@@ -42,7 +43,7 @@ async def expect_refusal(ws: ClientConnection) -> str:
     with pytest.raises(ConnectionClosed) as closed:
         await ws.recv()
     assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 4001
+    assert closed.value.rcvd.code == CloseCode.REFUSED
     return closed.value.rcvd.reason
 
 

@@ -31,8 +31,8 @@ from support.cluster import AgentProcess, RunningCoordinator, start_coordinator,
 from support.ledger_audit import audit
 
 from coordinator.accounts.enrollment import node_earned
-from coordinator.hub.connect import CLOSE_AUTH_FAILED
 from coordinator.routing import RoutingConstants
+from protocol.close_codes import CloseCode
 from protocol.ids import ModelId, NodeId
 from protocol.messages import (
     Challenge,
@@ -110,7 +110,7 @@ attacks = st.builds(
 def expected_close(attack: Attack) -> tuple[int, str] | None:
     """(close code, a word of the reason) the coordinator must answer with; None: stays open."""
     if attack.identity == "claims":
-        return CLOSE_AUTH_FAILED, "bad signature"
+        return CloseCode.REFUSED, "bad signature"
     first = attack.frames[0] if attack.frames else None
     if attack.identity == "none":
         if first is None:
@@ -118,12 +118,12 @@ def expected_close(attack: Attack) -> tuple[int, str] | None:
         if first.kind == "oversized":
             return MESSAGE_TOO_BIG, "max_frame_bytes"
         if first.kind == "binary":
-            return CLOSE_AUTH_FAILED, "text frame"
+            return CloseCode.REFUSED, "text frame"
         if first.kind in ("malformed", "unknown"):
-            return CLOSE_AUTH_FAILED, "malformed"
+            return CloseCode.REFUSED, "malformed"
         if first.kind == "register-again":  # a replay of an old registration: another nonce
-            return CLOSE_AUTH_FAILED, "nonce"
-        return CLOSE_AUTH_FAILED, "register first"
+            return CloseCode.REFUSED, "nonce"
+        return CloseCode.REFUSED, "register first"
     hostile = next((f for f in attack.frames if f.kind != "draining"), None)
     if hostile is None:
         return None

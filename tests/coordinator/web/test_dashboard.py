@@ -146,7 +146,8 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     client = openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key=secret, max_retries=0,
                                 timeout=120 * TIMEOUT_FACTOR)
     reply = await client.chat.completions.create(
-        model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16
+        model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=16,
     )
     assert reply.usage is not None and reply.usage.completion_tokens > 0
 
@@ -191,7 +192,9 @@ async def test_a_provider_enrolls_a_node_and_a_consumer_pays_for_a_call(
     await expect(page.locator("#keys tbody tr").first).to_contain_text("revoked")
     try:
         await client.chat.completions.create(
-            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Hi"}],
+            max_tokens=4,
+        )
         raise AssertionError("a revoked key still works")
     except openai.AuthenticationError:
         pass
