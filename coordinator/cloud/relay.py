@@ -24,6 +24,7 @@ from coordinator.cloud.upstream import (
     CannotResume,
     JobEvent,
     SseDecoder,
+    SseTooLarge,
     StreamTranslator,
     chat_url,
     estimate_prompt_tokens,
@@ -147,6 +148,9 @@ class CloudRelay:
         except (aiohttp.ClientError, OSError) as exc:
             log.info("cloud job %s: upstream unreachable (%s)", job.job_id, type(exc).__name__)
             self._fail(job, f"cloud upstream unreachable ({type(exc).__name__})")
+        except SseTooLarge as exc:  # the upstream's fault: ends its job, the relay stays bounded
+            log.info("cloud job %s: %s", job.job_id, exc)
+            self._fail(job, str(exc))
         except Exception:  # a relay bug must end the job, not leave the consumer waiting
             log.exception("cloud job %s failed in the relay", job.job_id)
             self._fail(job, "cloud relay failed")

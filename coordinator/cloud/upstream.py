@@ -120,29 +120,47 @@ def _error_detail(body: str) -> str:
     return (detail if isinstance(detail, str) else json.dumps(detail))[:_DETAIL_CHARS]
 
 
+MAX_SSE_EVENT_BYTES = 1_048_576
+"""The most an upstream's server-sent event (or a line of it) may hold: a chunk of one token
+is a few hundred bytes, and an upstream that sends more is not let grow the coordinator."""
+
+
+class SseTooLarge(ValueError):
+    """An upstream's event or line passed :data:`MAX_SSE_EVENT_BYTES`."""
+
+
 class SseDecoder:
     """Server-sent events from a byte stream: ``feed`` returns each complete event's data."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = MAX_SSE_EVENT_BYTES) -> None:
         self._buffer = b""
         self._data: list[str] = []
+        self._data_bytes = 0
+        self._max = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[str]:
+        """Complete events' data; raises :class:`SseTooLarge` past the size bound."""
         self._buffer += chunk
         events: list[str] = []
         while True:
             line, found, rest = self._buffer.partition(b"\n")
             if not found:
+                if len(self._buffer) > self._max:
+                    raise SseTooLarge(f"upstream line exceeds {self._max} bytes")
                 return events
+            if len(line) + self._data_bytes > self._max:
+                raise SseTooLarge(f"upstream event exceeds {self._max} bytes")
             self._buffer = rest
             text = line.rstrip(b"\r").decode("utf-8", errors="replace")
             if not text:
                 if self._data:
                     events.append("\n".join(self._data))
                     self._data = []
+                    self._data_bytes = 0
             elif text.startswith("data:"):
                 value = text[5:]
                 self._data.append(value[1:] if value.startswith(" ") else value)
+                self._data_bytes += len(line)
             # comments (":…") and other fields (event:, id:, retry:) carry nothing we use
 
     def close(self) -> list[str]:

@@ -38,7 +38,45 @@ MAX_RESUMES = 2
 MAX_REFUSALS = 64  # nodes saying "no free slot" before the request gives up
 REFUSAL_PAUSE_S = 0.005
 MAX_REFUSAL_PAUSE_S = 0.2
+PROMPT_TEMPLATE_ALLOWANCE = 256
+"""Tokens a chat template may add around the messages: the most a node may count above the
+rendered prompt's UTF-8 bytes (no tokenizer makes more tokens than bytes, plus its markers)."""
+COMPLETION_TOKEN_ALLOWANCE = 4
+"""Tokens a completion may count beyond its text's bytes (an end-of-text token, bytes of a
+character held back at the end)."""
 _job_counter = itertools.count()
+
+
+def prompt_token_bound(job: Job) -> int:
+    """The most prompt tokens a node may claim for ``job`` without a tokenizer to check it."""
+    text_bytes = sum(len(m.content.encode()) + len(m.role) for m in job.messages)
+    return text_bytes + len(job.continuation.encode()) + PROMPT_TEMPLATE_ALLOWANCE * (
+        1 + len(job.messages)
+    )
+
+
+def counted_done(done: JobDone, job: Job, relayed_tokens: int, text_bytes: int) -> tuple[
+    JobDone, list[str]
+]:
+    """``done`` with the coordinator's own counts, and the node's claims they contradict.
+
+    Completion tokens are the tokens of the deltas relayed (at most the text's bytes plus a
+    small allowance); prompt tokens are the node's report, capped at the rendered prompt's bound.
+    """
+    faults: list[str] = []
+    completion = min(relayed_tokens, text_bytes + COMPLETION_TOKEN_ALLOWANCE)
+    if completion != relayed_tokens:
+        faults.append(f"relayed {relayed_tokens} tokens for {text_bytes} bytes of text")
+    if done.completion_tokens != relayed_tokens:
+        faults.append(
+            f"claimed {done.completion_tokens} completion tokens, relayed {relayed_tokens}"
+        )
+    bound = prompt_token_bound(job)
+    prompt = min(done.prompt_tokens, bound)
+    if prompt != done.prompt_tokens:
+        faults.append(f"claimed {done.prompt_tokens} prompt tokens, at most {bound} possible")
+    counted = done.model_copy(update={"prompt_tokens": prompt, "completion_tokens": completion})
+    return counted, faults
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +153,13 @@ async def stream_completion(
         progress.tried.add(node_id)
         job = _job_for(spec, progress, services.settings.job_top_logprobs)
         started = False
+        attempt_tokens = 0
         try:
             async with aclosing(run_job_on(services, node_id, job)) as events:
                 async for event in events:
                     if isinstance(event, TokenDelta):
                         started = True
+                        attempt_tokens += event.tokens
                         progress.text.append(event.text)
                         progress.completion_tokens += event.tokens
                         progress.tokens_by_node[node_id] = (
@@ -127,6 +167,11 @@ async def stream_completion(
                         )
                         yield Piece(node_id, event.text, event.tokens, event.logprobs)
                     else:
+                        # run_job_on counted this attempt itself; never more than it relayed
+                        overcount = attempt_tokens - event.completion_tokens
+                        if overcount > 0:
+                            progress.completion_tokens -= overcount
+                            progress.tokens_by_node[node_id] -= overcount
                         yield Finished(
                             node_id=node_id,
                             finish_reason=event.finish_reason,
@@ -271,7 +316,12 @@ async def run_job_on(
                 raise AttemptFailed("node answered a generation with scores", Outcome.FAILURE)
             if isinstance(event, JobDone):
                 outcome = Outcome.SUCCESS
-                yield event
+                text_bytes = sum(len(piece.encode()) for piece in text)
+                counted, faults = counted_done(event, job, tokens, text_bytes)
+                if faults:
+                    _record_faults(services, node_id, faults)
+                    tokens = counted.completion_tokens
+                yield counted
                 return
             last_token_at = clock.monotonic()
             if not tokens:
@@ -316,6 +366,16 @@ async def run_job_on(
                     finished_at=clock.now().timestamp(),
                 ),
             )
+
+
+def _record_faults(services: Services, node_id: NodeId, faults: list[str]) -> None:
+    """A node's claims that its relayed events contradict: logged and kept on the live node
+    (it is paid on the coordinator's counts, never on these)."""
+    node = services.hub.get(node_id)
+    for fault in faults:
+        log.warning("node %s fault: %s", node_id, fault)
+        if node is not None:
+            node.record_fault(fault)
 
 
 def _tell_observers(services: Services, observation: JobObservation) -> None:

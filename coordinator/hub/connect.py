@@ -22,14 +22,14 @@ from coordinator.accounts.enrollment import (
     operator_name,
     sweep_earnings,
 )
-from coordinator.hub.live import LiveNode
+from coordinator.hub.live import LiveNode, delta_violation
 from coordinator.maintenance import save_health
 from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
 from coordinator.store.health import load_buckets
 from coordinator.store.nodes import record_registration
 from protocol.close_codes import CloseCode
-from protocol.messages import Register, Registered, decode_node_message, encode
+from protocol.messages import Register, Registered, TokenDelta, decode_node_message, encode
 from protocol.session import CoordinatorSession, NodeDraining, NodeRegistered, ProtocolViolation
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,8 @@ async def _serve(ws: web.WebSocketResponse, node: LiveNode, services: Services) 
             break
         try:
             message = decode_node_message(frame.data)
+            if isinstance(message, TokenDelta) and (broken := delta_violation(message)):
+                raise ProtocolViolation(broken)
             event = node.session.receive(message, services.clock.now())
         except (pydantic.ValidationError, ProtocolViolation) as exc:
             reason = exc.reason if isinstance(exc, ProtocolViolation) else "malformed message"
@@ -210,4 +212,4 @@ async def _serve(ws: web.WebSocketResponse, node: LiveNode, services: Services) 
             continue
         if isinstance(event, NodeRegistered):  # pragma: no cover - the session forbids it
             continue
-        services.hub.deliver(node, event)
+        await services.hub.deliver_waiting(node, event)

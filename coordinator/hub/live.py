@@ -35,6 +35,25 @@ class NodeLost:
 
 
 ChannelEvent = JobEvent | NodeLost
+
+JOB_CHANNEL_EVENTS = 256
+"""Events one job's channel holds before the hub stops reading that node's socket: a slow
+consumer holds back only its own node (whose frames wait in the kernel's buffers), never the
+coordinator's memory nor other nodes' jobs."""
+MAX_TEXT_BYTES_PER_TOKEN = 64
+"""The most text one token may carry: far above any vocabulary's longest piece, low enough that
+a delta's text is paid for by its tokens (a zero-token delta carries no text)."""
+MAX_FAULTS_KEPT = 32
+BACKPRESSURE_CHECK_S = 1.0  # how often a held-back delivery checks its job is still wanted
+
+
+def delta_violation(delta: TokenDelta) -> str | None:
+    """Why a node's delta breaks the protocol's bounds, or None when it keeps them."""
+    if delta.logprobs and len(delta.logprobs) != delta.tokens:
+        return f"delta claims {delta.tokens} tokens but carries {len(delta.logprobs)} entries"
+    if len(delta.text.encode()) > MAX_TEXT_BYTES_PER_TOKEN * delta.tokens:
+        return f"delta carries more than {MAX_TEXT_BYTES_PER_TOKEN} bytes of text per token"
+    return None
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[object]]
 
@@ -54,6 +73,12 @@ class LiveNode:
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     draining: bool = False
     operator: str | None = None  # the wallet (or account label) the node earns for
+    faults: list[str] = field(default_factory=list)  # its false claims, newest last (bounded)
+
+    def record_fault(self, reason: str) -> None:
+        """Remember a claim of the node's that its relayed events contradicted."""
+        self.faults.append(reason)
+        del self.faults[:-MAX_FAULTS_KEPT]
 
     @property
     def models(self) -> frozenset[ModelId]:
@@ -99,6 +124,8 @@ class NodeHub:
         if self._nodes.get(node.node_id) is node:
             del self._nodes[node.node_id]
         for channel in node.channels.values():
+            if channel.full():  # the node is gone: its last undelivered delta goes with it
+                channel.get_nowait()
             channel.put_nowait(NodeLost(reason))
         node.channels.clear()
         self._notify()
@@ -114,7 +141,7 @@ class NodeHub:
             message = node.session.assign(job)
         except ProtocolViolation as exc:
             raise NodeGone(node_id) from exc
-        channel: asyncio.Queue[ChannelEvent] = asyncio.Queue()
+        channel: asyncio.Queue[ChannelEvent] = asyncio.Queue(JOB_CHANNEL_EVENTS)
         node.channels[job.job_id] = channel
         try:
             await node.send_text(encode(message))
@@ -135,13 +162,44 @@ class NodeHub:
                 await node.send_text(encode(message))
 
     def deliver(self, node: LiveNode, event: JobEvent) -> None:
-        """Route an event from the node to its job's channel."""
+        """Route an event to its job's channel without waiting (a cloud node's relay, whose
+        answer is bounded by ``max_tokens``); a job whose consumer stopped reading is ended."""
         channel = node.channels.get(event.job_id)
         if channel is None:
             return
         if isinstance(event, JobDone | JobFailed | TokenScores):
             del node.channels[event.job_id]
-        channel.put_nowait(event)
+        try:
+            channel.put_nowait(event)
+        except asyncio.QueueFull:
+            node.channels.pop(event.job_id, None)
+            channel.get_nowait()
+            channel.put_nowait(NodeLost("consumer too slow"))
+
+    async def deliver_waiting(self, node: LiveNode, event: JobEvent) -> None:
+        """Route an event from the node's socket to its job's channel, waiting while the channel
+        is full (the node's socket is not read meanwhile: backpressure on that node alone). An
+        event for a job the hub forgot (cancelled, node gone) is dropped."""
+        channel = node.channels.get(event.job_id)
+        if channel is None:
+            return
+        job_id = event.job_id
+        while True:
+            try:
+                channel.put_nowait(event)
+                break
+            except asyncio.QueueFull:
+                pass
+            with suppress(TimeoutError):
+                async with asyncio.timeout(BACKPRESSURE_CHECK_S):
+                    await channel.put(event)
+                    break
+            if node.channels.get(job_id) is not channel:
+                return
+        if isinstance(event, JobDone | JobFailed | TokenScores) and (
+            node.channels.get(job_id) is channel
+        ):
+            del node.channels[job_id]
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every node's connection (on shutdown)."""
