@@ -105,6 +105,7 @@ class Router:
         self._nodes: dict[NodeId, _Node] = {}
         self._indices: dict[ModelId, CandidateIndex] = {}
         self._park_expiries: list[tuple[float, NodeId]] = []
+        self._paid_holds: dict[ModelId, set[NodeId]] = {}
         self.local_version = 0
         """Bumped whenever a node connected here changes how it routes (for presence)."""
 
@@ -165,6 +166,23 @@ class Router:
         """Drop everything known about a node (save its health buckets first)."""
         node = self._nodes.pop(node_id)
         self._set_key(node, None)
+
+    # --- paid eligibility (the admission exam's result) ----------------------------------------
+
+    def hold_paid(self, node_id: NodeId, model: ModelId) -> None:
+        """The node may take probes for ``model`` but no paid job (it has not passed its exam,
+        or is quarantined): :meth:`choose` passes it over for that model."""
+        self._paid_holds.setdefault(model, set()).add(node_id)
+
+    def admit_paid(self, node_id: NodeId, model: ModelId) -> None:
+        """The node passed its exam for ``model``: paid jobs may go there again."""
+        held = self._paid_holds.get(model)
+        if held is not None:
+            held.discard(node_id)
+
+    def paid_eligible(self, node_id: NodeId, model: ModelId) -> bool:
+        """Whether no exam holds the node back from paid jobs for ``model``."""
+        return node_id not in self._paid_holds.get(model, ())
 
     def set_draining(self, node_id: NodeId, *, now: float) -> None:
         """The node is shutting down: it finishes its jobs but receives no new ones."""
@@ -312,7 +330,7 @@ class Router:
         if index is None or len(index) == 0:
             return None
         excluded: list[RouteKey] = []
-        for node_id in exclude:
+        for node_id in {*exclude, *self._paid_holds.get(model, ())}:
             node = self._nodes.get(node_id)
             if node is not None and node.key is not None and model in node.info.models:
                 excluded.append(node.key)

@@ -307,3 +307,17 @@ def test_candidate_index_skips_exclusions_within_and_across_runs() -> None:
     assert {index.best(rng, keys[:1]) for _ in range(200)} == {"b", "c"}
     assert index.best(rng, keys[:3]) == "d"
     assert index.best(rng, keys) is None
+
+
+def test_a_node_held_from_paid_jobs_is_passed_over_for_that_model_only() -> None:
+    router = router_with(node("a", models=(MODEL, OTHER)), node("b"))
+    rng = random.Random(0)
+    router.hold_paid(NodeId("b"), MODEL)
+    router.hold_paid(NodeId("a"), MODEL)
+    assert router.choose(MODEL, now=0.0, rng=rng) is None
+    assert router.choose(OTHER, now=0.0, rng=rng) == NodeId("a")
+    router.admit_paid(NodeId("a"), MODEL)
+    assert router.paid_eligible(NodeId("a"), MODEL)
+    assert not router.paid_eligible(NodeId("b"), MODEL)
+    assert {router.choose(MODEL, now=0.0, rng=rng) for _ in range(20)} == {NodeId("a")}
+    assert router.choose(MODEL, now=0.0, rng=rng, exclude={NodeId("a")}) is None
