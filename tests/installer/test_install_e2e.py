@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 import psutil
@@ -47,11 +48,14 @@ def llama_wheel_dirs(version: str) -> list[str]:
     pattern = f"llama_cpp_python-{version}-*.whl"
     wheels = Path.home() / ".cache" / "koretex-wheels"
     folders = {str(path.parent) for path in wheels.glob(pattern)}
-    listed = subprocess.run(
-        [sys.executable, "-m", "pip", "cache", "list", "--format=abspath", pattern],
+    listed = subprocess.run(  # pip matches its pattern on the project name, not the file's
+        [sys.executable, "-m", "pip", "cache", "list", "--format=abspath", "llama_cpp_python"],
         capture_output=True, text=True, check=False,
     )
-    folders |= {str(Path(line).parent) for line in listed.stdout.split() if line.endswith(".whl")}
+    folders |= {
+        str(Path(line).parent) for line in listed.stdout.split()
+        if fnmatch(Path(line).name, pattern)
+    }
     return sorted(folders)
 
 

@@ -308,8 +308,10 @@ async def test_points_page_reads_live_constants_and_its_calculator_matches_the_a
         await page.get_by_role("button", name="Estimate").click()
         expected = await api(site, f"/v1/points/estimate?tok_s={tok_s}&model={MODEL}"
                                    f"&uptime={uptime_pct / 100}&days_online={days}")
+        # A function, not a bare expression: Playwright evals an expression inside the page,
+        # which the page's CSP forbids.
         await page.wait_for_function(
-            f"Number(document.querySelector('#estimate-points').dataset.value)"
+            "() => Number(document.querySelector('#estimate-points').dataset.value)"
             f" === {expected['points_per_day']!r}"
         )
         [text] = await shown(page, [("n", expected["points_per_day"])])
