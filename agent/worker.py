@@ -113,7 +113,9 @@ class JobRunner:
         return None
 
     async def _run(self, job: Job, send: Send) -> None:
-        request = GenerationRequest(job.messages, job.params, job.top_logprobs, job.continuation)
+        request = GenerationRequest(
+            job.messages, job.params, job.top_logprobs, job.continuation, job.fill_context
+        )
         first_token_at: float | None = None
         try:
             async with aclosing(self._engine.generate(request)) as events:

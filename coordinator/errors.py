@@ -2,6 +2,8 @@
 
     CoordinatorError                      500 server_error
     ├── InvalidRequest                    400 invalid_request_error
+    │   ├── ContextLengthExceeded         400 context_length_exceeded: no live node's context
+    │   │                                     holds the prompt and the completion asked for
     │   └── RequestTooLarge               413 invalid_request_error
     ├── AuthenticationFailed              401 authentication_error
     ├── PermissionDenied                  403 permission_error
@@ -51,6 +53,10 @@ class CoordinatorError(Exception):
 class InvalidRequest(CoordinatorError):
     status = 400
     error_type = "invalid_request_error"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
 
 
 class RequestTooLarge(InvalidRequest):

@@ -6,14 +6,23 @@ Neither program is imported from here, and each program imports only this from t
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Bumped on any change a peer of the previous version could not understand."""
 
 MIN_PROTOCOL_VERSION = 1
 """The oldest version a coordinator still accepts; features newer than a node's version are
-never sent to it (version 2 added re-scoring: ``ScoreRequest`` / ``TokenScores``)."""
+never sent to it (version 2 added re-scoring: ``ScoreRequest`` / ``TokenScores``; version 3
+``Job.fill_context``)."""
 
 SCORING_PROTOCOL_VERSION = 2
 """The first version whose nodes answer ``ScoreRequest``."""
 
-__all__ = ["MIN_PROTOCOL_VERSION", "PROTOCOL_VERSION", "SCORING_PROTOCOL_VERSION"]
+FILL_CONTEXT_PROTOCOL_VERSION = 3
+"""The first version whose nodes honour ``Job.fill_context`` (a max_tokens left to the context)."""
+
+__all__ = [
+    "FILL_CONTEXT_PROTOCOL_VERSION",
+    "MIN_PROTOCOL_VERSION",
+    "PROTOCOL_VERSION",
+    "SCORING_PROTOCOL_VERSION",
+]

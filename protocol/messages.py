@@ -148,6 +148,11 @@ class Job(WireModel):
     params: SamplingParams
     top_logprobs: int = Field(default=0, ge=0, le=20)
     continuation: str = ""  # assistant text already delivered; generation resumes after it
+    fill_context: bool = Field(default=False, exclude_if=lambda fill: not fill)
+    """The consumer left max_tokens unset (OpenAI's "up to the context"): ``params.max_tokens``
+    is a ceiling the node lowers to the room its context leaves after the prompt, instead of
+    refusing. Sent only to nodes of protocol version 3 or later; left out of the frame when
+    false, so older nodes read the same jobs as before."""
 
 
 class ScoredContinuation(WireModel):

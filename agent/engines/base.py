@@ -19,6 +19,7 @@ class GenerationRequest:
     params: SamplingParams
     top_logprobs: int = 0
     continuation: str = ""  # assistant text already delivered; generation carries on after it
+    fill_context: bool = False  # max_tokens is a ceiling lowered to the context's room
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

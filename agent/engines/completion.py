@@ -26,6 +26,29 @@ def refuse_context_overflow(prompt_tokens: int, max_tokens: int, context_length:
         )
 
 
+def params_within_context(
+    prompt_tokens: int, params: SamplingParams, context_length: int, *, fill_context: bool
+) -> SamplingParams:
+    """The sampling parameters to generate with after a prompt of ``prompt_tokens``.
+
+    A job that fills the context (its consumer left max_tokens unset) has its ceiling lowered to
+    the room the context leaves; any other job keeps its max_tokens, or is refused
+    (:class:`ContextLengthExceeded`) when prompt and max_tokens do not fit.
+    """
+    if fill_context:
+        room = context_length - prompt_tokens
+        if room < 1:
+            raise ContextLengthExceeded(
+                f"prompt ({prompt_tokens} tokens) leaves no room in the context length of "
+                f"{context_length}"
+            )
+        if room < params.max_tokens:
+            return params.model_copy(update={"max_tokens": room})
+        return params
+    refuse_context_overflow(prompt_tokens, params.max_tokens, context_length)
+    return params
+
+
 class Completion:
     """The answer of one generation with ``params``, after a prompt of ``prompt_tokens``."""
 

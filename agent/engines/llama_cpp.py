@@ -27,7 +27,7 @@ from agent.engines.base import (
     ScoringRequest,
 )
 from agent.engines.chat_template import ChatTemplate, PromptRenderer
-from agent.engines.completion import Completion, refuse_context_overflow
+from agent.engines.completion import Completion, params_within_context
 from agent.engines.logprobs import logprob_from_logits, token_logprob
 from agent.engines.thread_bridge import GenerationBridge, outlive
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
@@ -187,7 +187,9 @@ def _run(
     prompt_tokens = tokens
     if request.continuation:
         prompt_tokens = prompts.tokens(llm, request.messages, "")
-    refuse_context_overflow(len(tokens), params.max_tokens, llm.n_ctx())
+    params = params_within_context(
+        len(tokens), params, llm.n_ctx(), fill_context=request.fill_context
+    )
     llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
     greedy = params.temperature == 0.0
     answer = Completion(params, len(prompt_tokens))

@@ -29,7 +29,7 @@ from agent.engines.base import (
     ScoringRequest,
 )
 from agent.engines.chat_template import ChatTemplateError, render_plain
-from agent.engines.completion import Completion, refuse_context_overflow
+from agent.engines.completion import Completion, params_within_context
 from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from protocol.chat import ChatMessage, TokenLogprob, TopLogprob
@@ -220,7 +220,9 @@ def _steps(
     prompt_tokens = len(tokens)
     if request.continuation:
         prompt_tokens = len(_encode(loaded, loaded.render(request.messages, "")))
-    refuse_context_overflow(len(tokens), params.max_tokens, context_length)
+    params = params_within_context(
+        len(tokens), params, context_length, fill_context=request.fill_context
+    )
     if cancelled.is_set():
         return
     sampler = make_request_sampler(params.temperature, params.top_p, params.seed)

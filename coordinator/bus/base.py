@@ -48,6 +48,8 @@ class NodePresence(WireModel):
     health_score: float
     draining: bool
     parked_until: float | None = None  # epoch seconds, while its breaker parks it
+    contexts: dict[ModelId, int] = Field(default_factory=dict)
+    """The context it serves each model with (absent from an older replica's presence)."""
 
 
 class ReplicaPresence(WireModel):

@@ -41,6 +41,7 @@ def local_presence(services: Services) -> ReplicaPresence:
         }.get(snap.breaker_state, snap.admitted_capacity)
         nodes.append(NodePresence(
             node_id=live.node_id, models=tuple(sorted(live.models)), slots=snap.slots,
+            contexts=live.contexts,
             declared_tok_s=snap.declared_tok_s, measured_tok_s=snap.measured_tok_s,
             first_seen=live.first_seen.timestamp(), connected_at=live.connected_at.timestamp(),
             model_switched_at=(
@@ -126,6 +127,7 @@ def merge_presence(
                 NodeInfo(
                     node_id=node_id, models=frozenset(node.models), slots=node.slots,
                     declared_tok_s=node.declared_tok_s, first_seen=node.first_seen, owner=owner,
+                    contexts=node.contexts,
                 ),
                 now=now, wall_now=wall_now,
             )

@@ -127,7 +127,7 @@ async def bring_online(services: Services, fleet: CloudFleet, row: CloudNode) ->
     services.router.upsert_node(
         NodeInfo(
             node_id=node_id, models=node.models, slots=row.concurrency, declared_tok_s=None,
-            first_seen=first_seen.timestamp(),
+            first_seen=first_seen.timestamp(), contexts=node.contexts,
         ),
         now=services.clock.monotonic(),
         wall_now=now.timestamp(),

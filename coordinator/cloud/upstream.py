@@ -48,12 +48,13 @@ def request_body(job: Job, upstream_model: str, *, resume: bool) -> dict[str, An
     body: dict[str, Any] = {
         "model": upstream_model,
         "messages": messages,
-        "max_tokens": params.max_tokens,
         "temperature": params.temperature,
         "top_p": params.top_p,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if not job.fill_context:  # else the upstream's own default: up to its context
+        body["max_tokens"] = params.max_tokens
     if params.stop:
         body["stop"] = list(params.stop)
     if params.seed is not None:

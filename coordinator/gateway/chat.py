@@ -30,6 +30,7 @@ from coordinator.economy.billing import (
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
+from coordinator.gateway.context import context_budget
 from coordinator.gateway.models import require_chat_template
 from coordinator.gateway.openai_types import (
     AssistantMessage,
@@ -112,22 +113,29 @@ def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSp
     if priced is None:
         raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
     require_chat_template(priced)
-    settings = services.settings
-    max_tokens = body.requested_max_tokens() or settings.default_max_tokens
-    if max_tokens > settings.max_tokens_limit:
-        raise InvalidRequest(
-            f"max_tokens may be at most {settings.max_tokens_limit}", param="max_tokens"
-        )
+    messages = tuple(m.to_chat() for m in body.messages)
+    model = ModelId(priced.id)
+    # An omitted max_tokens is OpenAI's "up to the context": of the node chosen, and held for
+    # at the largest context a live node offers.
+    budget = context_budget(
+        messages, body.requested_max_tokens(),
+        largest_context=services.router.largest_context(model),
+        catalogue_context=priced.model.context_length,
+        max_tokens_limit=services.settings.max_tokens_limit,
+    )
     params = SamplingParams(
-        max_tokens=max_tokens,
+        max_tokens=budget.max_tokens,
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
         stop=body.stop_sequences(),
         seed=body.seed,
     )
     top = (body.top_logprobs or 0) if body.logprobs else 0
-    messages = tuple(m.to_chat() for m in body.messages)
-    return CompletionSpec(ModelId(priced.id), messages, params, top), priced.price
+    spec = CompletionSpec(
+        model, messages, params, top, fill_context=budget.fill_context,
+        prompt_floor=budget.prompt_floor,
+    )
+    return spec, priced.price
 
 
 def _logprobs_out(logprobs: tuple[TokenLogprob, ...], top: int) -> list[TokenLogprobOut]:

@@ -17,11 +17,13 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
 from coordinator.errors import (
+    ContextLengthExceeded,
     InvalidRequest,
     NoCapacity,
     QueueFull,
     UpstreamFailed,
 )
+from coordinator.gateway.context import ContextBudget, context_refused
 from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
 from coordinator.probes.observation import JobObservation
 from coordinator.routing import Outcome
@@ -85,6 +87,15 @@ class CompletionSpec:
     messages: tuple[ChatMessage, ...]
     params: SamplingParams
     top_logprobs: int
+    fill_context: bool = False
+    """max_tokens was left unset: ``params.max_tokens`` is a ceiling, each job asks for what
+    its node's context leaves (:class:`~coordinator.gateway.context.ContextBudget`)."""
+    prompt_floor: int = 0
+    """The fewest tokens the prompt can take (``gateway.context.prompt_token_floor``)."""
+
+    @property
+    def budget(self) -> ContextBudget:
+        return ContextBudget(self.prompt_floor, self.params.max_tokens, self.fill_context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,7 @@ class _Progress:
     failures_before_first_token: int = 0
     resumes: int = 0
     refusals: int = 0
+    min_context: int = 0  # the smallest context worth trying: raised by each context refusal
 
 
 class AttemptFailed(Exception):
@@ -137,11 +149,13 @@ async def stream_completion(
     services: Services, spec: CompletionSpec
 ) -> AsyncGenerator[Piece | Finished, None]:
     """Yield the completion's pieces, then one :class:`Finished`; raises a CoordinatorError."""
-    progress = _Progress()
+    progress = _Progress(min_context=spec.budget.min_context)
     last_error = "no node could serve the request"
     while True:
         try:
-            node_id = await _choose_or_wait(services, spec.model, progress.tried)
+            node_id = await _choose_or_wait(
+                services, spec.model, progress.tried, progress.min_context
+            )
         except (NoCapacity, QueueFull) as exc:
             if not progress.text and not progress.tried:
                 services.refusals.add(spec.model, services.clock.now().timestamp())
@@ -151,7 +165,8 @@ async def stream_completion(
                 f"{exc.message}"
             ) from exc
         progress.tried.add(node_id)
-        job = _job_for(spec, progress, services.settings.job_top_logprobs)
+        node_context = services.router.context_of(node_id, spec.model)
+        job = _job_for(spec, progress, services.settings.job_top_logprobs, node_context)
         started = False
         attempt_tokens = 0
         try:
@@ -180,6 +195,13 @@ async def stream_completion(
                             tokens_by_node=progress.tokens_by_node,
                         )
                         return
+        except ContextLengthExceeded as refusal:
+            # The prompt is longer than the gateway's floor: only a larger context can hold it.
+            largest = services.router.largest_context(spec.model)
+            if node_context is None or largest is None or largest <= node_context:
+                raise context_refused(largest or node_context, refusal.message) from None
+            progress.min_context = max(progress.min_context, node_context + 1)
+            continue
         except AttemptFailed as failure:
             last_error = failure.reason
             if failure.refused and progress.refusals < MAX_REFUSALS:
@@ -204,16 +226,19 @@ async def stream_completion(
                 raise UpstreamFailed(f"every node tried failed: {last_error}")
 
 
-def _job_for(spec: CompletionSpec, progress: _Progress, top_logprobs: int) -> Job:
+def _job_for(
+    spec: CompletionSpec, progress: _Progress, top_logprobs: int, node_context: int | None
+) -> Job:
     # Every job asks for the same logprobs whatever the consumer wanted, so paid jobs and probes
     # look alike; the gateway strips what the consumer did not ask for.
     params = spec.params
-    if progress.completion_tokens:
-        remaining = max(1, params.max_tokens - progress.completion_tokens)
-        params = params.model_copy(update={"max_tokens": remaining})
+    max_tokens = spec.budget.job_max_tokens(node_context, progress.completion_tokens)
+    if max_tokens != params.max_tokens:
+        params = params.model_copy(update={"max_tokens": max_tokens})
     return Job(
         job_id=new_job_id(), model=spec.model, messages=spec.messages, params=params,
         top_logprobs=max(top_logprobs, spec.top_logprobs), continuation="".join(progress.text),
+        fill_context=spec.fill_context,
     )
 
 
@@ -226,23 +251,33 @@ async def _pause_after_refusal(services: Services, refusals: int) -> None:
             await changed.wait()
 
 
-async def _choose_or_wait(services: Services, model: ModelId, tried: set[NodeId]) -> NodeId:
-    """A node for the next attempt, waiting a bounded time while every candidate is busy."""
-    settings = services.settings
+async def _choose_or_wait(
+    services: Services, model: ModelId, tried: set[NodeId], min_context: int = 0
+) -> NodeId:
+    """A node for the next attempt whose context holds ``min_context`` tokens, waiting a
+    bounded time while every such candidate is busy."""
+    settings, router = services.settings, services.router
     deadline = services.clock.monotonic() + settings.queue_wait_s
     queue = services.waiting.setdefault(model, 0)
     while True:
-        node_id = services.router.choose(
-            model, now=services.clock.monotonic(), rng=services.rng, exclude=tried
+        node_id = router.choose(
+            model, now=services.clock.monotonic(), rng=services.rng, exclude=tried,
+            min_context=min_context,
         )
         if node_id is not None:
-            services.router.job_started(node_id, now=services.clock.monotonic())
+            router.job_started(node_id, now=services.clock.monotonic())
             return node_id
-        serving = [n for n in services.router.live_nodes_serving(model) if n not in tried]
+        serving = [n for n in router.live_nodes_serving(model) if n not in tried]
         if not serving:
             raise NoCapacity(
                 f"no live node serves {model!r} right now",
                 retry_after_s=settings.no_capacity_retry_after_s,
+            )
+        contexts = [router.context_of(n, model) for n in serving]
+        if all(c is not None and c < min_context for c in contexts):
+            raise context_refused(
+                max(c for c in contexts if c is not None),
+                f"it needs a context of at least {min_context} tokens",
             )
         remaining = deadline - services.clock.monotonic()
         if remaining <= 0:
@@ -306,6 +341,8 @@ async def run_job_on(
                     # after the next job), or another replica's view of it was stale.
                     refused = True
                     raise AttemptFailed("node had no free slot", Outcome.NEUTRAL, refused=True)
+                if event.code == "context_length":
+                    raise ContextLengthExceeded(event.message, param="messages")
                 if event.code in NEUTRAL_FAILURES:
                     raise InvalidRequest(event.message, param="messages")
                 neutral = event.code in ("busy", "draining", "cancelled", "unsupported_model")

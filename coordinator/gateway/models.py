@@ -1,5 +1,8 @@
 """``GET /v1/models``: the catalogue models that at least one live node serves right now;
-``GET /v1/models/{id}``: one catalogue model, served now or not (``nodes`` says)."""
+``GET /v1/models/{id}``: one catalogue model, served now or not (``nodes`` says).
+
+A model's ``context_length`` is the largest context a live node serves it with, the most a
+request can use right now; the catalogue's figure only while no live node declares one."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from coordinator.catalogue import PricedModel
 from coordinator.errors import InvalidRequest, ModelNotFound
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.openai_types import ModelEntry, ModelList
-from coordinator.services import SERVICES
+from coordinator.services import SERVICES, Services
+from protocol.ids import ModelId
 
 CATALOGUE_EPOCH = 1_767_225_600  # 2026-01-01: OpenAI's "created" for catalogue models
 
@@ -52,13 +56,18 @@ def catalogue_models(request: web.Request) -> ModelList:
             credits_per_1m={
                 "input": priced.price.input_per_1m, "output": priced.price.output_per_1m,
             },
-            context_length=priced.model.context_length,
+            context_length=_served_context(services, priced),
             chat_template=priced.model.chat_template,
             bounty_multiplier=services.bounties.multiplier(priced.id, services.settings.economy),
         )
         for priced in services.catalogue
     ]
     return ModelList(data=entries)
+
+
+def _served_context(services: Services, priced: PricedModel) -> int:
+    largest = services.router.largest_context(ModelId(priced.id))
+    return priced.model.context_length if largest is None else largest
 
 
 def require_chat_template(priced: PricedModel) -> None:

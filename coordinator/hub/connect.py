@@ -170,6 +170,7 @@ async def _register(
         NodeInfo(
             node_id=message.node_id, models=node.models, slots=message.slots,
             declared_tok_s=message.declared_tok_s, first_seen=first_seen.timestamp(),
+            contexts=node.contexts,
         ),
         now=services.clock.monotonic(),
         wall_now=now.timestamp(),

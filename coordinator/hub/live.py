@@ -13,6 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from protocol import FILL_CONTEXT_PROTOCOL_VERSION
 from protocol.ids import JobId, ModelId, NodeId
 from protocol.messages import (
     Job,
@@ -45,6 +46,21 @@ MAX_TEXT_BYTES_PER_TOKEN = 64
 a delta's text is paid for by its tokens (a zero-token delta carries no text)."""
 MAX_FAULTS_KEPT = 32
 BACKPRESSURE_CHECK_S = 1.0  # how often a held-back delivery checks its job is still wanted
+LEGACY_MAX_TOKENS = 512
+"""What a job that fills the context asks of a node too old to be told so: the default
+max_tokens before protocol version 3, which such nodes were always sent."""
+
+
+def for_protocol(job: Job | ScoreRequest, protocol_version: int) -> Job | ScoreRequest:
+    """``job`` as a node of ``protocol_version`` understands it."""
+    if isinstance(job, Job) and job.fill_context and (
+        protocol_version < FILL_CONTEXT_PROTOCOL_VERSION
+    ):
+        params = job.params.model_copy(
+            update={"max_tokens": min(job.params.max_tokens, LEGACY_MAX_TOKENS)}
+        )
+        return job.model_copy(update={"fill_context": False, "params": params})
+    return job
 
 
 def delta_violation(delta: TokenDelta) -> str | None:
@@ -83,6 +99,11 @@ class LiveNode:
     @property
     def models(self) -> frozenset[ModelId]:
         return frozenset(offer.model for offer in self.register.models)
+
+    @property
+    def contexts(self) -> dict[ModelId, int]:
+        """The context, in tokens, the node declared it serves each of its models with."""
+        return {offer.model: offer.context_length for offer in self.register.models}
 
     async def send_text(self, text: str) -> None:
         async with self.send_lock:
@@ -137,6 +158,7 @@ class NodeHub:
         node = self._nodes.get(node_id)
         if node is None or node.draining:
             raise NodeGone(node_id)
+        job = for_protocol(job, node.register.protocol_version)
         try:
             message = node.session.assign(job)
         except ProtocolViolation as exc:

@@ -4,14 +4,20 @@
 updates it as jobs start and finish, so :meth:`Router.choose` costs O(log n) rather than a scan.
 It never reads a clock and owns no randomness: ``now`` is monotonic seconds (breaker),
 ``wall_now`` epoch seconds (health window, ramp-up), and ``rng`` is passed to each pick.
+
+It also keeps, per model, the contexts live nodes serve it with, sorted: a pick that needs a
+context of at least ``min_context`` tokens passes over the (few) smaller ones by bisection, and
+the largest context on offer is read from the end.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable, Set
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
 
 from coordinator.routing.breaker import Breaker, BreakerState
 from coordinator.routing.constants import RoutingConstants
@@ -37,6 +43,13 @@ class NodeInfo:
 
     A remote node's breaker, ramp-up and health are kept by its owner, which publishes the
     result (:meth:`Router.observe_remote`); this router only counts the jobs it sends there."""
+    contexts: Mapping[ModelId, int] = field(default_factory=dict)
+    """The context, in tokens, the node serves each model with. A model missing here has an
+    unknown context: no request is kept from the node on its account (the node refuses what
+    does not fit), and it is left out of :meth:`Router.largest_context`."""
+
+    def context_for(self, model: ModelId) -> int | None:
+        return self.contexts.get(model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +76,24 @@ class NodeSnapshot:
     """Whether the node could be chosen for one of its models right now."""
 
 
+UNKNOWN_CONTEXT = 2**62
+"""Where a node of unknown context sorts among the contexts: past every real one, so no
+``min_context`` passes it over."""
+
+_Offer = tuple[ModelId, int]
+
+
+def _declared_offers(info: NodeInfo) -> tuple[_Offer, ...]:
+    return tuple(
+        (model, info.contexts.get(model, UNKNOWN_CONTEXT)) for model in sorted(info.models)
+    )
+
+
 class _Node:
     __slots__ = (
         "admitted",
         "breaker",
+        "declared",
         "draining",
         "health",
         "health_score",
@@ -75,6 +102,7 @@ class _Node:
         "key",
         "live",
         "measured_tok_s",
+        "offers",
         "remote_capacity",
     )
 
@@ -90,6 +118,9 @@ class _Node:
         self.admitted = 1
         self.key: RouteKey | None = None
         self.remote_capacity: int | None = None
+        self.declared = _declared_offers(info)
+        self.offers: tuple[_Offer, ...] = ()
+        """The (model, context) entries it has in the router's context lists right now."""
 
 
 class Router:
@@ -106,6 +137,8 @@ class Router:
         self._indices: dict[ModelId, CandidateIndex] = {}
         self._park_expiries: list[tuple[float, NodeId]] = []
         self._paid_holds: dict[ModelId, set[NodeId]] = {}
+        self._contexts: dict[ModelId, SortedList] = {}
+        """Per model, ``(context, node_id)`` of every live, non-draining node serving it."""
         self.local_version = 0
         """Bumped whenever a node connected here changes how it routes (for presence)."""
 
@@ -146,6 +179,7 @@ class Router:
             if node.info.owner != info.owner:  # moved: its jobs are counted by the new owner
                 node.in_flight = 0
             node.info = info
+            node.declared = _declared_offers(info)
         if info.owner is None:
             node.remote_capacity = None
         elif node.remote_capacity is None:
@@ -161,11 +195,13 @@ class Router:
         node = self._nodes[node_id]
         node.live = False
         self._set_key(node, None)
+        self._set_offers(node, ())
 
     def forget_node(self, node_id: NodeId) -> None:
         """Drop everything known about a node (save its health buckets first)."""
         node = self._nodes.pop(node_id)
         self._set_key(node, None)
+        self._set_offers(node, ())
 
     # --- paid eligibility (the admission exam's result) ----------------------------------------
 
@@ -251,6 +287,20 @@ class Router:
             if node.live and not node.draining and model in node.info.models
         ]
 
+    def largest_context(self, model: ModelId) -> int | None:
+        """The largest context a live, non-draining node serves ``model`` with, busy or not;
+        ``None`` when no such node has declared one."""
+        offers = self._contexts.get(model)
+        if not offers:
+            return None
+        end = offers.bisect_left((UNKNOWN_CONTEXT,))
+        return int(offers[end - 1][0]) if end > 0 else None
+
+    def context_of(self, node_id: NodeId, model: ModelId) -> int | None:
+        """The context the node serves ``model`` with, if it declared one."""
+        node = self._nodes.get(node_id)
+        return None if node is None else node.info.context_for(model)
+
     # --- jobs and outcomes ---------------------------------------------------------------------
 
     def job_started(self, node_id: NodeId, *, now: float) -> None:
@@ -319,8 +369,10 @@ class Router:
         now: float,
         rng: random.Random,
         exclude: Set[NodeId] = frozenset(),
+        min_context: int = 0,
     ) -> NodeId | None:
-        """The least-loaded candidate for ``model`` not in ``exclude``, or ``None``.
+        """The least-loaded candidate for ``model`` not in ``exclude`` whose context holds
+        ``min_context`` tokens (prompt plus completion), or ``None``.
 
         Most spare capacity wins, then the higher health score, then a uniform draw from
         ``rng``. Does not reserve the slot: call :meth:`job_started` for the node chosen.
@@ -329,8 +381,11 @@ class Router:
         index = self._indices.get(model)
         if index is None or len(index) == 0:
             return None
+        passed_over = {*exclude, *self._paid_holds.get(model, ()), *self._too_small(
+            model, min_context
+        )}
         excluded: list[RouteKey] = []
-        for node_id in {*exclude, *self._paid_holds.get(model, ())}:
+        for node_id in passed_over:
             node = self._nodes.get(node_id)
             if node is not None and node.key is not None and model in node.info.models:
                 excluded.append(node.key)
@@ -396,8 +451,28 @@ class Router:
         return route_key(spare, node.health_score, node.info.node_id,
                          remote=node.remote_capacity is not None)
 
+    def _too_small(self, model: ModelId, min_context: int) -> list[NodeId]:
+        """Live nodes serving ``model`` with a context under ``min_context``, smallest first."""
+        offers = self._contexts.get(model)
+        if not offers or min_context <= 0:
+            return []
+        end = offers.bisect_left((min_context,))
+        return [node_id for _, node_id in offers.islice(0, end)]
+
     def _sync(self, node: _Node, now: float) -> None:
         self._set_key(node, self._desired_key(node, now))
+        offered = node.live and not node.draining and node.info.node_id in self._nodes
+        self._set_offers(node, node.declared if offered else ())
+
+    def _set_offers(self, node: _Node, offers: tuple[_Offer, ...]) -> None:
+        if offers == node.offers:
+            return
+        node_id = node.info.node_id
+        for model, context in node.offers:
+            self._contexts[model].remove((context, node_id))
+        for model, context in offers:
+            self._contexts.setdefault(model, SortedList()).add((context, node_id))
+        node.offers = offers
 
     def _set_key(self, node: _Node, key: RouteKey | None) -> None:
         if key == node.key:

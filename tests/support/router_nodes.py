@@ -23,12 +23,16 @@ def node(
     declared: float | None = None,
     models: Iterable[ModelId] = (MODEL,),
     first_seen: float = WALL0 - 30 * DAY,
+    context: int | None = None,
 ) -> NodeInfo:
-    """A node serving ``models`` on ``slots`` slots, first seen ``first_seen`` (wall clock)."""
+    """A node serving ``models`` on ``slots`` slots, first seen ``first_seen`` (wall clock),
+    with a context of ``context`` tokens for each (``None``: not declared)."""
+    served = frozenset(models)
     return NodeInfo(
         node_id=NodeId(name),
-        models=frozenset(models),
+        models=served,
         slots=slots,
         declared_tok_s=declared,
         first_seen=first_seen,
+        contexts={} if context is None else dict.fromkeys(served, context),
     )
