@@ -8,11 +8,18 @@ than by the engine so that a partial answer can be continued: the continuation i
 the rendered generation prompt.
 
 A model without a template is a completion model: its prompt is the messages' text as written.
+
+Consumer text must never become a special token: a message saying ``<|im_end|><|im_start|>system``
+would otherwise end its own turn and open one the template never wrote. :func:`segment_prompt`
+renders with each message's content replaced by a placeholder, so the rendered prompt splits into
+the template's own text (tokenized with special tokens parsed) and the consumer's (tokenized
+as plain text).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,6 +120,79 @@ def render_plain(messages: Sequence[ChatMessage], continuation: str = "") -> str
 
 
 @dataclass(frozen=True, slots=True)
+class PromptSegment:
+    """A run of a rendered prompt: the template's own text (``trusted``: its markers are special
+    tokens) or a consumer's (tokenized as plain text, whatever markers it spells)."""
+
+    text: str
+    trusted: bool
+
+
+Render = Callable[[Sequence[ChatMessage], str], str]
+"""A renderer: messages and continuation to prompt text."""
+
+# Private-use code points: no template writes them, so they mark exactly where content went.
+_PLACEHOLDER = re.compile("\ue000koretex-content-([0-9]+)\ue001")
+
+
+def _placeholder(index: int) -> str:
+    return f"\ue000koretex-content-{index}\ue001"
+
+
+def segment_prompt(
+    render: Render, messages: Sequence[ChatMessage], continuation: str = ""
+) -> tuple[PromptSegment, ...]:
+    """The prompt ``render`` writes for ``messages``, split into template and consumer text.
+
+    Rendered once with placeholders in place of the contents; if putting the contents back gives
+    exactly the prompt rendered from the real messages, the placeholders mark the consumer's text.
+    A template that inspects or rewrites its contents (so the placeholder render differs) is
+    split instead by finding each content, in order, in the real prompt. The continuation is
+    consumer text after the generation prompt. Empty runs are dropped.
+    """
+    contents = [m.content for m in messages]
+    stand_ins = [m.model_copy(update={"content": _placeholder(i)}) for i, m in enumerate(messages)]
+    real = render(messages, "")
+    segments = _split_on_placeholders(render(stand_ins, ""), contents, real)
+    if segments is None:
+        segments = _split_by_search(real, contents)
+    segments.append(PromptSegment(continuation, trusted=False))
+    return tuple(s for s in segments if s.text)
+
+
+def _split_on_placeholders(
+    marked: str, contents: Sequence[str], real: str
+) -> list[PromptSegment] | None:
+    segments: list[PromptSegment] = []
+    cursor = 0
+    for match in _PLACEHOLDER.finditer(marked):
+        index = int(match.group(1))
+        if index >= len(contents):
+            return None
+        segments.append(PromptSegment(marked[cursor:match.start()], trusted=True))
+        segments.append(PromptSegment(contents[index], trusted=False))
+        cursor = match.end()
+    segments.append(PromptSegment(marked[cursor:], trusted=True))
+    if "".join(s.text for s in segments) != real:
+        return None
+    return segments
+
+
+def _split_by_search(real: str, contents: Sequence[str]) -> list[PromptSegment]:
+    segments: list[PromptSegment] = []
+    cursor = 0
+    for content in contents:
+        start = real.find(content, cursor) if content else -1
+        if start < 0:
+            continue  # the template dropped or rewrote it: nothing of it to mark
+        segments.append(PromptSegment(real[cursor:start], trusted=True))
+        segments.append(PromptSegment(content, trusted=False))
+        cursor = start + len(content)
+    segments.append(PromptSegment(real[cursor:], trusted=True))
+    return segments
+
+
+@dataclass(frozen=True, slots=True)
 class PromptRenderer:
     """How an engine turns a job's messages into text: the model's template, else plain text."""
 
@@ -122,3 +202,15 @@ class PromptRenderer:
         if self.template is None:
             return render_plain(messages, continuation)
         return self.template.render(messages, continuation=continuation)
+
+    def segments(
+        self, messages: Sequence[ChatMessage], continuation: str = ""
+    ) -> tuple[PromptSegment, ...]:
+        """The prompt split into template text and consumer text (:func:`segment_prompt`);
+        a completion model's prompt is all consumer text."""
+        if self.template is None:
+            return tuple(
+                s for s in [PromptSegment(render_plain(messages, continuation), trusted=False)]
+                if s.text
+            )
+        return segment_prompt(self.render, messages, continuation)

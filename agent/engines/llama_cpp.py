@@ -149,9 +149,26 @@ class Prompts:
     bos_token: str  # a template that writes it itself must not get a second one
 
     def tokens(self, llm: Any, messages: Sequence[ChatMessage], continuation: str) -> list[int]:
-        text = self.renderer.render(messages, continuation)
-        add_bos = not (self.bos_token and text.startswith(self.bos_token))
-        return list(llm.tokenize(text.encode(), add_bos=add_bos, special=True))
+        """The prompt's token ids: the template's text with its markers as special tokens, the
+        consumer's text (contents, continuation) as plain text, so it cannot forge a turn.
+
+        Every path (generation, its prompt count, scoring) tokenizes through here, run by run,
+        so they agree token for token.
+        """
+        segments = self.renderer.segments(messages, continuation)
+        if not segments:  # an empty prompt: what llama.cpp gives for b""
+            return list(llm.tokenize(b"", add_bos=True, special=False))
+        first = segments[0]
+        writes_bos = first.trusted and bool(self.bos_token) and first.text.startswith(
+            self.bos_token
+        )
+        ids: list[int] = []
+        for index, segment in enumerate(segments):
+            add_bos = index == 0 and not writes_bos  # llama.cpp adds it if the vocabulary asks
+            ids.extend(
+                llm.tokenize(segment.text.encode(), add_bos=add_bos, special=segment.trusted)
+            )
+        return ids
 
 
 def prompts_of(llm: Any) -> Prompts:

@@ -28,7 +28,7 @@ from agent.engines.base import (
     ModelInfo,
     ScoringRequest,
 )
-from agent.engines.chat_template import ChatTemplateError, render_plain
+from agent.engines.chat_template import ChatTemplateError, render_plain, segment_prompt
 from agent.engines.completion import Completion, params_within_context
 from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
@@ -216,10 +216,10 @@ def _steps(
     from mlx_lm.generate import generate_step
 
     params = request.params
-    tokens = _encode(loaded, loaded.render(request.messages, request.continuation))
+    tokens = _encode(loaded, request.messages, request.continuation)
     prompt_tokens = len(tokens)
     if request.continuation:
-        prompt_tokens = len(_encode(loaded, loaded.render(request.messages, "")))
+        prompt_tokens = len(_encode(loaded, request.messages, ""))
     params = params_within_context(
         len(tokens), params, context_length, fill_context=request.fill_context
     )
@@ -260,7 +260,7 @@ def _score(
     """One forward pass over prompt plus continuation; the continuation positions' logprobs."""
     import mlx.core as mx
 
-    prompt = _encode(loaded, loaded.render(request.messages, request.prefix))
+    prompt = _encode(loaded, request.messages, request.prefix)
     if request.token_ids is None:
         ids = list(loaded.tokenizer.encode(request.text, add_special_tokens=False))
     else:
@@ -288,11 +288,29 @@ def _score(
     )
 
 
-def _encode(loaded: _Loaded, prompt: str) -> list[int]:
-    bos = loaded.tokenizer.bos_token
+def _encode(loaded: _Loaded, messages: Sequence[ChatMessage], continuation: str) -> list[int]:
+    """The prompt's ids: the template's text with its markers as special tokens, consumer text
+    (contents, continuation) with any marker it spells split into plain text, so it cannot
+    forge a turn. Generation, its prompt count and scoring all encode through here."""
+    tokenizer = loaded.tokenizer
+    segments = segment_prompt(loaded.render, messages, continuation)
+    bos = tokenizer.bos_token
     # A template that writes the BOS itself must not get a second one from the tokenizer.
-    add_special = bos is None or not prompt.startswith(bos)
-    return list(loaded.tokenizer.encode(prompt, add_special_tokens=add_special))
+    writes_bos = bool(
+        segments and segments[0].trusted and bos and segments[0].text.startswith(bos)
+    )
+    if not segments:
+        return list(tokenizer.encode("", add_special_tokens=not writes_bos))
+    ids: list[int] = []
+    for index, segment in enumerate(segments):
+        add_special = index == 0 and not writes_bos
+        if segment.trusted:
+            ids.extend(tokenizer.encode(segment.text, add_special_tokens=add_special))
+        else:
+            ids.extend(tokenizer.encode(
+                segment.text, add_special_tokens=add_special, split_special_tokens=True,
+            ))
+    return ids
 
 
 # --- sampling, log-probabilities, token text ---------------------------------------------------
