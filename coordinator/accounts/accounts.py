@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -34,12 +35,14 @@ async def grant(
 async def open_account(
     session: AsyncSession, books: SystemBooks, now: datetime, starter_credits: int, *,
     wallet: str | None = None, label: str | None = None, oidc_subject: str | None = None,
-    email: str | None = None,
+    email: str | None = None, starter_allowed: Callable[[], Awaitable[bool]] | None = None,
 ) -> Account:
     """The account for this wallet / label / OIDC subject, opened (with starter credits) if new.
 
     Runs in the caller's transaction; the starter grant's unique reference makes it once-only
-    even if two requests race to open the same account.
+    even if two requests race to open the same account. ``starter_allowed`` is asked only when
+    the account is new (so signing in again costs the network nothing): False opens it with no
+    starter credits (the per-network daily allowance is spent).
     """
     account = await find_account(session, wallet=wallet, label=label, oidc_subject=oidc_subject)
     if account is not None:
@@ -54,6 +57,8 @@ async def open_account(
         found = await find_account(session, wallet=wallet, label=label, oidc_subject=oidc_subject)
         assert found is not None
         return found
+    if starter_allowed is not None and not await starter_allowed():
+        return account
     await grant(session, books, account.id, starter_credits, now,
                 reference=f"starter:{account.id}", memo="starter credits")
     return account

@@ -40,6 +40,7 @@ from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.accounts.sessions import open_session, session_account
 from coordinator.errors import AuthenticationFailed, CoordinatorError, InvalidRequest
 from coordinator.gateway.auth import session_token
+from coordinator.limits.enforce import starter_allowed
 from coordinator.services import SERVICES
 from coordinator.store.models import Account
 
@@ -293,6 +294,7 @@ async def _sign_in(request: web.Request, identity: Identity) -> str:
         account = await open_account(
             session, services.ledger.books, now, services.settings.economy.starter_credits,
             oidc_subject=identity.subject, email=identity.email,
+            starter_allowed=lambda: starter_allowed(request),
         )
         return await open_session(session, account.id, now, timedelta(seconds=ttl))
 

@@ -59,7 +59,7 @@ from coordinator.accounts.statements import (
 from coordinator.errors import InsufficientCredits, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_session, session_token
 from coordinator.json_http import Body, invalid_request, json_reply, read_body
-from coordinator.limits.enforce import limit_ip
+from coordinator.limits.enforce import limit_ip, starter_allowed
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import Account, ApiKey, SignInNonce
@@ -115,7 +115,7 @@ async def siws_verify(request: web.Request) -> web.Response:
         await consume_sign_in_nonce(session, nonce, fields.address, now)
         account = await open_account(
             session, services.ledger.books, now, settings.economy.starter_credits,
-            wallet=fields.address,
+            wallet=fields.address, starter_allowed=lambda: starter_allowed(request),
         )
         token = await open_session(session, account.id, now, session_ttl)
         view = await account_view(session, account.id)

@@ -43,3 +43,25 @@ def client_ip(peer: str | None, forwarded_for: str | None, proxies: tuple[Networ
             return hop
         address = hop
     return address
+
+
+IPV4_PREFIX = 24
+IPV6_PREFIX = 64
+
+
+def network_prefix(address: str) -> str:
+    """The network a client address belongs to, for limits: its IPv4 /24 or IPv6 /64.
+
+    One host controls a whole IPv6 /64 (and often a /24), so limits keyed on the full address
+    let it rotate addresses for free. An IPv4-mapped IPv6 address (``::ffff:203.0.113.9``, what
+    a dual-stack listener reports) is the IPv4 host it maps. Anything that is not an address
+    (``"unknown"``) is its own bucket.
+    """
+    try:
+        ip = ipaddress.ip_address(address.strip().split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    length = IPV4_PREFIX if isinstance(ip, ipaddress.IPv4Address) else IPV6_PREFIX
+    return str(ipaddress.ip_network(f"{ip}/{length}", strict=False))

@@ -16,10 +16,11 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from coordinator.errors import RateLimited
-from coordinator.limits.client_ip import Network, client_ip, parse_networks
+from coordinator.limits.client_ip import Network, client_ip, network_prefix, parse_networks
 from coordinator.services import SERVICES
 
 MINUTE_S = 60.0
+DAY_S = 86_400.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,15 +49,31 @@ async def limit_key(request: web.Request, key_id: int) -> None:
         )
 
 
+def request_prefix(request: web.Request) -> str:
+    """The client's network (IPv4 /24, IPv6 /64): what per-address limits are keyed on."""
+    return network_prefix(request_ip(request))
+
+
 async def limit_ip(request: web.Request) -> None:
+    """Limit auth and credential requests per client network (not per address: see
+    :func:`~coordinator.limits.client_ip.network_prefix`)."""
     services = request.app[SERVICES]
     limit = services.settings.limits.auth_requests_per_minute_per_ip
-    refusal = await services.rates.hit(f"ip:{request_ip(request)}", 1, limit, MINUTE_S)
+    refusal = await services.rates.hit(f"net:{request_prefix(request)}", 1, limit, MINUTE_S)
     if refusal is not None:
         raise RateLimited(
-            f"at most {limit} sign-in and credential requests per minute from one address",
+            f"at most {limit} sign-in and credential requests per minute from one network",
             retry_after_s=refusal.header,
         )
+
+
+async def starter_allowed(request: web.Request) -> bool:
+    """Whether a new account opened by this request may have the starter credits: at most
+    ``starter_grants_per_day_per_network`` a day from one client network."""
+    services = request.app[SERVICES]
+    limit = services.settings.limits.starter_grants_per_day_per_network
+    refusal = await services.rates.hit(f"starter:{request_prefix(request)}", 1, limit, DAY_S)
+    return refusal is None
 
 
 @asynccontextmanager

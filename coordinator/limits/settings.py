@@ -17,7 +17,12 @@ class LimitSettings(BaseModel):
     auth_requests_per_minute_per_ip: int = Field(
         default=60, ge=1,
         description="Sign-in, key, enrollment-token, wallet-link and cloud-node (add, change)"
-        " requests per client IP per minute.",
+        " requests per client network (IPv4 /24, IPv6 /64) per minute.",
+    )
+    starter_grants_per_day_per_network: int = Field(
+        default=5, ge=1,
+        description="New accounts a day from one client network (IPv4 /24, IPv6 /64) that get"
+        " the starter credits; later ones open with none.",
     )
     auth_path_prefixes: tuple[str, ...] = Field(
         default=("/v1/auth/", "/auth/"),

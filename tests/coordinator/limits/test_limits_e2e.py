@@ -101,7 +101,7 @@ async def test_auth_endpoints_are_limited_per_client_ip(limited: RunningCoordina
         assert_rate_limited(refused)
     # a different client behind the same trusted proxy has its own bucket: sign-in (2
     # requests) and key creation (1) fit in it, then one more request, then no more keys
-    other = {"X-Forwarded-For": "198.51.100.8"}
+    other = {"X-Forwarded-For": "198.51.101.8"}
     async with httpx.AsyncClient(base_url=limited.base_url, headers=other) as http:
         token = (await sign_in(http, Wallet.solders()))["token"]
         created = await http.post("/v1/account/keys", json={"name": "k"}, headers=bearer(token))
@@ -122,7 +122,7 @@ async def test_wallet_linking_and_cloud_nodes_share_the_per_ip_limit(
     caller names), so they count like sign-in and key creation, before anything else is done."""
     cloud_node = {"base_url": "http://127.0.0.1:9/v1", "token": "t", "model": MODEL,
                   "upstream_model": "m", "concurrency": 1}
-    client = {"X-Forwarded-For": "198.51.100.9"}
+    client = {"X-Forwarded-For": "198.51.102.9"}
     async with httpx.AsyncClient(base_url=limited.base_url, headers=client) as http:
         token = (await sign_in(http, Wallet.solders()))["token"]  # 2 of 4
         linked = await http.post("/v1/account/wallet", json={}, headers=bearer(token))
