@@ -37,8 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
 MAX_RESUMES = 2
-MAX_REFUSALS = 64  # nodes saying "no free slot" before the request gives up
-REFUSAL_PAUSE_S = 0.005
+REFUSAL_PAUSE_S = 0.005  # after a node said "no free slot", growing with each refusal
 MAX_REFUSAL_PAUSE_S = 0.2
 PROMPT_TEMPLATE_ALLOWANCE = 256
 """Tokens a chat template may add around the messages: the most a node may count above the
@@ -129,6 +128,7 @@ class _Progress:
     failures_before_first_token: int = 0
     resumes: int = 0
     refusals: int = 0
+    refused_since: float | None = None  # when nodes first refused it for want of a slot
     min_context: int = 0  # the smallest context worth trying: raised by each context refusal
 
 
@@ -204,12 +204,13 @@ async def stream_completion(
             continue
         except AttemptFailed as failure:
             last_error = failure.reason
-            if failure.refused and progress.refusals < MAX_REFUSALS:
+            if failure.refused and _may_wait_after_refusal(services, progress):
                 # A node that refused for want of a slot was not tried: it stays a candidate
-                # (perhaps the only one left), and the job waits for a slot like any other.
+                # (perhaps the only one left), and the job waits for a slot like any other,
+                # as long as a queued request would.
                 progress.refusals += 1
                 progress.tried.discard(node_id)
-                await _pause_after_refusal(services, progress.refusals)
+                await _pause_after_refusal(progress.refusals)
                 continue
         if progress.text:
             progress.resumes += 1
@@ -242,13 +243,20 @@ def _job_for(
     )
 
 
-async def _pause_after_refusal(services: Services, refusals: int) -> None:
-    """A moment for the refusing node's slot to close (or another to free) before choosing
-    again: the next slot freed anywhere, or a pause growing with each refusal (capped)."""
-    changed = services.hub.changed
-    with suppress(TimeoutError):
-        async with asyncio.timeout(min(REFUSAL_PAUSE_S * refusals, MAX_REFUSAL_PAUSE_S)):
-            await changed.wait()
+def _may_wait_after_refusal(services: Services, progress: _Progress) -> bool:
+    """Whether the request may wait on after another refusal: for at most ``queue_wait_s``
+    from the first one, the bound a request waiting in the queue has."""
+    now = services.clock.monotonic()
+    if progress.refused_since is None:
+        progress.refused_since = now
+    return now - progress.refused_since <= services.settings.queue_wait_s
+
+
+async def _pause_after_refusal(refusals: int) -> None:
+    """A moment for the refusing node's slot to close before choosing again, growing with each
+    refusal (capped). Not cut short by capacity news: every refusal is news, and requests
+    woken by each other's refusals would spin through their waits in a few milliseconds."""
+    await asyncio.sleep(min(REFUSAL_PAUSE_S * refusals, MAX_REFUSAL_PAUSE_S))
 
 
 async def _choose_or_wait(

@@ -74,9 +74,6 @@ async def ask(client: openai.AsyncOpenAI, i: int) -> tuple[str, str]:
     return streamed.headers["X-Koretex-Node"], "".join(parts)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 15 open: a clean-clone run saw 3 of 400 requests fail with 'node had no free slot ... "
-    "no live node serves' after the killed node's attempt; the race left is not yet found"))
 @pytest.mark.timeout(240)
 async def test_no_request_fails_when_a_node_is_killed_under_load(
     network: tuple[RunningCoordinator, AgentProcess], tmp_path: Path,
