@@ -59,7 +59,11 @@ class Services:
     refusals: RefusalTally = field(init=False)  # requests refused for want of a node
 
     def __post_init__(self) -> None:
-        self.refusals = RefusalTally(self.settings.economy.bounties.window_s)
+        bounties = self.settings.economy.bounties
+        self.refusals = RefusalTally(
+            bounties.window_s, per_account=bounties.refusals_per_account,
+            per_network=bounties.refusals_per_network,
+        )
 
 
 SERVICES = web.AppKey("services", Services)

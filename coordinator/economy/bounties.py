@@ -55,36 +55,66 @@ class Delivered:
     calls: int
 
 
+@dataclass(slots=True)
+class _RefusalBucket:
+    minute: int
+    by_model: dict[str, int] = field(default_factory=dict)
+    by_account: dict[int, int] = field(default_factory=dict)
+    by_network: dict[str, int] = field(default_factory=dict)
+
+
 class RefusalTally:
     """Requests refused for want of a node, per model, over the last ``window_s``: one replica's
-    count, kept in buckets of ``bucket_s`` (``now`` is wall-clock seconds)."""
+    count, kept in buckets of ``bucket_s`` (``now`` is wall-clock seconds).
 
-    def __init__(self, window_s: float, bucket_s: float = 60.0) -> None:
+    Only funded requests are told to it (the gateway adds one once the request's credit hold is
+    granted), and each account and each client network counts at most ``per_account`` and
+    ``per_network`` refusals in the window: refused-request spam buys no bounty.
+    """
+
+    def __init__(
+        self, window_s: float, bucket_s: float = 60.0, *,
+        per_account: int | None = None, per_network: int | None = None,
+    ) -> None:
         self._window_s = window_s
         self._bucket_s = bucket_s
-        self._buckets: deque[tuple[int, dict[str, int]]] = deque()
+        self._per_account = per_account
+        self._per_network = per_network
+        self._buckets: deque[_RefusalBucket] = deque()
 
-    def add(self, model: str, now: float) -> None:
-        bucket = math.floor(now / self._bucket_s)
-        if not self._buckets or self._buckets[-1][0] != bucket:
-            self._buckets.append((bucket, {}))
-        counts = self._buckets[-1][1]
-        counts[model] = counts.get(model, 0) + 1
+    def add(self, model: str, now: float, *, account: int = 0, network: str = "") -> bool:
+        """Count one refused request; ``False`` when its account or network is at its cap."""
         self._forget(now)
+        if _reached(self._per_account, sum(b.by_account.get(account, 0) for b in self._buckets)):
+            return False
+        if _reached(self._per_network, sum(b.by_network.get(network, 0) for b in self._buckets)):
+            return False
+        minute = math.floor(now / self._bucket_s)
+        if not self._buckets or self._buckets[-1].minute != minute:
+            self._buckets.append(_RefusalBucket(minute))
+        bucket = self._buckets[-1]
+        bucket.by_model[model] = bucket.by_model.get(model, 0) + 1
+        bucket.by_account[account] = bucket.by_account.get(account, 0) + 1
+        bucket.by_network[network] = bucket.by_network.get(network, 0) + 1
+        return True
 
     def counts(self, now: float) -> dict[str, int]:
         self._forget(now)
         totals: dict[str, int] = {}
-        for _, counts in self._buckets:
-            for model, count in counts.items():
+        for bucket in self._buckets:
+            for model, count in bucket.by_model.items():
                 totals[model] = totals.get(model, 0) + count
         return totals
 
     def _forget(self, now: float) -> None:
         # A bucket counts while any of it is inside the window.
         ended = math.floor((now - self._window_s) / self._bucket_s) - 1
-        while self._buckets and self._buckets[0][0] <= ended:
+        while self._buckets and self._buckets[0].minute <= ended:
             self._buckets.popleft()
+
+
+def _reached(cap: int | None, count: int) -> bool:
+    return cap is not None and count >= cap
 
 
 def refused_tokens(

@@ -36,6 +36,16 @@ class BountySettings(BaseModel):
         description="Demand a request refused for want of a node adds, for a model with no"
         " delivered call in the window to take the average from.",
     )
+    refusals_per_account: int = Field(
+        default=20, ge=0,
+        description="Refused requests one account adds to the demand over the window (per"
+        " replica): more from it are refused but raise no bounty.",
+    )
+    refusals_per_network: int = Field(
+        default=60, ge=0,
+        description="Refused requests one client network (IPv4 /24, IPv6 /64) adds to the"
+        " demand over the window (per replica).",
+    )
 
 
 class EconomySettings(BaseModel):

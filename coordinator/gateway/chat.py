@@ -27,10 +27,18 @@ from coordinator.economy.billing import (
     settle_call,
     worst_case_cost,
 )
-from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, RequestTooLarge
+from coordinator.errors import (
+    CoordinatorError,
+    InvalidRequest,
+    ModelNotFound,
+    NoCapacity,
+    QueueFull,
+    RequestTooLarge,
+)
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
 from coordinator.gateway.context import context_budget
+from coordinator.gateway.demand import note_refused
 from coordinator.gateway.models import require_chat_template
 from coordinator.gateway.openai_types import (
     AssistantMessage,
@@ -82,7 +90,11 @@ async def _complete(
             await asyncio.gather(first_step, return_exceptions=True)
             raise
         try:
-            first = await first_step  # a CoordinatorError here is still a plain HTTP error
+            try:
+                first = await first_step  # a CoordinatorError here is still a plain HTTP error
+            except (NoCapacity, QueueFull):
+                note_refused(request, services, owner, spec.model)
+                raise
             if body.stream:
                 return await _stream(request, body, pieces, first, meter)
             return await _whole(body, pieces, first, meter)

@@ -158,8 +158,7 @@ async def stream_completion(
             )
         except (NoCapacity, QueueFull) as exc:
             if not progress.text and not progress.tried:
-                services.refusals.add(spec.model, services.clock.now().timestamp())
-                raise
+                raise  # unmet demand: the gateway counts it when the request is funded
             raise UpstreamFailed(
                 f"generation interrupted ({last_error}) and no other node could take over: "
                 f"{exc.message}"

@@ -197,3 +197,17 @@ def test_the_networks_refusals_add_every_replicas_once() -> None:
         ReplicaPresence(replica="r2", published_at=0.0, nodes=(), refused={"a": 1, "b": 3}),
     ]
     assert network_refusals(local, others) == {"a": 3, "b": 3}
+
+
+def test_each_account_and_network_adds_at_most_its_cap_of_refusals() -> None:
+    tally = RefusalTally(window_s=300.0, bucket_s=60.0, per_account=2, per_network=3)
+    now = 1_000_020.0
+    counted = [tally.add("a", now, account=1, network="10.0.0.0/24") for _ in range(4)]
+    assert counted == [True, True, False, False]
+    # Another account on the same network fills the network's cap, then is refused too.
+    assert tally.add("a", now, account=2, network="10.0.0.0/24")
+    assert not tally.add("b", now, account=2, network="10.0.0.0/24")
+    assert tally.add("b", now, account=3, network="10.0.1.0/24")
+    assert tally.counts(now) == {"a": 3, "b": 1}
+    # Caps are over the window: once the refusals leave it, the account counts again.
+    assert tally.add("a", now + 400, account=1, network="10.0.0.0/24")

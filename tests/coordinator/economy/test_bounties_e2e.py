@@ -157,3 +157,42 @@ async def test_requests_refused_for_want_of_a_node_raise_the_bounty(
         assert (await network_bounties(coordinator))[MODEL]["multiplier"] == 2.0
     finally:
         await coordinator.stop()
+
+
+async def test_refused_spam_from_unfunded_or_capped_accounts_raises_no_bounty(
+    tmp_path: Path, database_url: str
+) -> None:
+    coordinator = await start_coordinator(
+        tmp_path / "c", database_url=database_url,
+        economy={"bounties": {"interval_s": 0.2, "refresh_s": 0.1, "window_s": 60,
+                              "refusals_per_account": 2, "refusals_per_network": 100}},
+    )
+    services, economy = coordinator.services, coordinator.settings.economy
+    try:
+        await wait_for(lambda: MODEL in services.bounties.bounties, 10, "a first recomputation")
+        broke = openai.AsyncOpenAI(
+            base_url=f"{coordinator.base_url}/v1", max_retries=0,
+            api_key=await coordinator.api_key("broke", starter_credits=0),
+        )
+        for _ in range(5):  # no credit to hold: refused before any node is asked
+            with pytest.raises(openai.APIStatusError) as unfunded:
+                await broke.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=8)  # type: ignore[arg-type]
+            assert unfunded.value.status_code == 402
+        with pytest.raises(openai.AuthenticationError):  # a stranger without a key
+            await openai.AsyncOpenAI(
+                base_url=f"{coordinator.base_url}/v1", api_key="sk-nobody", max_retries=0,
+            ).chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=8)  # type: ignore[arg-type]
+        assert services.refusals.counts(services.clock.now().timestamp()) == {}
+
+        funded = await coordinator.client("alice")
+        for _ in range(6):  # funded, but only its first two refusals count
+            with pytest.raises(openai.InternalServerError):
+                await funded.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=8)  # type: ignore[arg-type]
+        assert services.refusals.counts(services.clock.now().timestamp()) == {MODEL: 2}
+        expected = demand_tok_s(2 * economy.bounties.tokens_per_refused_request, economy)
+        await wait_for(
+            lambda: services.bounties.bounties[MODEL].demand_tok_s == expected, 10,
+            "the recomputation to count the capped demand",
+        )
+    finally:
+        await coordinator.stop()
