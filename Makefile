@@ -8,6 +8,11 @@ EXTRAS := agent,llama,coordinator,postgres,replicas,dev
 LOCKS := requirements.lock requirements-models.lock
 # llama.cpp compiles from source on Linux; skip its multimodal tools, which Koretex never loads.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+# ...and its AMX kernels: a virtual machine may report AMX without granting its tile state, and
+# the first Q4_0/Q8_0/IQ4_NL matrix product then dies of SIGILL (seen on this project's CI hosts).
+ifeq ($(shell uname -m),x86_64)
+CMAKE_ARGS += -DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8
+endif
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test system lint typecheck bench bench-quick lock clean

@@ -150,6 +150,11 @@ install_agent() {
     fi
     # Koretex never loads llama.cpp's multimodal tools, tests or examples: don't build them.
     CMAKE_ARGS=${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}
+    # Nor its AMX kernels: a virtual machine may report AMX without granting its tile state, and
+    # llama.cpp then dies of SIGILL on its first Q4_0/Q8_0 matrix product.
+    if [ "$(uname -m)" = x86_64 ]; then
+        CMAKE_ARGS="$CMAKE_ARGS -DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8"
+    fi
     export CMAKE_ARGS
     "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade \
         --upgrade-strategy only-if-needed --prefer-binary "$REQUIREMENT" </dev/null ||
