@@ -17,6 +17,7 @@ from coordinator.economy.bounties import BountyBoard, RefusalTally
 from coordinator.economy.ledger import Ledger
 from coordinator.hub.live import NodeHub
 from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
+from coordinator.probes.admission import Admission
 from coordinator.probes.observation import ContributionSink, InMemoryContributions, Observer
 from coordinator.probes.prompts import PromptPool
 from coordinator.probes.sources import ProbeSource
@@ -28,6 +29,7 @@ from protocol.ids import ModelId, NodeId
 
 if TYPE_CHECKING:
     from coordinator.points.keeper import PointsKeeper
+    from coordinator.probes.fingerprints import FingerprintSource
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Services:
     contributions: ContributionSink = field(default_factory=InMemoryContributions)
     # Asked in order for each probe; the first that answers wins (the prompt pool always does).
     probe_sources: list[ProbeSource] = field(default_factory=lambda: [PromptPool()])
+    fingerprints: FingerprintSource | None = None  # the admission exam's probes, once set up
     refused_nodes: dict[NodeId, str] = field(default_factory=dict)  # node -> why it may not join
     points: PointsKeeper | None = None  # the stored history and the standings scored from it
     bus: Bus = field(default_factory=LocalBus)  # to the other replicas, if any
@@ -57,12 +60,20 @@ class Services:
     streams: StreamGate = field(default_factory=InMemoryStreams)  # completions in flight per key
     bounties: BountyBoard = field(default_factory=BountyBoard)  # the leader's latest, read often
     refusals: RefusalTally = field(init=False)  # requests refused for want of a node
+    admission: Admission = field(init=False)  # who may take paid jobs for which model
 
     def __post_init__(self) -> None:
         bounties = self.settings.economy.bounties
         self.refusals = RefusalTally(
             bounties.window_s, per_account=bounties.refusals_per_account,
             per_network=bounties.refusals_per_network,
+        )
+        # Without probes no exam could be sat: nodes are then admitted as they join.
+        self.admission = Admission(
+            self.router,
+            self.settings.authenticity.exam_checks if self.settings.probes.enabled else 0,
+            lambda model: (priced := self.catalogue.get(model)) is not None
+            and priced.fingerprint is not None,
         )
 
 

@@ -73,7 +73,9 @@ def main() -> None:
             env=env, cwd=REPO,
         )
         processes.append(agent)
-        wait_until(lambda: get_json("/v1/models", key)["data"], "the local node to join")
+        wait_until(  # it joins, then passes its admission exam (a few fingerprint probes)
+            lambda: get_json("/v1/models", key)["data"], "the local node to join and pass its exam"
+        )
         print(EXAMPLES.format(base=BASE, key=key, model=MODEL_ID), flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(p.poll() is None for p in processes):

@@ -50,6 +50,9 @@ class NodePresence(WireModel):
     parked_until: float | None = None  # epoch seconds, while its breaker parks it
     contexts: dict[ModelId, int] = Field(default_factory=dict)
     """The context it serves each model with (absent from an older replica's presence)."""
+    paid_held: tuple[ModelId, ...] = ()
+    """Models it may take no paid job for: its admission exam is not passed (or a fake verdict
+    sent it back), as its owner judged."""
 
 
 class ReplicaPresence(WireModel):

@@ -41,7 +41,7 @@ def local_presence(services: Services) -> ReplicaPresence:
         }.get(snap.breaker_state, snap.admitted_capacity)
         nodes.append(NodePresence(
             node_id=live.node_id, models=tuple(sorted(live.models)), slots=snap.slots,
-            contexts=live.contexts,
+            contexts=live.contexts, paid_held=router.paid_held(live.node_id),
             declared_tok_s=snap.declared_tok_s, measured_tok_s=snap.measured_tok_s,
             first_seen=live.first_seen.timestamp(), connected_at=live.connected_at.timestamp(),
             model_switched_at=(
@@ -131,6 +131,11 @@ def merge_presence(
                 ),
                 now=now, wall_now=wall_now,
             )
+        for model in node.models:  # the owner's exam decides, here too
+            if model in node.paid_held:
+                router.hold_paid(node_id, model)
+            else:
+                router.admit_paid(node_id, model)
         router.observe_remote(
             node_id, in_flight=node.in_flight, capacity=node.capacity,
             health_score=node.health_score, measured_tok_s=node.measured_tok_s,
@@ -160,6 +165,11 @@ async def serve_relayed(services: Services, message: RelayJob) -> None:
     if services.hub.get(node_id) is None or node_id not in router or router.owner(node_id):
         await bus.reply(message.origin, JobFailed(
             job_id=job.job_id, code="draining", message="node not connected to this replica"
+        ))
+        return
+    if not router.paid_eligible(node_id, job.model):  # the origin had not heard yet
+        await bus.reply(message.origin, JobFailed(
+            job_id=job.job_id, code="busy", message="node has not passed its admission exam"
         ))
         return
     if not router.snapshot(node_id, now=now).candidate:

@@ -1,5 +1,6 @@
-"""``GET /v1/models``: the catalogue models that at least one live node serves right now;
-``GET /v1/models/{id}``: one catalogue model, served now or not (``nodes`` says).
+"""``GET /v1/models``: the catalogue models that at least one live node serves right now (a
+node counts once it has passed its admission exam for the model); ``GET /v1/models/{id}``: one
+catalogue model, served now or not (``nodes`` says).
 
 A model's ``context_length`` is the largest context a live node serves it with, the most a
 request can use right now; the catalogue's figure only while no live node declares one."""
@@ -41,14 +42,17 @@ def live_models(request: web.Request) -> ModelList:
 
 
 def catalogue_models(request: web.Request) -> ModelList:
-    """Every catalogue model with the number of live nodes serving it on the whole network."""
+    """Every catalogue model with the number of live nodes on the whole network that serve it
+    to consumers now (a node still sitting its admission exam for a model does not count)."""
     services = request.app[SERVICES]
+    router = services.router
     live = Counter(
         model for node in services.hub.nodes() if not node.draining for model in node.models
+        if router.paid_eligible(node.node_id, model)
     )
     live.update(  # nodes connected to the other replicas
         model for node in services.remote_nodes.values() if not node.draining
-        for model in node.models
+        for model in node.models if model not in node.paid_held
     )
     entries = [
         ModelEntry(

@@ -101,6 +101,7 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
         services.hub.detach(node, "node disconnected")
         if services.hub.get(node.node_id) is None:
             services.router.remove_node(node.node_id)
+            services.admission.left(node.node_id)
             try:
                 if not services.shutting_down:  # on shutdown the app saved every window
                     await save_health(services, [node.node_id])
@@ -166,6 +167,7 @@ async def _register(
     if previous is not None:
         services.hub.detach(previous, "node reconnected")
         await previous.close(CloseCode.REPLACED, "replaced by a newer connection")
+    services.admission.joined(message.node_id, message.models)  # before it can be chosen
     services.router.upsert_node(
         NodeInfo(
             node_id=message.node_id, models=node.models, slots=message.slots,

@@ -85,3 +85,9 @@ class AuthenticitySettings(BaseModel):
         default=0.2, ge=0, le=1,
         description="Share of the probes asked of the fingerprint source that it answers.",
     )
+    exam_checks: int = Field(
+        default=3, ge=0,
+        description="Genuine fingerprint verdicts a node needs, per model and connection, before"
+        " it takes paid jobs for a model that has a fingerprint (the admission exam); the first"
+        " fake verdict holds it back until it passes again. 0: no exam.",
+    )

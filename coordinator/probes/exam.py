@@ -62,6 +62,9 @@ class AdmissionExam:
             sitting.quarantined = True
         return self.state(node_id, model)
 
+    def enrolled(self, node_id: NodeId, model: ModelId) -> bool:
+        return (node_id, model) in self._pairs
+
     def state(self, node_id: NodeId, model: ModelId) -> ExamState:
         sitting = self._pairs.get((node_id, model))
         if sitting is None:

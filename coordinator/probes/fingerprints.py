@@ -62,12 +62,18 @@ class FingerprintSource:
         self._share = share
 
     def draw(self, model: ModelId, rng: random.Random) -> ProbeDraw | None:
+        if model not in self._fingerprints or rng.random() >= self._share:
+            return None
+        return self.exam_draw(model, rng)
+
+    def exam_draw(self, model: ModelId, rng: random.Random) -> ProbeDraw | None:
+        """A fingerprint probe of ``model`` whatever the share: the admission exam's."""
         fingerprint = self._fingerprints.get(model)
-        if fingerprint is None or rng.random() >= self._share:
+        if fingerprint is None:
             return None
         answer = rng.choice(fingerprint.answers)
 
-        def judge(observation: JobObservation) -> bool:
+        def judge(observation: JobObservation) -> bool | None:
             if observation.outcome is not Outcome.SUCCESS:
                 return False
             if not observation.logprobs:
@@ -78,6 +84,6 @@ class FingerprintSource:
                     node_id=observation.node_id, at=observation.finished_at, model=model,
                     genuine=comparison.genuine,
                 ))
-            return comparison.genuine is not False
+            return comparison.genuine
 
         return ProbeDraw(messages=answer.messages, params=answer.params, judge=judge)

@@ -8,9 +8,15 @@ in one prefill pass (:class:`protocol.messages.ScoreRequest`). The comparison co
 (:mod:`coordinator.probes.plausibility`) then rules; a decided verdict goes to the contributions
 as an :class:`AuthenticityVerdict` (the points core turns a fake one into its penalty).
 
+Without configured verifiers (no ``trusted_nodes`` or ``trusted_operators``), re-scoring still
+runs: a *peer* scores, a node of another operator (another payee) that has passed its admission
+exam for the model and holds full trust on the points ramp. A peer is not the platform: when the
+two disagree, neither is blamed (no verdict is recorded) but both go back to a fingerprint
+re-exam at once, which tells the substitute from the honest one.
+
 The checked node never learns of it: nothing it receives differs, the check happens after its
 answer was delivered, on another node. A full queue drops the sample (counted) rather than hold
-anything up; a failed or impossible check (no trusted node free) decides nothing.
+anything up; a failed or impossible check (no verifier free) decides nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from coordinator.hub.live import LiveNode, NodeGone, NodeLost
 from coordinator.periodic import stop_if_cancelled
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.authenticity_settings import AuthenticitySettings
+from coordinator.probes.exam import ExamState
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.routing import Outcome
@@ -52,13 +59,46 @@ def is_trusted(node: LiveNode, settings: AuthenticitySettings) -> bool:
 
 
 def verifiers(services: Services, model: ModelId, checked: NodeId) -> list[LiveNode]:
-    """Trusted nodes, other than the checked one, that serve ``model`` and can score."""
+    """Nodes, other than the checked one, that serve ``model``, can score and may verify it:
+    the trusted ones where any are configured, else its peers (:func:`may_verify_as_peer`)."""
     settings = services.settings.authenticity
-    return [
+    able = [
         node for node in services.hub.nodes_serving(model)
-        if node.node_id != checked and is_trusted(node, settings)
-        and node.register.protocol_version >= SCORING_PROTOCOL_VERSION
+        if node.node_id != checked and node.register.protocol_version >= SCORING_PROTOCOL_VERSION
     ]
+    if settings.trusted_nodes or settings.trusted_operators:
+        return [node for node in able if is_trusted(node, settings)]
+    payee = payee_of(services, checked)
+    trusted = fully_trusted(services)
+    return [node for node in able if may_verify_as_peer(node, model, payee, trusted, services)]
+
+
+def may_verify_as_peer(
+    node: LiveNode, model: ModelId, checked_payee: int | None, fully_trusted: frozenset[NodeId],
+    services: Services,
+) -> bool:
+    """Another operator's node, admitted for ``model`` by its exam, at full trust."""
+    return (
+        node.payee_account_id != checked_payee and node.node_id in fully_trusted
+        and services.admission.state(node.node_id, model) is ExamState.ADMITTED
+    )
+
+
+def payee_of(services: Services, node_id: NodeId) -> int | None:
+    live = services.hub.get(node_id)
+    if live is not None:
+        return live.payee_account_id
+    remote = services.remote_nodes.get(node_id)
+    return remote.payee_account_id if remote is not None else None
+
+
+def fully_trusted(services: Services) -> frozenset[NodeId]:
+    """Nodes whose trust has reached 1 on the points ramp, as of the latest scored day."""
+    points = services.points
+    if points is None or not points.standings.days:
+        return frozenset()
+    latest = points.standings.days[-1]
+    return frozenset(node.node_id for node in latest.nodes if node.terms.trust >= 1.0)
 
 
 def score_request(
@@ -160,7 +200,7 @@ class RescoringSampler:
                 self.counts.unverified += 1
 
     async def check(self, observation: JobObservation) -> Comparison | None:
-        """Re-score one job on a trusted node; record and return the verdict, if any."""
+        """Re-score one job on a verifier; act on the verdict and return it, if any."""
         services = self._services
         candidates = verifiers(services, observation.job.model, observation.node_id)
         if not candidates:
@@ -193,6 +233,14 @@ class RescoringSampler:
                 "node %s failed re-scoring of %s: %s",
                 observation.node_id, observation.job.model, comparison.reason,
             )
+        model = observation.job.model
+        if not is_trusted(verifier, self._settings):
+            if not comparison.genuine:  # a peer's word against the node's: re-examine both
+                for node_id in (observation.node_id, verifier.node_id):
+                    services.admission.verdict(node_id, model, genuine=False)
+            return comparison
+        if not comparison.genuine:  # a paid answer not the model's: back to the exam at once
+            services.admission.verdict(observation.node_id, model, genuine=False)
         services.contributions.add(AuthenticityVerdict(
             node_id=observation.node_id, at=services.clock.now().timestamp(),
             model=observation.job.model, genuine=comparison.genuine,
@@ -209,9 +257,8 @@ async def rescoring(app: web.Application) -> AsyncIterator[None]:
     # The probe scheduler asks its sources in order and takes the first draw; the fingerprint
     # source answers only its share, so every other probe falls through to the prompt pool. It
     # gets no recorder: the scheduler records each judge's verdict, once.
-    services.probe_sources.insert(
-        0, fingerprint_source(services.catalogue, services.settings.authenticity)
-    )
+    services.fingerprints = fingerprint_source(services.catalogue, services.settings.authenticity)
+    services.probe_sources.insert(0, services.fingerprints)
     sampler = RescoringSampler(services)
     services.observers.append(sampler)
     task = asyncio.create_task(sampler.run())

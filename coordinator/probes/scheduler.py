@@ -16,6 +16,12 @@ node's 14-day health window (``Router.record_probe``) and to the points history 
 
 Probes never starve paid traffic: a node is skipped (and checked again next interval) while it has
 no spare slot or requests are waiting for one of its models.
+
+The admission exam (:mod:`coordinator.probes.admission`) adds fingerprint probes outside the
+schedule: a node that has checks due for a model gets one as soon as it has a spare slot, one at a
+time, even while requests wait (it takes no paid job until it passes, so waiting requests are no
+reason to wait). Each decided verdict goes to the exam: a genuine one counts toward admission, a
+fake one holds the node back from paid jobs for the model at once.
 """
 
 from __future__ import annotations
@@ -84,9 +90,14 @@ def may_probe(snapshot: NodeSnapshot, waiting: Mapping[ModelId, int]) -> bool:
 
     A node below the speed floor is still probed: probes are how it gets measured again.
     """
-    if not snapshot.live or snapshot.draining or snapshot.spare_capacity <= 0.0:
+    if not may_examine(snapshot):
         return False
     return not any(waiting.get(model, 0) > 0 for model in snapshot.models)
+
+
+def may_examine(snapshot: NodeSnapshot) -> bool:
+    """Whether an exam probe may take a slot on the node now: a slot is free."""
+    return snapshot.live and not snapshot.draining and snapshot.spare_capacity > 0.0
 
 
 def draw_probe(
@@ -133,6 +144,7 @@ class ProbeScheduler:
         self.schedule = ProbeSchedule(interval, settings.probes.jitter)
         self._observed: dict[JobId, JobObservation | None] = {}
         self._running: set[asyncio.Task[ProbeVerdict | None]] = set()
+        self._examining: set[NodeId] = set()  # nodes with an exam probe in flight
         services.observers.append(self._observe)
 
     def _observe(self, observation: JobObservation) -> None:
@@ -148,7 +160,36 @@ class ProbeScheduler:
             task = self.start_probe(node_id)
             if task is not None:
                 started.append(task)
+        for node_id in live:
+            task = self.start_exam(node_id)
+            if task is not None:
+                started.append(task)
         return started
+
+    def start_exam(self, node_id: NodeId) -> asyncio.Task[ProbeVerdict | None] | None:
+        """Send the node its next admission-exam fingerprint, if it has checks due and a slot."""
+        services = self.services
+        router, hub, fingerprints = services.router, services.hub, services.fingerprints
+        node = hub.get(node_id)
+        if (
+            node is None or node_id not in router or node_id in self._examining
+            or fingerprints is None
+        ):
+            return None
+        due = services.admission.due(node_id, node.models)
+        now = services.clock.monotonic()
+        if not due or not may_examine(router.snapshot(node_id, now=now)):
+            return None
+        model = services.rng.choice(due)
+        draw = fingerprints.exam_draw(model, services.rng)
+        if draw is None:
+            return None
+        job = probe_job(model, draw, services.settings.job_top_logprobs)
+        router.job_started(node_id, now=now)
+        self._examining.add(node_id)
+        task = self._launch(node_id, job, draw)
+        task.add_done_callback(lambda _: self._examining.discard(node_id))
+        return task
 
     def start_probe(self, node_id: NodeId) -> asyncio.Task[ProbeVerdict | None] | None:
         """Take a slot on the node and send it a probe, if that holds up no paid request."""
@@ -166,6 +207,11 @@ class ProbeScheduler:
             return None
         job = probe_job(model, draw, services.settings.job_top_logprobs)
         router.job_started(node_id, now=now)  # no await since the capacity check
+        return self._launch(node_id, job, draw)
+
+    def _launch(
+        self, node_id: NodeId, job: Job, draw: ProbeDraw
+    ) -> asyncio.Task[ProbeVerdict | None]:
         task = asyncio.create_task(self._probe(node_id, job, draw))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -187,14 +233,15 @@ class ProbeScheduler:
             except CoordinatorError:  # the node found the request unusable: neutral
                 return None
             observation = self._observed.get(job.job_id)
-            judged = passed and draw.judge is not None and observation is not None
-            if judged:
-                assert draw.judge is not None and observation is not None
+            judged = False
+            if passed and draw.judge is not None and observation is not None:
                 try:
-                    passed = bool(draw.judge(observation))
+                    genuine = draw.judge(observation)
                 except Exception:  # a judge's bug is not the node's fault
                     log.exception("probe judge failed")
                     return None
+                judged = genuine is not None  # an undecided answer passes, with no verdict
+                passed = genuine is not False
             verdict = ProbeVerdict(node_id, job.model, passed, judged)
             self._record(verdict)
             return verdict
@@ -215,6 +262,8 @@ class ProbeScheduler:
                         passed=verdict.passed)
         )
         if verdict.judged:
+            services.admission.verdict(verdict.node_id, verdict.model, genuine=verdict.passed)
+            services.hub.notify_capacity()  # requests waiting for an admitted node look again
             services.contributions.add(
                 AuthenticityVerdict(node_id=verdict.node_id, at=wall_now, model=verdict.model,
                                     genuine=verdict.passed)

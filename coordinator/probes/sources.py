@@ -21,8 +21,9 @@ from coordinator.probes.observation import JobObservation
 from protocol.chat import ChatMessage, SamplingParams
 from protocol.ids import ModelId
 
-Judge = Callable[[JobObservation], bool]
-"""True when a completed probe answered as the claimed model would."""
+Judge = Callable[[JobObservation], bool | None]
+"""True when a completed probe answered as the claimed model would, False when it did not, None
+when the answer cannot tell (too short, a near-tie): the probe then passes with no verdict."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,19 +202,34 @@ class Router:
         node = self._nodes.pop(node_id)
         self._set_key(node, None)
         self._set_offers(node, ())
+        for held in self._paid_holds.values():
+            held.discard(node_id)
 
     # --- paid eligibility (the admission exam's result) ----------------------------------------
 
     def hold_paid(self, node_id: NodeId, model: ModelId) -> None:
         """The node may take probes for ``model`` but no paid job (it has not passed its exam,
         or is quarantined): :meth:`choose` passes it over for that model."""
-        self._paid_holds.setdefault(model, set()).add(node_id)
+        held = self._paid_holds.setdefault(model, set())
+        if node_id not in held:
+            held.add(node_id)
+            self._paid_changed(node_id)
 
     def admit_paid(self, node_id: NodeId, model: ModelId) -> None:
         """The node passed its exam for ``model``: paid jobs may go there again."""
         held = self._paid_holds.get(model)
-        if held is not None:
+        if held is not None and node_id in held:
             held.discard(node_id)
+            self._paid_changed(node_id)
+
+    def paid_held(self, node_id: NodeId) -> tuple[ModelId, ...]:
+        """The models the node may take no paid job for, sorted."""
+        return tuple(sorted(model for model, held in self._paid_holds.items() if node_id in held))
+
+    def _paid_changed(self, node_id: NodeId) -> None:
+        node = self._nodes.get(node_id)
+        if node is not None and node.info.owner is None:
+            self.local_version += 1  # other replicas learn of it from the next presence
 
     def paid_eligible(self, node_id: NodeId, model: ModelId) -> bool:
         """Whether no exam holds the node back from paid jobs for ``model``."""

@@ -100,8 +100,9 @@ async def start_coordinator(
         # them on (``probes={"enabled": True, ...}``).
         "probes": {"enabled": False},
         # Most tests' nodes are scripted, not the real model: fingerprint probes would (rightly)
-        # fail them. Tests of fingerprints turn them on (``authenticity={...}``).
-        "authenticity": {"fingerprint_share": 0.0},
+        # fail them, and the admission exam they would sit. Tests of fingerprints turn them on
+        # (``authenticity={...}``).
+        "authenticity": {"fingerprint_share": 0.0, "exam_checks": 0},
     }
     values.update(overrides)
     settings = CoordinatorSettings(**values)

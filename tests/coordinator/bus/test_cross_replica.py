@@ -197,3 +197,34 @@ async def test_a_parked_node_stays_parked_on_its_next_replica(
     finally:
         await node.stop()
         await asyncio.gather(a.stop(), b.stop())
+
+
+async def test_a_node_its_owner_holds_back_from_paid_jobs_is_held_on_every_replica(
+    tmp_path: Path, shared_database: str
+) -> None:
+    """The admission exam is its owner's to run; the others learn the hold from its presence."""
+    a, b = await start_replicas(
+        tmp_path, shared_database, 2, KORETEX_AUTHENTICITY__EXAM_CHECKS="3",
+        KORETEX_QUEUE_WAIT_S="2",
+    )
+    # Scripted answers are no model's: the node sits its exam on b and never passes it.
+    node = scripted_node([b.base_url], tmp_path / "node", "--delay", "0.01")
+    try:
+        await node.start(wait=False)
+
+        async def a_sees_it() -> bool:
+            return await network_nodes(a) == 1 and await network_nodes(b) == 1
+
+        await wait_for_async(a_sees_it, 30, "both replicas to see the node")
+        key = await api_key(shared_database, "consumer")
+        for replica in (a, b):
+            consumer = client(replica.base_url, key)
+            assert [m.id for m in (await consumer.models.list()).data] == []
+            with pytest.raises(openai.APIStatusError) as refused:
+                await consumer.chat.completions.create(
+                    model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4,
+                )
+            assert refused.value.status_code == 503, replica.name
+    finally:
+        await node.stop()
+        await asyncio.gather(a.stop(), b.stop())

@@ -23,3 +23,9 @@ def requantized_path(gemma_path: Path, substitutes_dir: Path) -> Path:
 def tiny_path(gemma_path: Path, substitutes_dir: Path) -> Path:
     """A 2-layer random llama speaking Gemma's tokenizer."""
     return build_tiny_model(gemma_path, substitutes_dir / "tiny-stand-in.gguf")
+
+
+@pytest.fixture(scope="session")
+def smollm2_requantized_path(smollm2_path: Path, substitutes_dir: Path) -> Path:
+    """SmolLM2 135M Instruct re-quantized from Q4_1 to the cruder Q4_0."""
+    return requantize(smollm2_path, substitutes_dir / "smollm2-135m-instruct-q4_0.gguf")

@@ -43,7 +43,8 @@ MAX_PAID_JOBS = 18  # the cheat must be caught within this many consumer calls
 
 
 async def probe(services: Services, node_id: NodeId, source: FingerprintSource) -> bool:
-    """One fingerprint probe of ``node_id``, judged, as the probe scheduler sends it."""
+    """One fingerprint probe of ``node_id``, judged, as the probe scheduler sends it: whether
+    it passed (genuine, or too close to call)."""
     draw = source.draw(MODEL, random.Random())
     assert draw is not None and draw.judge is not None
     job = Job(job_id=new_job_id(), model=MODEL, messages=draw.messages, params=draw.params,
@@ -66,7 +67,7 @@ async def probe(services: Services, node_id: NodeId, source: FingerprintSource) 
                 assert isinstance(event, TokenDelta) or event.finish_reason in ("stop", "length")
     finally:
         services.observers.remove(observe)
-    return observed == [True]
+    return len(observed) == 1 and observed[0] is not False  # None: undecided, no verdict
 
 
 async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(

@@ -1,0 +1,69 @@
+"""The admission exam carried out: which connected nodes may take paid jobs for which models.
+
+:class:`~coordinator.probes.exam.AdmissionExam` decides; :class:`Admission` tells the router. A
+node that joins serving a model with a fingerprint is held back from paid jobs for it until it has
+passed ``exam_checks`` fingerprint probes (which the probe scheduler sends at once, and which look
+like any other probe); a fake verdict, from a probe or from re-scoring a paid job, holds it back
+again at once until it passes a full re-exam. A model without a fingerprint cannot be examined and
+is not held. Other replicas learn of a hold from the node's presence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from coordinator.probes.exam import AdmissionExam, ExamState
+from coordinator.routing import Router
+from protocol.ids import ModelId, NodeId
+from protocol.messages import ModelOffer
+
+log = logging.getLogger(__name__)
+
+
+class Admission:
+    def __init__(
+        self, router: Router, required: int, examined: Callable[[ModelId], bool]
+    ) -> None:
+        self._router = router
+        self._exam = AdmissionExam(required=required)
+        self._examined = examined if required > 0 else (lambda model: False)
+
+    def joined(self, node_id: NodeId, offers: Iterable[ModelOffer]) -> None:
+        """A node connected here: hold each examined model until the node passes its exam."""
+        for offer in offers:
+            if not self._examined(offer.model):
+                self._router.admit_paid(node_id, offer.model)
+                continue
+            state = self._exam.enrol(node_id, offer.model, offer.weights_sha256 or "")
+            self._apply(node_id, offer.model, state)
+
+    def left(self, node_id: NodeId) -> None:
+        """The node disconnected: its next connection sits the exam again."""
+        self._exam.forget(node_id)
+
+    def verdict(self, node_id: NodeId, model: ModelId, *, genuine: bool) -> None:
+        """A fingerprint or re-scoring verdict on the node's answer for ``model``."""
+        if not self._examined(model) or not self._exam.enrolled(node_id, model):
+            return  # connected to another replica (its owner examines it) or gone
+        before = self._exam.state(node_id, model)
+        state = self._exam.record(node_id, model, genuine=genuine)
+        if state is not before:
+            log.info("node %s, model %s: %s -> %s", node_id, model, before.value, state.value)
+        self._apply(node_id, model, state)
+
+    def due(self, node_id: NodeId, models: Iterable[ModelId]) -> list[ModelId]:
+        """The models among ``models`` the node still has to pass fingerprint checks for."""
+        return sorted(
+            model for model in models
+            if self._examined(model) and self._exam.checks_due(node_id, model) > 0
+        )
+
+    def state(self, node_id: NodeId, model: ModelId) -> ExamState:
+        return self._exam.state(node_id, model)
+
+    def _apply(self, node_id: NodeId, model: ModelId, state: ExamState) -> None:
+        if state is ExamState.ADMITTED:
+            self._router.admit_paid(node_id, model)
+        else:
+            self._router.hold_paid(node_id, model)
