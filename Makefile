@@ -21,9 +21,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 
-# Locked packages first (no resolution, hashes checked), then Koretex itself on top of them.
+# Locked packages first (no resolution, hashes checked), then Koretex itself on top of them. No
+# cache: pip keys a built wheel on its source alone, so a llama.cpp built with other CMAKE_ARGS
+# (with the AMX kernels, say) would come back from it.
 $(VENV)/.installed: pyproject.toml $(LOCKS) | $(BIN)/python
-	$(BIN)/pip install --quiet --no-deps --require-hashes $(addprefix -r ,$(LOCKS))
+	$(BIN)/pip install --quiet --no-deps --require-hashes --no-cache-dir $(addprefix -r ,$(LOCKS))
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
