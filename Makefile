@@ -21,11 +21,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 
-# Locked packages first (no resolution, hashes checked), then Koretex itself on top of them. No
-# cache: pip keys a built wheel on its source alone, so a llama.cpp built with other CMAKE_ARGS
-# (with the AMX kernels, say) would come back from it.
+# Locked packages first (no resolution, hashes checked), then Koretex itself on top of them. The
+# venv has a pip cache of its own: pip keys a built wheel on its source alone, so a shared cache
+# would hand back a llama.cpp built with other CMAKE_ARGS (with the AMX kernels, say). The wheels
+# it built stay there (the installer's test installs llama.cpp from them); the downloads do not.
+WHEEL_CACHE := $(VENV)/pip-cache
 $(VENV)/.installed: pyproject.toml $(LOCKS) | $(BIN)/python
-	$(BIN)/pip install --quiet --no-deps --require-hashes --no-cache-dir $(addprefix -r ,$(LOCKS))
+	PIP_CACHE_DIR="$(CURDIR)/$(WHEEL_CACHE)" \
+		$(BIN)/pip install --quiet --no-deps --require-hashes $(addprefix -r ,$(LOCKS))
+	rm -rf $(WHEEL_CACHE)/http $(WHEEL_CACHE)/http-v2
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 

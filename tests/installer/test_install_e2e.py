@@ -4,8 +4,9 @@ running it again upgrades in place with the same identity; ``--uninstall`` leave
 
 llama.cpp is never compiled here: the test hands pip (through its own PIP_* variables, which
 install.sh passes on) the llama-cpp-python wheel this test environment was installed from, out
-of pip's wheel cache or ``~/.cache/koretex-wheels``, pins that version, and points pip at the
-real cache directory (the throwaway HOME would otherwise give it an empty one).
+of the venv's own pip cache (``make`` keeps the wheels it built there), pip's cache or
+``~/.cache/koretex-wheels``, pins that version, and points pip at the real cache directory (the
+throwaway HOME would otherwise give it an empty one).
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def free_port() -> int:
 def llama_wheel_dirs(version: str) -> list[str]:
     """Folders holding a llama-cpp-python wheel of ``version`` that pip can install from."""
     pattern = f"llama_cpp_python-{version}-*.whl"
+    folders = {str(path.parent) for path in (REPO / ".venv" / "pip-cache").rglob(pattern)}
     wheels = Path.home() / ".cache" / "koretex-wheels"
-    folders = {str(path.parent) for path in wheels.glob(pattern)}
+    folders |= {str(path.parent) for path in wheels.glob(pattern)}
     listed = subprocess.run(  # pip matches its pattern on the project name, not the file's
         [sys.executable, "-m", "pip", "cache", "list", "--format=abspath", "llama_cpp_python"],
         capture_output=True, text=True, check=False,
@@ -139,8 +141,8 @@ async def test_install_sh_enrolls_serves_upgrades_and_uninstalls(
     version = importlib.metadata.version("llama_cpp_python")
     wheel_dirs = llama_wheel_dirs(version)
     if not wheel_dirs:
-        pytest.fail(f"no llama-cpp-python {version} wheel in pip's cache: make test installs "
-                    "the locked packages, which leaves the wheel it built there")
+        pytest.fail(f"no llama-cpp-python {version} wheel in .venv/pip-cache: make test "
+                    "installs the locked packages, which leaves the wheel it built there")
     coordinator = await start_coordinator(tmp_path / "coordinator", port=free_port())
     home = tmp_path / "home"
     home.mkdir()
