@@ -28,13 +28,13 @@ from coordinator.gateway.models import list_models, retrieve_model
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
+from coordinator.lifecycles import points_running
 from coordinator.limits import InMemoryRates
 from coordinator.limits.enforce import ip_limits
 from coordinator.maintenance import release_stale_holds, run_upkeep, save_health
 from coordinator.metrics import METRICS, Metrics, count_requests, serve_metrics
 from coordinator.openapi import openapi_json
 from coordinator.openapi.operations import HealthReport
-from coordinator.points.keeper import points_running
 from coordinator.points.routes import add_points_routes
 from coordinator.probes.rescoring import rescoring
 from coordinator.routing import Router

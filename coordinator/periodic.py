@@ -20,10 +20,14 @@ def stop_if_cancelled() -> None:
 
 
 async def every(
-    interval_s: float, step: Callable[[], Awaitable[object]], log: logging.Logger, what: str
+    interval_s: float, step: Callable[[], Awaitable[object]], log: logging.Logger, what: str,
+    *, wait_first: bool = False,
 ) -> None:
-    """Forever: run ``step``, then wait ``interval_s``. A failed step is logged ("could not
-    <what>") and tried again next time; only cancellation stops the loop."""
+    """Forever: run ``step``, then wait ``interval_s`` (or wait first, for a step already run
+    at start). A failed step is logged ("could not <what>") and tried again next time; only
+    cancellation stops the loop."""
+    if wait_first:
+        await asyncio.sleep(interval_s)
     while True:
         try:
             await step()

@@ -15,6 +15,7 @@ from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
 from coordinator.economy.bounties import BountyBoard, RefusalTally
 from coordinator.economy.ledger import Ledger
+from coordinator.hub.calls import CallTimeouts, NodeCalls
 from coordinator.hub.live import NodeHub
 from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
 from coordinator.probes.admission import Admission
@@ -61,8 +62,16 @@ class Services:
     bounties: BountyBoard = field(default_factory=BountyBoard)  # the leader's latest, read often
     refusals: RefusalTally = field(init=False)  # requests refused for want of a node
     admission: Admission = field(init=False)  # who may take paid jobs for which model
+    calls: NodeCalls = field(init=False)  # the one way a job reaches a node
 
     def __post_init__(self) -> None:
+        self.calls = NodeCalls(
+            self.hub, self.router, self.bus, self.clock,
+            CallTimeouts(
+                self.settings.first_token_timeout_s, self.settings.inter_token_timeout_s
+            ),
+            self.throughput, self.observers,
+        )
         bounties = self.settings.economy.bounties
         self.refusals = RefusalTally(
             bounties.window_s, per_account=bounties.refusals_per_account,

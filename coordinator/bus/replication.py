@@ -17,7 +17,7 @@ from contextlib import aclosing
 
 from coordinator.bus.base import NodePresence, RelayJob, ReplicaPresence
 from coordinator.errors import InvalidRequest
-from coordinator.gateway.completion import AttemptFailed, run_job_on
+from coordinator.hub.calls import AttemptFailed
 from coordinator.periodic import stop_if_cancelled
 from coordinator.routing import BreakerState, NodeInfo, Outcome
 from coordinator.services import Services
@@ -179,7 +179,7 @@ async def serve_relayed(services: Services, message: RelayJob) -> None:
         return
     router.job_started(node_id, now=now)
     try:
-        async with aclosing(run_job_on(services, node_id, job, observe=False)) as events:
+        async with aclosing(services.calls.run(node_id, job, observe=False)) as events:
             async for event in events:
                 await bus.reply(message.origin, event)
     except AttemptFailed as failure:

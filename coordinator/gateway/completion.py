@@ -9,77 +9,27 @@ the consumer sees one unbroken answer. Only when no candidate is left does it ra
 from __future__ import annotations
 
 import asyncio
-import itertools
-import logging
-import secrets
 from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
 from coordinator.errors import (
     ContextLengthExceeded,
-    InvalidRequest,
     NoCapacity,
     QueueFull,
     UpstreamFailed,
 )
 from coordinator.gateway.context import ContextBudget, context_refused
-from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
-from coordinator.probes.observation import JobObservation
-from coordinator.routing import Outcome
-from coordinator.routing.throughput import generation_speed
+from coordinator.hub.calls import AttemptFailed, new_job_id
 from coordinator.services import Services
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
-from protocol.ids import JobId, ModelId, NodeId
-from protocol.messages import NEUTRAL_FAILURES, Job, JobDone, JobFailed, TokenDelta, TokenScores
-
-log = logging.getLogger(__name__)
+from protocol.ids import ModelId, NodeId
+from protocol.messages import Job, TokenDelta
 
 MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
 MAX_RESUMES = 2
 REFUSAL_PAUSE_S = 0.005  # after a node said "no free slot", growing with each refusal
 MAX_REFUSAL_PAUSE_S = 0.2
-PROMPT_TEMPLATE_ALLOWANCE = 256
-"""Tokens a chat template may add around the messages: the most a node may count above the
-rendered prompt's UTF-8 bytes (no tokenizer makes more tokens than bytes, plus its markers)."""
-COMPLETION_TOKEN_ALLOWANCE = 4
-"""Tokens a completion may count beyond its text's bytes (an end-of-text token, bytes of a
-character held back at the end)."""
-_job_counter = itertools.count()
-
-
-def prompt_token_bound(job: Job) -> int:
-    """The most prompt tokens a node may claim for ``job`` without a tokenizer to check it."""
-    text_bytes = sum(len(m.content.encode()) + len(m.role) for m in job.messages)
-    return text_bytes + len(job.continuation.encode()) + PROMPT_TEMPLATE_ALLOWANCE * (
-        1 + len(job.messages)
-    )
-
-
-def counted_done(done: JobDone, job: Job, relayed_tokens: int, text_bytes: int) -> tuple[
-    JobDone, list[str]
-]:
-    """``done`` with the coordinator's own counts, and the node's claims they contradict.
-
-    Completion tokens are the tokens of the deltas relayed (at most the text's bytes plus a
-    small allowance); prompt tokens are the node's report, capped at the rendered prompt's bound.
-    """
-    faults: list[str] = []
-    completion = min(relayed_tokens, text_bytes + COMPLETION_TOKEN_ALLOWANCE)
-    if completion != relayed_tokens:
-        faults.append(f"relayed {relayed_tokens} tokens for {text_bytes} bytes of text")
-    if done.completion_tokens != relayed_tokens:
-        faults.append(
-            f"claimed {done.completion_tokens} completion tokens, relayed {relayed_tokens}"
-        )
-    bound = prompt_token_bound(job)
-    prompt = min(done.prompt_tokens, bound)
-    if prompt != done.prompt_tokens:
-        faults.append(f"claimed {done.prompt_tokens} prompt tokens, at most {bound} possible")
-    counted = done.model_copy(update={"prompt_tokens": prompt, "completion_tokens": completion})
-    return counted, faults
-
-
 @dataclass(frozen=True, slots=True)
 class CompletionSpec:
     model: ModelId
@@ -132,19 +82,6 @@ class _Progress:
     min_context: int = 0  # the smallest context worth trying: raised by each context refusal
 
 
-class AttemptFailed(Exception):
-    def __init__(self, reason: str, outcome: Outcome, *, refused: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.outcome = outcome
-        self.refused = refused
-        """A remote node's owner had no free slot after all: choose again, nothing was tried."""
-
-
-def new_job_id() -> JobId:
-    return JobId(f"job-{secrets.token_hex(8)}-{next(_job_counter)}")
-
-
 async def stream_completion(
     services: Services, spec: CompletionSpec
 ) -> AsyncGenerator[Piece | Finished, None]:
@@ -169,7 +106,7 @@ async def stream_completion(
         started = False
         attempt_tokens = 0
         try:
-            async with aclosing(run_job_on(services, node_id, job)) as events:
+            async with aclosing(services.calls.run(node_id, job)) as events:
                 async for event in events:
                     if isinstance(event, TokenDelta):
                         started = True
@@ -181,7 +118,7 @@ async def stream_completion(
                         )
                         yield Piece(node_id, event.text, event.tokens, event.logprobs)
                     else:
-                        # run_job_on counted this attempt itself; never more than it relayed
+                        # the call counted this attempt itself; never more than it relayed
                         overcount = attempt_tokens - event.completion_tokens
                         if overcount > 0:
                             progress.completion_tokens -= overcount
@@ -306,149 +243,3 @@ async def _choose_or_wait(
         finally:
             services.waiting[model] -= 1
         queue = services.waiting[model]
-
-
-async def run_job_on(
-    services: Services, node_id: NodeId, job: Job, *, probe: bool = False, observe: bool = True
-) -> AsyncGenerator[TokenDelta | JobDone, None]:
-    """The job's events from one node; raises ``AttemptFailed`` and records every outcome.
-
-    The caller has counted the job in with ``router.job_started``; this counts it out, and tells
-    every observer what the attempt delivered (unless ``observe`` is off: a job relayed from
-    another replica is observed there). A node connected to another replica is reached through
-    the bus; its owner runs the job with this same function and judges the node's outcome.
-    """
-    hub, router, clock, settings = services.hub, services.router, services.clock, services.settings
-    owner = router.owner(node_id) if node_id in router else None
-    # Neutral unless the node is to blame: a consumer who leaves costs the node nothing.
-    outcome = Outcome.NEUTRAL
-    text: list[str] = []
-    logprobs: list[TokenLogprob] = []
-    tokens, first_token_at, last_token_at = 0, 0.0, 0.0
-    refused = False
-    try:
-        try:
-            if owner is None:
-                channel = await hub.dispatch(node_id, job)
-            else:
-                channel = await services.bus.dispatch(owner, node_id, job)
-        except NodeGone as exc:
-            raise AttemptFailed("node left before the job could start", Outcome.NEUTRAL) from exc
-        timeout = settings.first_token_timeout_s
-        while True:
-            event = await _next_event(channel, timeout)
-            if event is None:
-                raise AttemptFailed("node timed out", Outcome.FAILURE)
-            if isinstance(event, NodeLost):
-                raise AttemptFailed(event.reason, Outcome.FAILURE)
-            if isinstance(event, JobFailed):
-                if event.code == "busy" and not tokens:
-                    # Nothing was tried: the node's slot was still closing when this job
-                    # reached it (an agent frees it after its last frame, a cancel lands
-                    # after the next job), or another replica's view of it was stale.
-                    refused = True
-                    raise AttemptFailed("node had no free slot", Outcome.NEUTRAL, refused=True)
-                if event.code == "context_length":
-                    raise ContextLengthExceeded(event.message, param="messages")
-                if event.code in NEUTRAL_FAILURES:
-                    raise InvalidRequest(event.message, param="messages")
-                neutral = event.code in ("busy", "draining", "cancelled", "unsupported_model")
-                raise AttemptFailed(
-                    f"node failed: {event.code}", Outcome.NEUTRAL if neutral else Outcome.FAILURE
-                )
-            if isinstance(event, TokenScores):
-                raise AttemptFailed("node answered a generation with scores", Outcome.FAILURE)
-            if isinstance(event, JobDone):
-                outcome = Outcome.SUCCESS
-                text_bytes = sum(len(piece.encode()) for piece in text)
-                counted, faults = counted_done(event, job, tokens, text_bytes)
-                if faults:
-                    _record_faults(services, node_id, faults)
-                    tokens = counted.completion_tokens
-                yield counted
-                return
-            last_token_at = clock.monotonic()
-            if not tokens:
-                first_token_at = last_token_at
-            tokens += event.tokens
-            text.append(event.text)
-            logprobs.extend(event.logprobs)
-            timeout = settings.inter_token_timeout_s
-            yield event
-    except AttemptFailed as failure:
-        outcome = failure.outcome
-        raise
-    finally:
-        if outcome is not Outcome.SUCCESS:
-            if owner is None:
-                await hub.cancel(node_id, job.job_id)
-            else:
-                await services.bus.cancel(owner, job.job_id)
-        speed = None
-        if owner is not None:  # its owner measures it and feeds its breaker
-            speed = generation_speed(tokens, first_token_at, last_token_at)
-            if refused:  # counted full until its owner's next report
-                router.mark_full(node_id, now=clock.monotonic())
-            else:
-                router.release_remote(node_id, now=clock.monotonic())
-        else:
-            if outcome is Outcome.SUCCESS:
-                speed = _record_speed(
-                    services, node_id, job.model, tokens, first_token_at, last_token_at
-                )
-            router.job_finished(
-                node_id, outcome, now=clock.monotonic(), wall_now=clock.now().timestamp(),
-                probe=probe,
-            )
-        hub.notify_capacity()
-        if observe:
-            _tell_observers(
-                services,
-                JobObservation(
-                    node_id=node_id, job=job, probe=probe, outcome=outcome, text="".join(text),
-                    logprobs=tuple(logprobs), tokens=tokens, tok_s=speed,
-                    finished_at=clock.now().timestamp(),
-                ),
-            )
-
-
-def _record_faults(services: Services, node_id: NodeId, faults: list[str]) -> None:
-    """A node's claims that its relayed events contradict: logged and kept on the live node
-    (it is paid on the coordinator's counts, never on these)."""
-    node = services.hub.get(node_id)
-    for fault in faults:
-        log.warning("node %s fault: %s", node_id, fault)
-        if node is not None:
-            node.record_fault(fault)
-
-
-def _tell_observers(services: Services, observation: JobObservation) -> None:
-    for observer in services.observers:
-        try:
-            observer(observation)
-        except Exception:  # an observer's bug must never break a consumer's call
-            log.exception("job observer failed")
-
-
-def _record_speed(
-    services: Services, node_id: NodeId, model: ModelId, tokens: int, first: float, last: float
-) -> float | None:
-    speed = generation_speed(tokens, first, last)
-    if speed is None:
-        return None
-    sustained = services.throughput.record(node_id, model, speed)
-    if node_id in services.router:
-        services.router.record_measurement(node_id, sustained, now=services.clock.monotonic())
-    return speed
-
-
-async def _next_event(channel: asyncio.Queue[ChannelEvent], timeout: float) -> ChannelEvent | None:
-    try:
-        return channel.get_nowait()
-    except asyncio.QueueEmpty:
-        pass
-    try:
-        async with asyncio.timeout(timeout):
-            return await channel.get()
-    except TimeoutError:
-        return None

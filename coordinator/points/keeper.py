@@ -17,12 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
 from contextlib import suppress
 
-from aiohttp import web
-
-from coordinator.periodic import stop_if_cancelled
+from coordinator.clock import Clock
+from coordinator.hub.live import NodeHub
+from coordinator.periodic import every
 from coordinator.points.batches import ContributionBatcher, OnlineTracker
 from coordinator.points.contributions import (
     Contribution,
@@ -32,35 +31,38 @@ from coordinator.points.contributions import (
     utc_day,
 )
 from coordinator.points.history import History
+from coordinator.points.settings import PointsSettings
 from coordinator.points.standings import Standings, rescored, score_history
 from coordinator.probes.observation import JobObservation
-from coordinator.probes.scheduler import ProbeScheduler
-from coordinator.routing import Outcome
-from coordinator.services import SERVICES, Services
+from coordinator.routing import Outcome, Router
 from coordinator.store.contributions import (
     append_contributions,
     load_contributions_after,
     load_node_facts,
 )
+from coordinator.store.database import Database
 from protocol.close_codes import CloseCode
 from protocol.ids import NodeId
 
 log = logging.getLogger(__name__)
 
 REMOVED_REASON = "removed from the network: caught serving a different model than it claims"
-PROBE_SCHEDULER = web.AppKey("probe_scheduler", ProbeScheduler)
 
 
 class PointsKeeper:
     """Records contributions in hourly batches and keeps the standings scored from them."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self, settings: PointsSettings, clock: Clock, database: Database, hub: NodeHub,
+        router: Router, refused_nodes: dict[NodeId, str],
+    ) -> None:
+        self.settings, self.clock, self.database = settings, clock, database
+        self.hub, self.router = hub, router
+        self.refused_nodes = refused_nodes
+        """Shared with the hub's registration: who may not join, and why."""
         self.batcher = ContributionBatcher()
         self.online = OnlineTracker()
-        self.standings = Standings(
-            utc_day(services.clock.now().timestamp()), services.settings.points.constants
-        )
+        self.standings = Standings(utc_day(clock.now().timestamp()), settings.constants)
         self._flush_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
         self._live_lock = asyncio.Lock()
@@ -99,26 +101,24 @@ class PointsKeeper:
     def credit_online(self) -> None:
         """Credit every connected node with its time online since the last credit, to the
         routing health window and to the history (the upkeep loop calls this)."""
-        services = self.services
-        wall_now = services.clock.now().timestamp()
-        connected = {node.node_id: node.connected_at.timestamp() for node in services.hub.nodes()}
+        wall_now = self.clock.now().timestamp()
+        connected = {node.node_id: node.connected_at.timestamp() for node in self.hub.nodes()}
         for span in self.online.tick(connected, wall_now):
-            if span.node_id in services.router:
-                services.router.add_online(span.node_id, span.seconds, wall_now=span.at)
+            if span.node_id in self.router:
+                self.router.add_online(span.node_id, span.seconds, wall_now=span.at)
             self.batcher.add(span)
 
     # --- off the hot path -----------------------------------------------------------------------
 
     async def flush(self, *, everything: bool = False) -> int:
         """Append the batches of every finished hour (or all of them) to the store."""
-        services = self.services
         async with self._flush_lock:
-            now = services.clock.now()
+            now = self.clock.now()
             records = self.batcher.take(None if everything else now.timestamp())
             if not records:
                 return 0
             try:
-                async with services.database.session() as session, session.begin():
+                async with self.database.session() as session, session.begin():
                     await append_contributions(session, records, now)
             except BaseException:
                 self.batcher.extend(records)  # kept for the next flush: nothing is lost
@@ -128,21 +128,20 @@ class PointsKeeper:
     async def refresh(self) -> Standings:
         """Score the whole stored history (and what is still batched) from scratch, then remove
         the persistent offenders. Pages keep reading the last standings meanwhile."""
-        services = self.services
         async with self._refresh_lock:
-            began = services.clock.monotonic()
+            began = self.clock.monotonic()
             self.credit_online()
             await self.flush()
-            async with services.database.session() as session:
+            async with self.database.session() as session:
                 stored, up_to = await load_contributions_after(session)
                 facts = await load_node_facts(session)
             # What was stored while the whole history loaded, and what is batched, together:
             # no flush in between, so nothing is in neither (or in both).
-            async with self._flush_lock, services.database.session() as session:
+            async with self._flush_lock, self.database.session() as session:
                 since, up_to = await load_contributions_after(session, up_to)
                 pending = self.batcher.preview()
-            settings = services.settings.points
-            today = utc_day(services.clock.now().timestamp())
+            settings = self.settings
+            today = utc_day(self.clock.now().timestamp())
 
             def score() -> tuple[History, Standings]:
                 history = History([*stored, *since])
@@ -162,23 +161,22 @@ class PointsKeeper:
     async def current(self) -> Standings:
         """The standings as of now: the days since the last look scored again from the rows
         appended since (on any replica) and what this replica has not stored yet."""
-        services = self.services
-        asked_at = services.clock.monotonic()
+        asked_at = self.clock.monotonic()
         async with self._live_lock:
             if self._scored_since >= asked_at:
                 # Scored from a start after this request came in: as current as another pass,
                 # so readers arriving together share one (the work stays one pass at a time).
                 return self.standings
-            began = services.clock.monotonic()
+            began = self.clock.monotonic()
             self.credit_online()
-            async with self._flush_lock, services.database.session() as session:
+            async with self._flush_lock, self.database.session() as session:
                 newer, up_to = await load_contributions_after(session, self._stored_up_to)
                 pending = self.batcher.preview()
                 unknown = {record.node_id for record in (*newer, *pending)} - self._facts.keys()
                 if unknown:
                     self._facts.update(await load_node_facts(session, unknown))
-            settings = services.settings.points
-            now = services.clock.now().timestamp()
+            settings = self.settings
+            now = self.clock.now().timestamp()
             today = utc_day(now)
             first = utc_day(min((record.at for record in (*newer, *pending)), default=now))
             previous, facts = self.standings, dict(self._facts)
@@ -194,61 +192,21 @@ class PointsKeeper:
             return self.standings
 
     async def _remove_offenders(self) -> None:
-        services = self.services
         for node_id in self.standings.removed:
-            if node_id not in services.refused_nodes:
+            if node_id not in self.refused_nodes:
                 log.warning("node %s removed from the network", node_id)
-            services.refused_nodes[node_id] = REMOVED_REASON
-            live = services.hub.get(node_id)
+            self.refused_nodes[node_id] = REMOVED_REASON
+            live = self.hub.get(node_id)
             if live is not None:
                 with suppress(Exception):
                     await live.close(CloseCode.REFUSED, REMOVED_REASON)
 
     async def run_flushes(self) -> None:
         """Forever: append finished hours every ``flush_interval_s``."""
-        while True:
-            await asyncio.sleep(self.services.settings.points.flush_interval_s)
-            try:
-                await self.flush()
-            except Exception:
-                stop_if_cancelled()
-                log.exception("could not append contributions")
+        await every(self.settings.flush_interval_s, self.flush, log, "append contributions",
+                    wait_first=True)
 
     async def run_refreshes(self) -> None:
         """Forever: rescore the history every ``recompute_interval_s``."""
-        while True:
-            await asyncio.sleep(self.services.settings.points.recompute_interval_s)
-            try:
-                await self.refresh()
-            except Exception:
-                stop_if_cancelled()
-                log.exception("could not recompute points")
-
-
-async def points_running(app: web.Application) -> AsyncIterator[None]:
-    """The keeper, the probe scheduler and their loops, for the app's lifetime (after
-    ``lifecycle``: they need Services and the database)."""
-    services = app[SERVICES]
-    keeper = PointsKeeper(services)
-    services.points = keeper
-    services.contributions = keeper
-    services.observers.append(keeper.observe)
-    await keeper.refresh()  # restores the refusals before any node reconnects
-    tasks = [
-        asyncio.create_task(keeper.run_flushes()),
-        asyncio.create_task(keeper.run_refreshes()),
-    ]
-    scheduler = ProbeScheduler(services)
-    app[PROBE_SCHEDULER] = scheduler
-    if services.settings.probes.enabled:
-        tasks.append(asyncio.create_task(scheduler.run()))
-    yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await scheduler.close()
-    try:
-        keeper.credit_online()
-        await keeper.flush(everything=True)
-    except Exception:
-        log.exception("could not append the last contributions")
+        await every(self.settings.recompute_interval_s, self.refresh, log, "recompute points",
+                    wait_first=True)

@@ -4,7 +4,7 @@ Decisions are pure (:class:`ProbeSchedule`, :func:`may_probe`, :func:`draw_probe
 reading and the ``random.Random`` passed in); :class:`ProbeScheduler` carries them out. A probe is
 a :class:`~protocol.messages.Job` built exactly as the gateway builds a consumer's (same id format,
 same ``top_logprobs``, realistic messages and sampling), sent through the same
-:func:`~coordinator.gateway.completion.run_job_on`, so a node cannot answer probes differently.
+:meth:`~coordinator.hub.calls.NodeCalls.run`, so a node cannot answer probes differently.
 
 Verdicts: a probe that completes passes, unless its source gave a judge and the judge says the
 answer is not what the claimed model would give; a failure or a timeout fails; a neutral end (the
@@ -34,7 +34,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from coordinator.errors import CoordinatorError
-from coordinator.gateway.completion import AttemptFailed, new_job_id, run_job_on
+from coordinator.hub.calls import AttemptFailed, new_job_id
 from coordinator.points.contributions import AuthenticityVerdict, ProbeResult
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.sources import ProbeDraw, ProbeSource
@@ -222,7 +222,7 @@ class ProbeScheduler:
         self._observed[job.job_id] = None
         try:
             try:
-                async with aclosing(run_job_on(services, node_id, job, probe=True)) as events:
+                async with aclosing(services.calls.run(node_id, job, probe=True)) as events:
                     async for _ in events:
                         pass
                 passed = True

@@ -14,7 +14,7 @@ from support.cluster import REPO, AgentProcess, start_coordinator
 from support.ledger_audit import audit
 
 from coordinator.accounts.enrollment import node_earned
-from coordinator.gateway.completion import PROMPT_TEMPLATE_ALLOWANCE
+from coordinator.hub.calls import PROMPT_TEMPLATE_ALLOWANCE
 from coordinator.routing import RoutingConstants
 from coordinator.store.models import LedgerTransaction
 from protocol.ids import NodeId

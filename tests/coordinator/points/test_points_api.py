@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator, wait_for
 from support.enrollment import mint, new_wallet, signed_in
 
-from coordinator.points.keeper import PROBE_SCHEDULER, PointsKeeper
+from coordinator.lifecycles import PROBE_SCHEDULER
+from coordinator.points.keeper import PointsKeeper
 from coordinator.routing import RoutingConstants
 from coordinator.store.models import ContributionRow
 from protocol.ids import NodeId

@@ -19,13 +19,8 @@ from pathlib import Path
 import pytest
 from support.cluster import REPO, AgentProcess, start_coordinator, wait_for, write_node_key
 
-from coordinator.gateway.completion import (
-    CompletionSpec,
-    Piece,
-    new_job_id,
-    run_job_on,
-    stream_completion,
-)
+from coordinator.gateway.completion import CompletionSpec, Piece, stream_completion
+from coordinator.hub.calls import new_job_id
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.observation import InMemoryContributions
@@ -62,7 +57,7 @@ async def probe(services: Services, node_id: NodeId, source: FingerprintSource) 
 
     services.observers.append(observe)
     try:
-        async with aclosing(run_job_on(services, node_id, job, probe=True)) as events:
+        async with aclosing(services.calls.run(node_id, job, probe=True)) as events:
             async for event in events:
                 assert isinstance(event, TokenDelta) or event.finish_reason in ("stop", "length")
     finally:
