@@ -1,18 +1,13 @@
-"""``POST /v1/chat/completions``: parse, authenticate, route, and stream or answer whole.
-
-The response is committed (status and headers) only when the first token has arrived, so every
-retry before it is invisible to the consumer, and errors before it are ordinary HTTP errors.
-"""
+"""``POST /v1/chat/completions``: parse into a completion spec, and write the answer as
+OpenAI's chat completion (whole, or streamed as chunks); the paid call between is
+:func:`~coordinator.gateway.call.paid_call`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 
 import orjson
 import pydantic
@@ -20,25 +15,16 @@ from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
-from coordinator.economy.billing import (
-    CallMeter,
-    hold_for_call,
-    prompt_token_estimate,
-    settle_call,
-    worst_case_cost,
-)
+from coordinator.economy.billing import CallMeter
 from coordinator.errors import (
     CoordinatorError,
     InvalidRequest,
     ModelNotFound,
-    NoCapacity,
-    QueueFull,
-    RequestTooLarge,
 )
 from coordinator.gateway.auth import require_api_key
-from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
+from coordinator.gateway.call import Pieces, answered, paid_call, read_limited
+from coordinator.gateway.completion import CompletionSpec, Finished, Piece
 from coordinator.gateway.context import context_budget
-from coordinator.gateway.demand import note_refused
 from coordinator.gateway.models import require_chat_template
 from coordinator.gateway.openai_types import (
     AssistantMessage,
@@ -59,7 +45,6 @@ from protocol.ids import ModelId
 log = logging.getLogger(__name__)
 
 NODE_HEADER = "X-Koretex-Node"
-Pieces = AsyncGenerator[Piece | Finished, None]
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -74,41 +59,19 @@ async def _complete(
     request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest
 ) -> web.StreamResponse:
     spec, price = _spec(body, services)
-    meter = CallMeter(model=spec.model, price=price, completion_id=_completion_id(),
-                      prompt_estimate=prompt_token_estimate(spec.messages))
-    pieces = stream_completion(services, spec)
-    async with aclosing(pieces):
-        # The credit hold is written while the node starts on the prompt, so it adds nothing to
-        # time to first token; no byte reaches the consumer before both have succeeded.
-        first_step = asyncio.ensure_future(anext(pieces))
-        try:
-            hold = await hold_for_call(
-                services, owner, worst_case_cost(price, spec.messages, spec.params.max_tokens)
-            )
-        except BaseException:
-            first_step.cancel()
-            await asyncio.gather(first_step, return_exceptions=True)
-            raise
-        try:
-            try:
-                first = await first_step  # a CoordinatorError here is still a plain HTTP error
-            except (NoCapacity, QueueFull):
-                note_refused(request, services, owner, spec.model)
-                raise
-            if body.stream:
-                return await _stream(request, body, pieces, first, meter)
-            return await _whole(body, pieces, first, meter)
-        finally:
-            settle_call(services, hold, meter)
+
+    async def answer(pieces: Pieces, first: Piece | Finished, meter: CallMeter) -> (
+        web.StreamResponse
+    ):
+        if body.stream:
+            return await _stream(request, body, pieces, first, meter)
+        return await _whole(body, pieces, first, meter)
+
+    return await paid_call(request, services, owner, spec, price, _completion_id(), answer)
 
 
 async def _parse(request: web.Request, services: Services) -> ChatCompletionRequest:
-    limit = services.settings.max_request_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(f"request body exceeds {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise RequestTooLarge(f"request body exceeds {limit} bytes")
+    raw = await read_limited(request, services.settings.max_request_bytes)
     try:
         body = ChatCompletionRequest.model_validate_json(raw)
     except pydantic.ValidationError as exc:
@@ -176,7 +139,7 @@ async def _whole(
         if body.logprobs:
             logprobs.extend(_logprobs_out(item.logprobs, body.top_logprobs or 0))
         item = await anext(pieces)
-    _answered(meter, item)
+    answered(meter, item)
     completion = ChatCompletion(
         id=meter.completion_id, created=int(time.time()), model=body.model,
         choices=[
@@ -216,20 +179,13 @@ async def _stream(
     except CoordinatorError as error:
         await response.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
         return response
-    _answered(meter, item)
+    answered(meter, item)
     reason = "length" if item.finish_reason == "length" else "stop"
     await response.write(encoder.finish(reason))
     if body.stream_options is not None and body.stream_options.include_usage:
         await response.write(encoder.usage(_usage(item)))
     await response.write(b"data: [DONE]\n\n")
     return response
-
-
-def _answered(meter: CallMeter, finished: Finished) -> None:
-    """The call ended well: its prompt is billed, and the node that ended it is among those
-    paid even when it gave no token (an empty answer is an answer)."""
-    meter.prompt_tokens = finished.prompt_tokens
-    meter.delivered(finished.node_id, 0)
 
 
 def _usage(finished: Finished) -> Usage:

@@ -1,0 +1,83 @@
+"""One paid call, whatever API it came in by: hold its worst case, run it, settle what it
+delivered.
+
+Chat Completions, Completions, Responses and Messages each parse their own request into a
+:class:`~coordinator.gateway.completion.CompletionSpec` and write their own wire format (an
+:data:`Answer`); everything between — the credit hold, the first token, refused demand, the
+settlement — is here, once. The response is committed only when the first token has arrived, so
+every retry before it is invisible to the consumer and an error before it is an ordinary HTTP
+error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+
+from aiohttp import web
+
+from coordinator.accounts.api_keys import KeyOwner
+from coordinator.catalogue import Price
+from coordinator.economy.billing import (
+    CallMeter,
+    hold_for_call,
+    prompt_token_estimate,
+    settle_call,
+    worst_case_cost,
+)
+from coordinator.errors import NoCapacity, QueueFull, RequestTooLarge
+from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
+from coordinator.gateway.demand import note_refused
+from coordinator.services import Services
+
+Pieces = AsyncGenerator[Piece | Finished, None]
+Answer = Callable[[Pieces, Piece | Finished, CallMeter], Awaitable[web.StreamResponse]]
+"""Writes the call's response from its first piece on, telling the meter what it delivered."""
+
+
+async def paid_call(
+    request: web.Request, services: Services, owner: KeyOwner, spec: CompletionSpec,
+    price: Price, completion_id: str, answer: Answer,
+) -> web.StreamResponse:
+    meter = CallMeter(model=spec.model, price=price, completion_id=completion_id,
+                      prompt_estimate=prompt_token_estimate(spec.messages))
+    pieces = stream_completion(services, spec)
+    async with aclosing(pieces):
+        # The credit hold is written while the node starts on the prompt, so it adds nothing to
+        # time to first token; no byte reaches the consumer before both have succeeded.
+        first_step = asyncio.ensure_future(anext(pieces))
+        try:
+            hold = await hold_for_call(
+                services, owner, worst_case_cost(price, spec.messages, spec.params.max_tokens)
+            )
+        except BaseException:
+            first_step.cancel()
+            await asyncio.gather(first_step, return_exceptions=True)
+            raise
+        try:
+            try:
+                first = await first_step  # a CoordinatorError here is still a plain HTTP error
+            except (NoCapacity, QueueFull):
+                note_refused(request, services, owner, spec.model)
+                raise
+            return await answer(pieces, first, meter)
+        finally:
+            settle_call(services, hold, meter)
+
+
+def answered(meter: CallMeter, finished: Finished) -> None:
+    """The call ended well: its prompt is billed, and the node that ended it is among those
+    paid even when it gave no token (an empty answer is an answer)."""
+    meter.prompt_tokens = finished.prompt_tokens
+    meter.delivered(finished.node_id, 0)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The request's body, refused with a 413 beyond ``limit`` bytes (read no further)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLarge(f"request body exceeds {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise RequestTooLarge(f"request body exceeds {limit} bytes")
+    return raw
