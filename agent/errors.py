@@ -5,7 +5,10 @@
     ├── EngineError             the engine failed; counts against the node
     │   └── EngineUnavailable   the engine's package is not installed on this machine
     ├── RequestRejected         the job itself is unusable; neutral for the node
-    │   └── ContextLengthExceeded
+    │   ├── ContextLengthExceeded
+    │   ├── ChatTemplateError   (engines.chat_template) the template refused the messages
+    │   ├── ConstraintRejected  (engines.shaping) a response format no grammar can follow
+    │   └── LogitBiasRejected   (engines.shaping) a biased token outside the vocabulary
     └── FatalLinkError          the coordinator refused this node for good; do not reconnect
 """
 
@@ -29,7 +32,8 @@ class EngineUnavailable(EngineError):
 
 
 class RequestRejected(AgentError):
-    pass
+    param: str | None = None
+    """The request parameter at fault, when it is not the messages."""
 
 
 class ContextLengthExceeded(RequestRejected):

@@ -145,7 +145,9 @@ class JobRunner:
             code: FailureCode = (
                 "context_length" if isinstance(exc, ContextLengthExceeded) else "bad_request"
             )
-            await _send_quietly(send, JobFailed(job_id=job.job_id, code=code, message=str(exc)))
+            await _send_quietly(send, JobFailed(
+                job_id=job.job_id, code=code, message=str(exc), param=exc.param
+            ))
         except EngineError as exc:
             self.stats.jobs_failed += 1
             log.error("job %s failed: %s", job.job_id, exc)

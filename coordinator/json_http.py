@@ -15,9 +15,12 @@ Body = TypeVar("Body", bound=pydantic.BaseModel)
 def invalid_request(exc: pydantic.ValidationError, where: str) -> InvalidRequest:
     """The first validation error, as the OpenAI-shaped 400 naming its parameter."""
     first = exc.errors()[0]
-    param = ".".join(str(part) for part in first["loc"]) or first.get("ctx", {}).get("param")
+    named = first.get("ctx", {}).get("param")  # a refusal that names its parameter itself
+    param = named or ".".join(str(part) for part in first["loc"]) or None
     if first["type"] == "extra_forbidden":
         return InvalidRequest(f"unrecognized request argument supplied: {param}", param=param)
+    if param and first["type"] != "unsupported_parameter":  # a refusal names its own
+        return InvalidRequest(f"invalid request {where}: {param}: {first['msg']}", param=param)
     return InvalidRequest(f"invalid request {where}: {first['msg']}", param=param)
 
 

@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from protocol.chat import ChatMessage, SamplingParams, TokenLogprob, WireModel
+from protocol.chat import (
+    MAX_TOOLS,
+    ChatMessage,
+    FunctionTool,
+    SamplingParams,
+    TokenLogprob,
+    WireModel,
+)
 from protocol.ids import JobId, ModelId, NodeId
 
 FinishReason = Literal["stop", "length"]
@@ -97,6 +104,9 @@ class JobFailed(WireModel):
     job_id: JobId
     code: FailureCode
     message: str = Field(max_length=2000)
+    param: str | None = Field(default=None, max_length=64, exclude_if=lambda param: param is None)
+    """The request parameter a ``bad_request`` is about (``logit_bias``, ``response_format``),
+    when it is not the messages: the consumer's 400 names it."""
 
 
 class TokenScores(WireModel):
@@ -139,13 +149,24 @@ class Registered(WireModel):
 
 
 class Job(WireModel):
-    """A chat generation. Probes and paid jobs have exactly this shape."""
+    """A generation: a chat (``messages``, rendered by the model's template) or a raw prompt
+    (``prompt``, tokenized as written: legacy completions, base models). Probes and paid jobs
+    have exactly this shape."""
 
     type: Literal["job"] = "job"
     job_id: JobId
     model: ModelId
     messages: tuple[ChatMessage, ...] = Field(min_length=1)
     params: SamplingParams
+    tools: tuple[FunctionTool, ...] = Field(
+        default=(), max_length=MAX_TOOLS, exclude_if=lambda tools: not tools
+    )
+    """Handed to the chat template's ``tools`` variable; the answer's shape is constrained by
+    ``params.json_schema``."""
+    prompt: str | None = Field(default=None, exclude_if=lambda prompt: prompt is None)
+    """When set, the text to continue as written, without the chat template (legacy
+    completions, base models); ``messages`` then hold it as one user message, which a node
+    does not render. Sent only to nodes of ``SAMPLING_PROTOCOL_VERSION`` or later."""
     top_logprobs: int = Field(default=0, ge=0, le=20)
     continuation: str = ""  # assistant text already delivered; generation resumes after it
     fill_context: bool = Field(default=False, exclude_if=lambda fill: not fill)

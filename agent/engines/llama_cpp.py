@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import warnings
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
@@ -29,6 +30,7 @@ from agent.engines.base import (
 from agent.engines.chat_template import ChatTemplate, PromptRenderer
 from agent.engines.completion import Completion, params_within_context
 from agent.engines.logprobs import logprob_from_logits, token_logprob
+from agent.engines.shaping import GuidanceTokenizer, LogitShaper, shaper_for
 from agent.engines.thread_bridge import GenerationBridge, outlive
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from protocol.chat import ChatMessage, TokenLogprob
@@ -147,6 +149,7 @@ class Prompts:
 
     renderer: PromptRenderer
     bos_token: str  # a template that writes it itself must not get a second one
+    guidance: GuidanceTokenizer  # the vocabulary as constraints read it, built on first use
 
     def tokens(self, llm: Any, messages: Sequence[ChatMessage], continuation: str) -> list[int]:
         """The prompt's token ids: the template's text with its markers as special tokens, the
@@ -179,7 +182,15 @@ def prompts_of(llm: Any) -> Prompts:
     eos = model.token_get_text(eos_id) if eos_id != -1 else ""
     source = llm.metadata.get("tokenizer.chat_template")
     template = ChatTemplate(source, bos_token=bos, eos_token=eos) if source else None
-    return Prompts(PromptRenderer(template), bos)
+    return Prompts(PromptRenderer(template), bos, GuidanceTokenizer(lambda: _guidance_of(llm)))
+
+
+def _guidance_of(llm: Any) -> Any:
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    with warnings.catch_warnings():  # llguidance still calls a renamed llama.cpp function
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lltokenizer_from_vocab(llm._model.vocab, n_vocab=llm.n_vocab())
 
 
 def _ends_turn(llm: Any, token: int) -> bool:
@@ -209,23 +220,40 @@ def _run(
     )
     llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
     greedy = params.temperature == 0.0
+    shaper = shaper_for(params, llm.n_vocab(), prompts.guidance)
+    if shaper is not None and request.continuation:
+        delivered = llm.tokenize(request.continuation.encode(), add_bos=False, special=False)
+        shaper.accept_text_tokens(delivered)
     answer = Completion(params, len(prompt_tokens))
     _forget(llm)  # no cached prefix: generate evaluates all of ``tokens``, batched as when fresh
     for token in llm.generate(
-        tokens, temp=params.temperature, top_p=params.top_p, top_k=1 if greedy else 0,
-        min_p=0.0, repeat_penalty=1.0, reset=True,
+        tokens, temp=params.temperature, top_p=params.top_p,
+        top_k=1 if greedy else params.top_k, min_p=params.min_p,
+        repeat_penalty=params.repetition_penalty, frequency_penalty=params.frequency_penalty,
+        presence_penalty=params.presence_penalty, reset=True,
+        logits_processor=_processors(shaper),
     ):
         if cancelled.is_set():
             return
         if _ends_turn(llm, token):
             answer.end_turn()
             break
+        if shaper is not None:
+            shaper.accept(token)
         logprob = token_logprob(llm, token, request.top_logprobs) if request.top_logprobs else None
         emit(answer.token(llm.detokenize([token]), logprob))
         if answer.complete:
             break
     for event in answer.finish():
         emit(event)
+
+
+def _processors(shaper: LogitShaper | None) -> list[Callable[[Any, Any], Any]] | None:
+    """llama-cpp-python's logits processors for ``shaper``: they see each step's logits before
+    its penalties and sampler, and the logprobs reported stay the model's own."""
+    if shaper is None:
+        return None
+    return [lambda _input_ids, logits: shaper.apply(logits)]
 
 
 def _score_blocking(

@@ -30,9 +30,10 @@ from agent.engines.base import (
 )
 from agent.engines.chat_template import ChatTemplateError, render_plain, segment_prompt
 from agent.engines.completion import Completion, params_within_context
+from agent.engines.shaping import GuidanceTokenizer, LogitShaper, shaper_for
 from agent.engines.thread_bridge import GenerationBridge
 from agent.errors import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
-from protocol.chat import ChatMessage, TokenLogprob, TopLogprob
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob, TopLogprob
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class _Loaded:
     render: Callable[[Sequence[ChatMessage], str], str]  # messages, continuation -> prompt
     pieces: tuple[bytes, ...]  # the bytes each token id adds to the text
     stop_ids: frozenset[int]
+    guidance: GuidanceTokenizer  # the vocabulary as constraints read it, built on first use
 
 
 class MlxEngine:
@@ -98,7 +100,7 @@ class MlxEngine:
             mx.set_wired_limit(recommended)
         stop_ids = frozenset(tokenizer.eos_token_ids)
         return _Loaded(model, tokenizer, template_renderer(tokenizer), token_pieces(tokenizer),
-                       stop_ids)
+                       stop_ids, GuidanceTokenizer(lambda: _guidance_of(tokenizer)))
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         if self._loaded is None:
@@ -225,10 +227,18 @@ def _steps(
     )
     if cancelled.is_set():
         return
-    sampler = make_request_sampler(params.temperature, params.top_p, params.seed)
+    sampler = make_request_sampler(
+        params.temperature, params.top_p, params.seed, top_k=params.top_k, min_p=params.min_p
+    )
+    shaper = shaper_for(params, len(loaded.pieces), loaded.guidance)
+    if shaper is not None and request.continuation:
+        shaper.accept_text_tokens(loaded.tokenizer.encode(
+            request.continuation, add_special_tokens=False, split_special_tokens=True
+        ))
     answer = Completion(params, prompt_tokens)
     step = generate_step(
-        mx.array(tokens), loaded.model, max_tokens=params.max_tokens, sampler=sampler
+        mx.array(tokens), loaded.model, max_tokens=params.max_tokens, sampler=sampler,
+        logits_processors=logits_processors(params, shaper),
     )
     try:
         for token_id, logprobs in step:
@@ -317,15 +327,16 @@ def _encode(loaded: _Loaded, messages: Sequence[ChatMessage], continuation: str)
 
 
 def make_request_sampler(
-    temperature: float, top_p: float, seed: int | None
+    temperature: float, top_p: float, seed: int | None, *, top_k: int = 0, min_p: float = 0.0,
 ) -> Callable[[Any], Any]:
-    """mlx-lm's sampler for greedy decoding; otherwise top-p then a draw with this request's key.
+    """mlx-lm's sampler for greedy decoding; otherwise top-k, min-p and top-p (as llama.cpp
+    orders them), then a draw with this request's key.
 
     make_sampler's draws use MLX's global random state, which generations taking turns on one
     thread would share; a seed must give the same answer whatever else the node is running.
     """
     import mlx.core as mx
-    from mlx_lm.sample_utils import apply_top_p, make_sampler
+    from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_sampler
 
     if temperature == 0.0:
         return make_sampler(temp=0.0)
@@ -334,11 +345,53 @@ def make_request_sampler(
     def sample(logprobs: Any) -> Any:
         nonlocal key
         key, draw = mx.random.split(key)
+        if top_k > 0:
+            logprobs = apply_top_k(logprobs, top_k)
+        if min_p > 0.0:
+            logprobs = apply_min_p(logprobs, min_p)
         if top_p < 1.0:
             logprobs = apply_top_p(logprobs, top_p)
         return mx.random.categorical(logprobs * (1.0 / temperature), key=draw)
 
     return sample
+
+
+def logits_processors(
+    params: SamplingParams, shaper: LogitShaper | None
+) -> list[Callable[[Any, Any], Any]] | None:
+    """The request's logit bias and constraint, then its penalties (mlx-lm's own processors)."""
+    import mlx.core as mx
+    import numpy as np
+    from mlx_lm.sample_utils import make_logits_processors
+
+    processors: list[Callable[[Any, Any], Any]] = []
+    if shaper is not None:
+        seen: int | None = None  # the tokens the shaper has been told of
+
+        def shape(tokens: Any, logits: Any) -> Any:
+            # generate_step builds step n+1 before it yields token n: the shaper learns each
+            # sampled token here, from the tokens the step is built on.
+            nonlocal seen
+            if seen is not None:
+                for token in tokens[seen:].tolist():
+                    shaper.accept(int(token))
+            seen = tokens.size
+            row = np.array(logits[0].astype(mx.float32))
+            return mx.array(shaper.apply(row))[None].astype(logits.dtype)
+
+        processors.append(shape)
+    processors.extend(make_logits_processors(
+        repetition_penalty=params.repetition_penalty if params.repetition_penalty != 1.0 else None,
+        presence_penalty=params.presence_penalty or None,
+        frequency_penalty=params.frequency_penalty or None,
+    ))
+    return processors or None
+
+
+def _guidance_of(tokenizer: Any) -> Any:
+    from llguidance.hf import from_tokenizer
+
+    return from_tokenizer(tokenizer._tokenizer, n_vocab=len(tokenizer))
 
 
 def token_logprob(logprobs: Any, token: int, top_k: int, pieces: Sequence[bytes]) -> TokenLogprob:

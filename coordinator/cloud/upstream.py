@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.chat import ChatMessage, TokenLogprob, TopLogprob
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob, TopLogprob
+from protocol.constraints import ANY_JSON_OBJECT
 from protocol.ids import JobId
 from protocol.messages import FailureCode, Job, JobDone, JobFailed, TokenDelta
 
@@ -59,6 +60,7 @@ def request_body(job: Job, upstream_model: str, *, resume: bool) -> dict[str, An
         body["stop"] = list(params.stop)
     if params.seed is not None:
         body["seed"] = params.seed
+    body.update(steering_fields(params))
     if job.top_logprobs:
         body["logprobs"] = True
         body["top_logprobs"] = job.top_logprobs
@@ -69,6 +71,33 @@ def request_body(job: Job, upstream_model: str, *, resume: bool) -> dict[str, An
         body["continue_final_message"] = True
         body["add_generation_prompt"] = False
     return body
+
+
+def steering_fields(params: SamplingParams) -> dict[str, Any]:
+    """The job's sampling extensions and constraint as OpenAI-compatible servers take them
+    (OpenAI's own names; ``top_k``, ``min_p`` and the repetition penalty under vLLM's names and
+    llama.cpp's), each only when it is not neutral."""
+    fields: dict[str, Any] = {}
+    if params.top_k:
+        fields["top_k"] = params.top_k
+    if params.min_p:
+        fields["min_p"] = params.min_p
+    if params.repetition_penalty != 1.0:
+        fields["repetition_penalty"] = fields["repeat_penalty"] = params.repetition_penalty
+    if params.presence_penalty:
+        fields["presence_penalty"] = params.presence_penalty
+    if params.frequency_penalty:
+        fields["frequency_penalty"] = params.frequency_penalty
+    if params.logit_bias:
+        fields["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
+    if params.json_schema == ANY_JSON_OBJECT:
+        fields["response_format"] = {"type": "json_object"}
+    elif params.json_schema is not None:
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": params.json_schema, "strict": True},
+        }
+    return fields
 
 
 def check_body(upstream_model: str) -> dict[str, Any]:

@@ -35,6 +35,8 @@ from coordinator.gateway.openai_types import (
     TokenLogprobOut,
     TopLogprobOut,
     Usage,
+    answer_schema,
+    token_biases,
 )
 from coordinator.json_http import invalid_request
 from coordinator.limits.enforce import stream_slot
@@ -104,6 +106,13 @@ def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSp
         top_p=1.0 if body.top_p is None else body.top_p,
         stop=body.stop_sequences(),
         seed=body.seed,
+        top_k=max(0, body.top_k or 0),
+        min_p=body.min_p or 0.0,
+        presence_penalty=body.presence_penalty or 0.0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        repetition_penalty=body.repetition_penalty or 1.0,
+        logit_bias=token_biases(body.logit_bias),
+        json_schema=answer_schema(body.response_format),
     )
     top = (body.top_logprobs or 0) if body.logprobs else 0
     spec = CompletionSpec(

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from protocol.chat import ChatMessage
+from protocol.chat import MAX_LOGIT_BIAS, ChatMessage
+from protocol.constraints import ANY_JSON_OBJECT, schema_problem
 
 # Parameters OpenAI documents that Koretex does not honour: refused by name, never ignored.
 UNSUPPORTED_PARAMETERS: dict[str, str] = {
@@ -25,10 +26,6 @@ UNSUPPORTED_PARAMETERS: dict[str, str] = {
     "function_call": "function calling is not supported yet",
     "web_search_options": "web search is not offered",
     "reasoning_effort": "no Koretex model takes a reasoning effort",
-}
-# Sampling adjustments accepted only at their neutral value until the engines honour them.
-NEUTRAL_ONLY: dict[str, object] = {
-    "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {},
 }
 
 
@@ -83,6 +80,56 @@ class TextFormat(BaseModel):
     type: Literal["text"]
 
 
+class JsonObjectFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = Field(default=None, max_length=10_000)
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None  # every answer follows the schema, strict or not: it is enforced
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+    @model_validator(mode="after")
+    def _compiles(self) -> JsonSchemaFormat:
+        problem = schema_problem(self.json_schema.schema_)
+        if problem is not None:
+            raise refused(
+                f"response_format: the JSON schema cannot be enforced: {problem}",
+                "response_format",
+            )
+        return self
+
+
+ResponseFormat = Annotated[
+    TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")
+]
+
+
+def answer_schema(response_format: TextFormat | JsonObjectFormat | JsonSchemaFormat | None) -> (
+    dict[str, Any] | None
+):
+    """The JSON schema every answer must follow under ``response_format`` (None: free text)."""
+    if isinstance(response_format, JsonObjectFormat):
+        return ANY_JSON_OBJECT
+    if isinstance(response_format, JsonSchemaFormat):
+        return response_format.json_schema.schema_
+    return None
+
+
+def token_biases(logit_bias: dict[str, float] | None) -> dict[int, float]:
+    """OpenAI's ``logit_bias`` (token ids as strings) as the wire's token ids."""
+    return {int(token): bias for token, bias in (logit_bias or {}).items()}
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -99,11 +146,15 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    response_format: TextFormat | None = None
+    response_format: ResponseFormat | None = None
     modalities: list[Literal["text"]] | None = Field(default=None, max_length=1)
-    presence_penalty: float | None = None  # neutral only: checked above
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = Field(default=None, max_length=MAX_LOGIT_BIAS)
+    # Extensions as vLLM and llama.cpp's server take them (-1 is their "off" for top_k).
+    top_k: int | None = Field(default=None, ge=-1, le=1_000_000)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repetition_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
     # Accepted and not acted on, as their documented meaning allows: attribution and bookkeeping.
     user: str | None = Field(default=None, max_length=256)
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
@@ -118,17 +169,7 @@ class ChatCompletionRequest(BaseModel):
         for name in UNSUPPORTED_PARAMETERS.keys() & value.keys():
             if value[name] is not None:
                 raise refused(f"{name}: {UNSUPPORTED_PARAMETERS[name]}", name)
-        for name, neutral in NEUTRAL_ONLY.items():
-            if value.get(name) not in (None, neutral):
-                raise refused(f"{name}: only {neutral!r} is supported yet", name)
         # Shapes are checked by the fields below; these checks only read what is well formed.
-        response_format = value.get("response_format")
-        format_type = response_format.get("type") if isinstance(response_format, dict) else None
-        if format_type not in (None, "text"):
-            raise refused(
-                f"response_format: {format_type!r} is not supported yet; use 'text'",
-                "response_format",
-            )
         modalities = value.get("modalities")
         if isinstance(modalities, list) and any(modality != "text" for modality in modalities):
             raise refused("modalities: Koretex models produce text only", "modalities")
@@ -138,6 +179,16 @@ class ChatCompletionRequest(BaseModel):
             key: item for key, item in value.items()
             if item is not None and key not in UNSUPPORTED_PARAMETERS
         }
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _biases_name_tokens(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (value or {}).items():
+            if not token.isdigit() or len(token) > 9:
+                raise ValueError(f"{token!r} is not a token id")
+            if not -100.0 <= bias <= 100.0:
+                raise ValueError(f"the bias of token {token} must lie in [-100, 100]")
+        return value
 
     @field_validator("stop")
     @classmethod

@@ -229,7 +229,7 @@ def _failure_of(event: JobFailed, *, refused: bool) -> Exception:
     if event.code == "context_length":
         return ContextLengthExceeded(event.message, param="messages")
     if event.code in NEUTRAL_FAILURES:
-        return InvalidRequest(event.message, param="messages")
+        return InvalidRequest(event.message, param=event.param or "messages")
     neutral = event.code in ("busy", "draining", "cancelled", "unsupported_model")
     return AttemptFailed(
         f"node failed: {event.code}", Outcome.NEUTRAL if neutral else Outcome.FAILURE

@@ -13,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from protocol import FILL_CONTEXT_PROTOCOL_VERSION
+from protocol import FILL_CONTEXT_PROTOCOL_VERSION, SAMPLING_PROTOCOL_VERSION
 from protocol.ids import JobId, ModelId, NodeId
 from protocol.messages import (
     Job,
@@ -51,8 +51,17 @@ LEGACY_MAX_TOKENS = 512
 max_tokens before protocol version 3, which such nodes were always sent."""
 
 
+class NodeTooOld(Exception):
+    """The job needs a protocol version the node does not speak."""
+
+
 def for_protocol(job: Job | ScoreRequest, protocol_version: int) -> Job | ScoreRequest:
-    """``job`` as a node of ``protocol_version`` understands it."""
+    """``job`` as a node of ``protocol_version`` understands it; raises :class:`NodeTooOld`
+    for a job whose parameters such a node would not honour."""
+    if isinstance(job, Job) and job.params.needs_sampling_protocol and (
+        protocol_version < SAMPLING_PROTOCOL_VERSION
+    ):
+        raise NodeTooOld(f"protocol {protocol_version} cannot take these sampling parameters")
     if isinstance(job, Job) and job.fill_context and (
         protocol_version < FILL_CONTEXT_PROTOCOL_VERSION
     ):
@@ -158,7 +167,10 @@ class NodeHub:
         node = self._nodes.get(node_id)
         if node is None or node.draining:
             raise NodeGone(node_id)
-        job = for_protocol(job, node.register.protocol_version)
+        try:
+            job = for_protocol(job, node.register.protocol_version)
+        except NodeTooOld as exc:
+            raise NodeGone(node_id) from exc  # neutral: the next attempt goes to another node
         try:
             message = node.session.assign(job)
         except ProtocolViolation as exc:

@@ -179,6 +179,8 @@ class RescoringSampler:
         """Keep a random share of successful attempts; never blocks, never raises."""
         if observation.outcome is not Outcome.SUCCESS or not observation.logprobs:
             return
+        if observation.job.params.steers_choice:
+            return  # its tokens were not drawn from the model's own distribution alone
         if self._rng.random() >= self._settings.rescore_rate:
             return
         try:

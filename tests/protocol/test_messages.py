@@ -183,7 +183,7 @@ def test_an_extra_field_is_rejected(
         (
             {"type": "job", "job_id": "j", "model": "m",
              "messages": [{"role": "user", "content": "Hi"}],
-             "params": {"max_tokens": 1, "logit_bias": {}}},
+             "params": {"max_tokens": 1, "frequency_penalties": {}}},
             decode_coordinator_message,
         ),
         (
@@ -192,6 +192,12 @@ def test_an_extra_field_is_rejected(
             decode_node_message,
         ),
         # Values outside their ranges.
+        (
+            {"type": "job", "job_id": "j", "model": "m",
+             "messages": [{"role": "user", "content": "Hi"}],
+             "params": {"max_tokens": 1, "presence_penalty": 3.0}},
+            decode_coordinator_message,
+        ),
         ({"type": "delta", "job_id": "j", "text": "a", "tokens": -1}, decode_node_message),
         (
             {"type": "failed", "job_id": "j", "code": "tired", "message": ""},
@@ -204,7 +210,7 @@ def test_an_extra_field_is_rejected(
         ),
         (
             {"type": "job", "job_id": "j", "model": "m",
-             "messages": [{"role": "tool", "content": "Hi"}], "params": {"max_tokens": 1}},
+             "messages": [{"role": "robot", "content": "Hi"}], "params": {"max_tokens": 1}},
             decode_coordinator_message,
         ),
     ],

@@ -130,7 +130,9 @@ def build_tiny_mlx_model(directory: Path) -> Path:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(TINY_CORPUS, trainers.BpeTrainer(
-        vocab_size=256, special_tokens=list(TINY_SPECIAL_TOKENS), show_progress=False
+        vocab_size=400, special_tokens=list(TINY_SPECIAL_TOKENS), show_progress=False,
+        # Printable ASCII and the space (as byte-level BPE spells it): any JSON can be spelt.
+        initial_alphabet=[chr(c) for c in range(33, 127)] + ["\u0120"],
     ))
     bpe.post_processor = processors.TemplateProcessing(
         single="<bos> $A", special_tokens=[("<bos>", bpe.token_to_id("<bos>"))]
