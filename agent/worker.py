@@ -114,7 +114,8 @@ class JobRunner:
 
     async def _run(self, job: Job, send: Send) -> None:
         request = GenerationRequest(
-            job.messages, job.params, job.top_logprobs, job.continuation, job.fill_context
+            job.messages, job.params, job.top_logprobs, job.continuation, job.fill_context,
+            raw_prompt=job.raw_prompt,
         )
         first_token_at: float | None = None
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from protocol.chat import (
     MAX_TOOLS,
@@ -150,8 +150,8 @@ class Registered(WireModel):
 
 class Job(WireModel):
     """A generation: a chat (``messages``, rendered by the model's template) or a raw prompt
-    (``prompt``, tokenized as written: legacy completions, base models). Probes and paid jobs
-    have exactly this shape."""
+    (one message, tokenized as written: legacy completions). Probes and paid jobs have exactly
+    this shape."""
 
     type: Literal["job"] = "job"
     job_id: JobId
@@ -163,10 +163,9 @@ class Job(WireModel):
     )
     """Handed to the chat template's ``tools`` variable; the answer's shape is constrained by
     ``params.json_schema``."""
-    prompt: str | None = Field(default=None, exclude_if=lambda prompt: prompt is None)
-    """When set, the text to continue as written, without the chat template (legacy
-    completions, base models); ``messages`` then hold it as one user message, which a node
-    does not render. Sent only to nodes of ``SAMPLING_PROTOCOL_VERSION`` or later."""
+    raw_prompt: bool = Field(default=False, exclude_if=lambda raw: not raw)
+    """The one message's text is the prompt as written, without the chat template (legacy
+    completions). Sent only to nodes of ``SAMPLING_PROTOCOL_VERSION`` or later."""
     top_logprobs: int = Field(default=0, ge=0, le=20)
     continuation: str = ""  # assistant text already delivered; generation resumes after it
     fill_context: bool = Field(default=False, exclude_if=lambda fill: not fill)
@@ -174,6 +173,12 @@ class Job(WireModel):
     is a ceiling the node lowers to the room its context leaves after the prompt, instead of
     refusing. Sent only to nodes of protocol version 3 or later; left out of the frame when
     false, so older nodes read the same jobs as before."""
+
+    @model_validator(mode="after")
+    def _a_raw_prompt_is_one_message(self) -> Job:
+        if self.raw_prompt and len(self.messages) != 1:
+            raise ValueError("a raw prompt is exactly one message")
+        return self
 
 
 class ScoredContinuation(WireModel):

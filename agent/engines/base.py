@@ -20,6 +20,8 @@ class GenerationRequest:
     top_logprobs: int = 0
     continuation: str = ""  # assistant text already delivered; generation carries on after it
     fill_context: bool = False  # max_tokens is a ceiling lowered to the context's room
+    raw_prompt: bool = False
+    """The one message's text is the prompt as written (legacy completions): no chat template."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

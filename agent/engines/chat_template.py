@@ -204,11 +204,11 @@ class PromptRenderer:
         return self.template.render(messages, continuation=continuation)
 
     def segments(
-        self, messages: Sequence[ChatMessage], continuation: str = ""
+        self, messages: Sequence[ChatMessage], continuation: str = "", *, raw: bool = False
     ) -> tuple[PromptSegment, ...]:
         """The prompt split into template text and consumer text (:func:`segment_prompt`);
-        a completion model's prompt is all consumer text."""
-        if self.template is None:
+        a completion model's prompt, and a ``raw`` one, is all consumer text."""
+        if self.template is None or raw:
             return tuple(
                 s for s in [PromptSegment(render_plain(messages, continuation), trusted=False)]
                 if s.text

@@ -151,14 +151,16 @@ class Prompts:
     bos_token: str  # a template that writes it itself must not get a second one
     guidance: GuidanceTokenizer  # the vocabulary as constraints read it, built on first use
 
-    def tokens(self, llm: Any, messages: Sequence[ChatMessage], continuation: str) -> list[int]:
+    def tokens(
+        self, llm: Any, messages: Sequence[ChatMessage], continuation: str, *, raw: bool = False
+    ) -> list[int]:
         """The prompt's token ids: the template's text with its markers as special tokens, the
         consumer's text (contents, continuation) as plain text, so it cannot forge a turn.
 
         Every path (generation, its prompt count, scoring) tokenizes through here, run by run,
         so they agree token for token.
         """
-        segments = self.renderer.segments(messages, continuation)
+        segments = self.renderer.segments(messages, continuation, raw=raw)
         if not segments:  # an empty prompt: what llama.cpp gives for b""
             return list(llm.tokenize(b"", add_bos=True, special=False))
         first = segments[0]
@@ -211,10 +213,11 @@ def _run(
     emit: Callable[[GenerationEvent], None], cancelled: threading.Event,
 ) -> None:
     params = request.params
-    tokens = prompts.tokens(llm, request.messages, request.continuation)
+    raw = request.raw_prompt
+    tokens = prompts.tokens(llm, request.messages, request.continuation, raw=raw)
     prompt_tokens = tokens
     if request.continuation:
-        prompt_tokens = prompts.tokens(llm, request.messages, "")
+        prompt_tokens = prompts.tokens(llm, request.messages, "", raw=raw)
     params = params_within_context(
         len(tokens), params, llm.n_ctx(), fill_context=request.fill_context
     )

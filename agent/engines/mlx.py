@@ -28,7 +28,12 @@ from agent.engines.base import (
     ModelInfo,
     ScoringRequest,
 )
-from agent.engines.chat_template import ChatTemplateError, render_plain, segment_prompt
+from agent.engines.chat_template import (
+    ChatTemplateError,
+    PromptSegment,
+    render_plain,
+    segment_prompt,
+)
 from agent.engines.completion import Completion, params_within_context
 from agent.engines.shaping import GuidanceTokenizer, LogitShaper, shaper_for
 from agent.engines.thread_bridge import GenerationBridge
@@ -218,10 +223,11 @@ def _steps(
     from mlx_lm.generate import generate_step
 
     params = request.params
-    tokens = _encode(loaded, request.messages, request.continuation)
+    raw = request.raw_prompt
+    tokens = _encode(loaded, request.messages, request.continuation, raw=raw)
     prompt_tokens = len(tokens)
     if request.continuation:
-        prompt_tokens = len(_encode(loaded, request.messages, ""))
+        prompt_tokens = len(_encode(loaded, request.messages, "", raw=raw))
     params = params_within_context(
         len(tokens), params, context_length, fill_context=request.fill_context
     )
@@ -298,12 +304,21 @@ def _score(
     )
 
 
-def _encode(loaded: _Loaded, messages: Sequence[ChatMessage], continuation: str) -> list[int]:
+def _encode(
+    loaded: _Loaded, messages: Sequence[ChatMessage], continuation: str, *, raw: bool = False
+) -> list[int]:
     """The prompt's ids: the template's text with its markers as special tokens, consumer text
     (contents, continuation) with any marker it spells split into plain text, so it cannot
-    forge a turn. Generation, its prompt count and scoring all encode through here."""
+    forge a turn; a ``raw`` prompt is all consumer text. Generation, its prompt count and
+    scoring all encode through here."""
     tokenizer = loaded.tokenizer
-    segments = segment_prompt(loaded.render, messages, continuation)
+    if raw:
+        plain = render_plain(messages, continuation)
+        segments: tuple[PromptSegment, ...] = (
+            (PromptSegment(plain, trusted=False),) if plain else ()
+        )
+    else:
+        segments = segment_prompt(loaded.render, messages, continuation)
     bos = tokenizer.bos_token
     # A template that writes the BOS itself must not get a second one from the tokenizer.
     writes_bos = bool(

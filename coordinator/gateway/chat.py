@@ -35,13 +35,12 @@ from coordinator.gateway.openai_types import (
     TokenLogprobOut,
     TopLogprobOut,
     Usage,
-    answer_schema,
-    token_biases,
 )
+from coordinator.gateway.sampling import answer_schema
 from coordinator.json_http import invalid_request
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
-from protocol.chat import SamplingParams, TokenLogprob
+from protocol.chat import TokenLogprob
 from protocol.ids import ModelId
 
 log = logging.getLogger(__name__)
@@ -100,20 +99,7 @@ def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSp
         catalogue_context=priced.model.context_length,
         max_tokens_limit=services.settings.max_tokens_limit,
     )
-    params = SamplingParams(
-        max_tokens=budget.max_tokens,
-        temperature=1.0 if body.temperature is None else body.temperature,
-        top_p=1.0 if body.top_p is None else body.top_p,
-        stop=body.stop_sequences(),
-        seed=body.seed,
-        top_k=max(0, body.top_k or 0),
-        min_p=body.min_p or 0.0,
-        presence_penalty=body.presence_penalty or 0.0,
-        frequency_penalty=body.frequency_penalty or 0.0,
-        repetition_penalty=body.repetition_penalty or 1.0,
-        logit_bias=token_biases(body.logit_bias),
-        json_schema=answer_schema(body.response_format),
-    )
+    params = body.sampling(budget.max_tokens, answer_schema(body.response_format))
     top = (body.top_logprobs or 0) if body.logprobs else 0
     spec = CompletionSpec(
         model, messages, params, top, fill_context=budget.fill_context,
@@ -158,7 +144,7 @@ async def _whole(
                 finish_reason="length" if item.finish_reason == "length" else "stop",
             )
         ],
-        usage=_usage(item),
+        usage=usage_of(item),
     )
     return web.Response(
         text=completion.model_dump_json(), content_type="application/json",
@@ -192,12 +178,12 @@ async def _stream(
     reason = "length" if item.finish_reason == "length" else "stop"
     await response.write(encoder.finish(reason))
     if body.stream_options is not None and body.stream_options.include_usage:
-        await response.write(encoder.usage(_usage(item)))
+        await response.write(encoder.usage(usage_of(item)))
     await response.write(b"data: [DONE]\n\n")
     return response
 
 
-def _usage(finished: Finished) -> Usage:
+def usage_of(finished: Finished) -> Usage:
     return Usage(
         prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,

@@ -41,6 +41,8 @@ class CompletionSpec:
     its node's context leaves (:class:`~coordinator.gateway.context.ContextBudget`)."""
     prompt_floor: int = 0
     """The fewest tokens the prompt can take (``gateway.context.prompt_token_floor``)."""
+    raw_prompt: bool = False
+    """The one message is the prompt as written, not rendered by the chat template."""
 
     @property
     def budget(self) -> ContextBudget:
@@ -175,7 +177,7 @@ def _job_for(
     return Job(
         job_id=new_job_id(), model=spec.model, messages=spec.messages, params=params,
         top_logprobs=max(top_logprobs, spec.top_logprobs), continuation="".join(progress.text),
-        fill_context=spec.fill_context,
+        fill_context=spec.fill_context, raw_prompt=spec.raw_prompt,
     )
 
 

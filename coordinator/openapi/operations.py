@@ -36,6 +36,7 @@ from coordinator.accounts.schemas import (
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.economy.bounty_routes import NetworkBounties
 from coordinator.economy.topup_routes import TopupView
+from coordinator.gateway.completions_types import CompletionRequest, TextCompletion
 from coordinator.gateway.errors import is_api_path
 from coordinator.gateway.openai_types import (
     ChatCompletion,
@@ -117,6 +118,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/chat/completions", "Create a chat completion (OpenAI-compatible)",
               {200: ChatCompletion}, auth="api_key", request=ChatCompletionRequest,
               also={200: SSE}, tags=("gateway",), rate_limited=True),
+    Operation("POST", "/v1/completions", "Continue a prompt as written (OpenAI legacy completions)",
+              {200: TextCompletion}, auth="api_key", request=CompletionRequest,
+              also={200: Body("text/event-stream", "text_completion events, then `data: [DONE]`")},
+              tags=("gateway",), rate_limited=True),
     Operation("GET", "/v1/models", "Models served by at least one live node",
               {200: ModelList}, auth="api_key", tags=("gateway",), rate_limited=True),
     Operation("GET", "/v1/models/{model_id}", "One catalogue model (nodes: how many serve it now)",

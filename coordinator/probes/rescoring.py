@@ -179,8 +179,10 @@ class RescoringSampler:
         """Keep a random share of successful attempts; never blocks, never raises."""
         if observation.outcome is not Outcome.SUCCESS or not observation.logprobs:
             return
-        if observation.job.params.steers_choice:
-            return  # its tokens were not drawn from the model's own distribution alone
+        if observation.job.params.steers_choice or observation.job.raw_prompt:
+            # its tokens were not drawn from the model's own distribution alone, or followed
+            # a prompt a verifier would render through the chat template
+            return
         if self._rng.random() >= self._settings.rescore_rate:
             return
         try:
