@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.engines.base import Engine, GeneratedToken, GenerationRequest, ScoringRequest
+from agent.engines.tool_turns import tool_turns
 from agent.errors import ContextLengthExceeded, EngineError, RequestRejected
 from protocol.chat import WireModel
 from protocol.ids import JobId, ModelId
@@ -114,8 +115,8 @@ class JobRunner:
 
     async def _run(self, job: Job, send: Send) -> None:
         request = GenerationRequest(
-            job.messages, job.params, job.top_logprobs, job.continuation, job.fill_context,
-            raw_prompt=job.raw_prompt,
+            tool_turns(job.messages, job.tools), job.params, job.top_logprobs, job.continuation,
+            job.fill_context, raw_prompt=job.raw_prompt,
         )
         first_token_at: float | None = None
         try:

@@ -12,7 +12,8 @@ PROTOCOL_VERSION = 4
 MIN_PROTOCOL_VERSION = 1
 """The oldest version a coordinator still accepts; features newer than a node's version are
 never sent to it (version 2 added re-scoring: ``ScoreRequest`` / ``TokenScores``; version 3
-``Job.fill_context``; version 4 the sampling extensions, JSON constraints and raw prompts)."""
+``Job.fill_context``; version 4 the sampling extensions, JSON constraints, raw prompts and
+tools)."""
 
 SCORING_PROTOCOL_VERSION = 2
 """The first version whose nodes answer ``ScoreRequest``."""
@@ -22,8 +23,8 @@ FILL_CONTEXT_PROTOCOL_VERSION = 3
 
 SAMPLING_PROTOCOL_VERSION = 4
 """The first version whose nodes honour ``SamplingParams``' penalties, top_k, min_p, logit_bias
-and ``json_schema``, and ``Job.raw_prompt``: a job using any of them is never sent to an older
-node."""
+and ``json_schema``, ``Job.raw_prompt``, ``Job.tools`` and tool turns: a job using any of them
+is never sent to an older node."""
 
 __all__ = [
     "FILL_CONTEXT_PROTOCOL_VERSION",

@@ -174,6 +174,18 @@ class Job(WireModel):
     refusing. Sent only to nodes of protocol version 3 or later; left out of the frame when
     false, so older nodes read the same jobs as before."""
 
+    @property
+    def plain_chat(self) -> bool:
+        """A conversation rendered by the template as it stands: no raw prompt, no tools."""
+        return not self.raw_prompt and not self.tools and not any(
+            m.role == "tool" or m.tool_calls for m in self.messages
+        )
+
+    @property
+    def needs_sampling_protocol(self) -> bool:
+        """Whether only a node of ``SAMPLING_PROTOCOL_VERSION`` or later can honour this job."""
+        return self.params.needs_sampling_protocol or not self.plain_chat
+
     @model_validator(mode="after")
     def _a_raw_prompt_is_one_message(self) -> Job:
         if self.raw_prompt and len(self.messages) != 1:

@@ -32,11 +32,17 @@ from coordinator.gateway.openai_types import (
     ChatCompletionRequest,
     Choice,
     ChoiceLogprobs,
+    ChunkDelta,
+    FinishReason,
+    FunctionCalled,
     TokenLogprobOut,
+    ToolCallDelta,
+    ToolCallOut,
     TopLogprobOut,
     Usage,
 )
 from coordinator.gateway.sampling import answer_schema
+from coordinator.gateway.tools import CallMade, ToolAnswer, read_tool_answer
 from coordinator.json_http import invalid_request
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
@@ -99,11 +105,14 @@ def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSp
         catalogue_context=priced.model.context_length,
         max_tokens_limit=services.settings.max_tokens_limit,
     )
-    params = body.sampling(budget.max_tokens, answer_schema(body.response_format))
+    shape = body.tool_answer_schema()
+    if shape is None:
+        shape = answer_schema(body.response_format)
+    params = body.sampling(budget.max_tokens, shape)
     top = (body.top_logprobs or 0) if body.logprobs else 0
     spec = CompletionSpec(
         model, messages, params, top, fill_context=budget.fill_context,
-        prompt_floor=budget.prompt_floor,
+        prompt_floor=budget.prompt_floor, tools=body.wire_tools(),
     )
     return spec, priced.price
 
@@ -135,13 +144,19 @@ async def _whole(
             logprobs.extend(_logprobs_out(item.logprobs, body.top_logprobs or 0))
         item = await anext(pieces)
     answered(meter, item)
+    reason = _finish_reason(item)
+    message = AssistantMessage(content="".join(text))
+    if body.tool_answer_schema() is not None:
+        read = read_tool_answer("".join(text), item.finish_reason)
+        message = AssistantMessage(content=read.content, tool_calls=_calls_out(read) or None)
+        reason = read.finish_reason
     completion = ChatCompletion(
         id=meter.completion_id, created=int(time.time()), model=body.model,
         choices=[
             Choice(
-                message=AssistantMessage(content="".join(text)),
+                message=message,
                 logprobs=ChoiceLogprobs(content=logprobs) if body.logprobs else None,
-                finish_reason="length" if item.finish_reason == "length" else "stop",
+                finish_reason=reason,
             )
         ],
         usage=usage_of(item),
@@ -165,22 +180,47 @@ async def _stream(
     encoder = _ChunkEncoder(meter.completion_id, int(time.time()), body.model)
     await response.write(encoder.role())
     item = first
+    tool_answer: list[str] | None = [] if body.tool_answer_schema() is not None else None
     try:
         while not isinstance(item, Finished):
-            lp = _logprobs_out(item.logprobs, body.top_logprobs or 0) if body.logprobs else None
-            await response.write(encoder.content(item.text, lp))
+            if tool_answer is not None:  # its shape is known only once it is whole
+                tool_answer.append(item.text)
+            else:
+                lp = (
+                    _logprobs_out(item.logprobs, body.top_logprobs or 0) if body.logprobs
+                    else None
+                )
+                await response.write(encoder.content(item.text, lp))
             meter.delivered(item.node_id, item.tokens)
             item = await anext(pieces)
     except CoordinatorError as error:
         await response.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
         return response
     answered(meter, item)
-    reason = "length" if item.finish_reason == "length" else "stop"
+    reason = _finish_reason(item)
+    if tool_answer is not None:
+        read = read_tool_answer("".join(tool_answer), item.finish_reason)
+        if read.calls:
+            await response.write(encoder.tool_calls(read.calls))
+        elif read.content:
+            await response.write(encoder.content(read.content, None))
+        reason = read.finish_reason
     await response.write(encoder.finish(reason))
     if body.stream_options is not None and body.stream_options.include_usage:
         await response.write(encoder.usage(usage_of(item)))
     await response.write(b"data: [DONE]\n\n")
     return response
+
+
+def _finish_reason(finished: Finished) -> FinishReason:
+    return "length" if finished.finish_reason == "length" else "stop"
+
+
+def _calls_out(answer: ToolAnswer) -> list[ToolCallOut]:
+    return [
+        ToolCallOut(id=call.id, function=FunctionCalled(name=call.name, arguments=call.arguments))
+        for call in answer.calls
+    ]
 
 
 def usage_of(finished: Finished) -> Usage:
@@ -229,6 +269,20 @@ class _ChunkEncoder:
             lp = json.dumps({"content": [x.model_dump() for x in logprobs]})
         return self._frame(
             f'"delta": {{"content": {json.dumps(text)}}}, "logprobs": {lp}, '
+            '"finish_reason": null'
+        )
+
+    def tool_calls(self, calls: tuple[CallMade, ...]) -> bytes:
+        """Every call in one delta, each whole (its name, id and all its arguments)."""
+        delta = ChunkDelta(tool_calls=[
+            ToolCallDelta(
+                index=index, id=call.id, type="function",
+                function=FunctionCalled(name=call.name, arguments=call.arguments),
+            )
+            for index, call in enumerate(calls)
+        ])
+        return self._frame(
+            f'"delta": {delta.model_dump_json(exclude_none=True)}, "logprobs": null, '
             '"finish_reason": null'
         )
 

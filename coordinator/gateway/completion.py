@@ -22,7 +22,7 @@ from coordinator.errors import (
 from coordinator.gateway.context import ContextBudget, context_refused
 from coordinator.hub.calls import AttemptFailed, new_job_id
 from coordinator.services import Services
-from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
+from protocol.chat import ChatMessage, FunctionTool, SamplingParams, TokenLogprob
 from protocol.ids import ModelId, NodeId
 from protocol.messages import Job, TokenDelta
 
@@ -43,6 +43,8 @@ class CompletionSpec:
     """The fewest tokens the prompt can take (``gateway.context.prompt_token_floor``)."""
     raw_prompt: bool = False
     """The one message is the prompt as written, not rendered by the chat template."""
+    tools: tuple[FunctionTool, ...] = ()
+    """The functions the model may call (its answer's shape is ``params.json_schema``)."""
 
     @property
     def budget(self) -> ContextBudget:
@@ -177,7 +179,7 @@ def _job_for(
     return Job(
         job_id=new_job_id(), model=spec.model, messages=spec.messages, params=params,
         top_logprobs=max(top_logprobs, spec.top_logprobs), continuation="".join(progress.text),
-        fill_context=spec.fill_context, raw_prompt=spec.raw_prompt,
+        fill_context=spec.fill_context, raw_prompt=spec.raw_prompt, tools=spec.tools,
     )
 
 

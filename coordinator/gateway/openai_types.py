@@ -12,17 +12,18 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coordinator.gateway.sampling import ResponseFormat, SamplingRequest, refused
-from protocol.chat import ChatMessage
+from coordinator.gateway.tools import ToolChoice, answer_schema_for_tools
+from protocol.chat import MAX_TOOLS, ChatMessage, FunctionTool, ToolCall
+from protocol.constraints import schema_problem
+
+FUNCTION_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 # Parameters OpenAI documents that Koretex does not honour: refused by name, never ignored.
 UNSUPPORTED_PARAMETERS: dict[str, str] = {
     "audio": "audio output is not offered: Koretex models produce text",
     "prediction": "predicted outputs are not supported",
-    "tools": "tool calling is not supported yet",
-    "tool_choice": "tool calling is not supported yet",
-    "parallel_tool_calls": "tool calling is not supported yet",
-    "functions": "function calling is not supported yet",
-    "function_call": "function calling is not supported yet",
+    "functions": "the deprecated functions parameter is not supported: send tools",
+    "function_call": "the deprecated function_call parameter is not supported: send tool_choice",
     "web_search_options": "web search is not offered",
     "reasoning_effort": "no Koretex model takes a reasoning effort",
 }
@@ -34,18 +35,33 @@ class TextPart(BaseModel):
     text: str
 
 
+class CalledFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(pattern=FUNCTION_NAME)
+    arguments: str = Field(max_length=100_000)
+
+
+class RequestToolCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=64)
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
 class RequestMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[RequestToolCall] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="before")
     @classmethod
     def _text_messages_only(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        if value.get("role") == "tool" or value.get("tool_calls"):
-            raise refused("tool messages and tool calls are not supported yet")
+        if value.get("role") == "tool" and not value.get("tool_call_id"):
+            raise refused("a tool message answers a call: it needs its tool_call_id")
         parts = value.get("content")
         for part in parts if isinstance(parts, list) else ():
             kind = part.get("type") if isinstance(part, dict) else None
@@ -61,7 +77,46 @@ class RequestMessage(BaseModel):
             text = "".join(part.text for part in self.content)
         else:
             text = self.content or ""
-        return ChatMessage(role=role, content=text)
+        calls = tuple(
+            ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
+            for call in self.tool_calls or () if self.role == "assistant"
+        )
+        return ChatMessage(
+            role=role, content=text, tool_calls=calls,
+            tool_call_id=self.tool_call_id if self.role == "tool" else None,
+        )
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = Field(default=None, max_length=10_000)
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None  # calls always follow the parameters' schema: it is enforced
+
+
+class ToolSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: FunctionSpec
+
+    def to_wire(self) -> FunctionTool:
+        function = self.function
+        return FunctionTool(
+            name=function.name, description=function.description or "",
+            parameters=function.parameters or {"type": "object", "properties": {}},
+        )
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=FUNCTION_NAME)
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(BaseModel):
@@ -85,6 +140,9 @@ class ChatCompletionRequest(SamplingRequest):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     modalities: list[Literal["text"]] | None = Field(default=None, max_length=1)
+    tools: list[ToolSpec] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     # Accepted and not acted on, as their documented meaning allows: attribution and bookkeeping.
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
     store: bool | None = None
@@ -97,6 +155,52 @@ class ChatCompletionRequest(SamplingRequest):
             raise refused("modalities: Koretex models produce text only", "modalities")
         if value.get("n") not in (None, 1):
             raise refused("n: one choice per request is supported", "n")
+        tools = value.get("tools")
+        if value.get("tool_choice") is not None and not tools:
+            raise refused("tool_choice: there are no tools to choose from", "tool_choice")
+        if tools and value.get("tool_choice") != "none":
+            response_format = value.get("response_format")
+            if isinstance(response_format, dict) and response_format.get("type") != "text":
+                raise refused(
+                    "response_format: a JSON response format together with tools is not "
+                    "supported yet", "response_format",
+                )
+            if value.get("logprobs"):
+                raise refused("logprobs: not offered together with tools", "logprobs")
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool_and_calls_can_be_enforced(self) -> ChatCompletionRequest:
+        names = [tool.function.name for tool in self.tools or ()]
+        if len(set(names)) != len(names):
+            raise refused("tools: two tools share a name", "tools")
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise refused(
+                f"tool_choice: no tool is named {choice.function.name!r}", "tool_choice"
+            )
+        schema = self.tool_answer_schema()
+        problem = schema_problem(schema) if schema is not None else None
+        if problem is not None:
+            raise refused(f"tools: a function's parameters cannot be enforced: {problem}", "tools")
+        return self
+
+    def wire_tools(self) -> tuple[FunctionTool, ...]:
+        """The tools the model is told of (none under ``tool_choice: none``)."""
+        if self.tool_choice == "none":
+            return ()
+        return tuple(tool.to_wire() for tool in self.tools or ())
+
+    def chosen_tool(self) -> ToolChoice:
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice):
+            return choice.function.name
+        return choice or "auto"
+
+    def tool_answer_schema(self) -> dict[str, Any] | None:
+        """The shape every answer takes when tools are offered (None: free text)."""
+        return answer_schema_for_tools(
+            self.wire_tools(), self.chosen_tool(), parallel=self.parallel_tool_calls is not False
+        )
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -122,17 +226,32 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprobOut] | None
 
 
+class FunctionCalled(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCalled
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
     refusal: None = None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
 
 
 class ChatCompletion(BaseModel):
@@ -145,16 +264,24 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str | None = None
 
 
+class ToolCallDelta(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCalled
+
+
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: ChunkDelta
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
 
 
 class ChatCompletionChunk(BaseModel):

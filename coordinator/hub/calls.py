@@ -35,6 +35,8 @@ rendered prompt's UTF-8 bytes (no tokenizer makes more tokens than bytes, plus i
 COMPLETION_TOKEN_ALLOWANCE = 4
 """Tokens a completion may count beyond its text's bytes (an end-of-text token, bytes of a
 character held back at the end)."""
+TOOL_TURNS_ALLOWANCE = 2048
+"""Bytes a node may add to describe tools and how to call them (agent/engines/tool_turns.py)."""
 _job_counter = itertools.count()
 
 
@@ -45,6 +47,10 @@ def new_job_id() -> JobId:
 def prompt_token_bound(job: Job) -> int:
     """The most prompt tokens a node may claim for ``job`` without a tokenizer to check it."""
     text_bytes = sum(len(m.content.encode()) + len(m.role) for m in job.messages)
+    if not job.plain_chat:  # tools, their description and earlier calls are written out
+        text_bytes += TOOL_TURNS_ALLOWANCE + sum(
+            len(t.model_dump_json().encode()) for t in job.tools
+        ) + sum(len(m.model_dump_json().encode()) for m in job.messages if m.tool_calls)
     return text_bytes + len(job.continuation.encode()) + PROMPT_TEMPLATE_ALLOWANCE * (
         1 + len(job.messages)
     )

@@ -58,7 +58,7 @@ class NodeTooOld(Exception):
 def for_protocol(job: Job | ScoreRequest, protocol_version: int) -> Job | ScoreRequest:
     """``job`` as a node of ``protocol_version`` understands it; raises :class:`NodeTooOld`
     for a job whose parameters such a node would not honour."""
-    if isinstance(job, Job) and (job.params.needs_sampling_protocol or job.raw_prompt) and (
+    if isinstance(job, Job) and job.needs_sampling_protocol and (
         protocol_version < SAMPLING_PROTOCOL_VERSION
     ):
         raise NodeTooOld(f"protocol {protocol_version} cannot take these sampling parameters")

@@ -179,9 +179,9 @@ class RescoringSampler:
         """Keep a random share of successful attempts; never blocks, never raises."""
         if observation.outcome is not Outcome.SUCCESS or not observation.logprobs:
             return
-        if observation.job.params.steers_choice or observation.job.raw_prompt:
+        if observation.job.params.steers_choice or not observation.job.plain_chat:
             # its tokens were not drawn from the model's own distribution alone, or followed
-            # a prompt a verifier would render through the chat template
+            # a prompt a verifier's scoring would not render the same way
             return
         if self._rng.random() >= self._settings.rescore_rate:
             return

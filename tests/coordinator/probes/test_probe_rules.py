@@ -135,9 +135,9 @@ def test_a_probe_job_has_the_shape_of_a_consumers_first_attempt() -> None:
     assert re.fullmatch(r"job-[0-9a-f]{16}-\d+", job.job_id)
     assert job.top_logprobs == 5 and job.continuation == ""
     assert job.messages == draw.messages and job.params == draw.params
-    # Every field a consumer's job carries; fill_context is left out of the frame when false,
-    # as in a consumer's job that sets max_tokens.
-    fields = set(Job.model_fields) - {"fill_context"}
+    # Every field a consumer's chat job carries; fill_context, tools and raw_prompt are left out
+    # of the frame when unused, as in a consumer's plain chat that sets max_tokens.
+    fields = set(Job.model_fields) - {"fill_context", "tools", "raw_prompt"}
     assert set(job.model_dump(exclude_unset=False)) == fields
 
 
