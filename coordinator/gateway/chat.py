@@ -4,10 +4,13 @@ OpenAI's chat completion (whole, or streamed as chunks); the paid call between i
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import secrets
 import time
+from dataclasses import dataclass, field
 
 import orjson
 import pydantic
@@ -47,7 +50,7 @@ from coordinator.json_http import invalid_request
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from protocol.chat import TokenLogprob
-from protocol.ids import ModelId
+from protocol.ids import ModelId, NodeId
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,9 @@ async def _complete(
     request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest
 ) -> web.StreamResponse:
     spec, price = _spec(body, services)
+
+    if body.n > 1:
+        return await _several(request, services, owner, body, spec, price)
 
     async def answer(pieces: Pieces, first: Piece | Finished, meter: CallMeter) -> (
         web.StreamResponse
@@ -131,39 +137,123 @@ def _logprobs_out(logprobs: tuple[TokenLogprob, ...], top: int) -> list[TokenLog
     ]
 
 
-async def _whole(
-    body: ChatCompletionRequest, pieces: Pieces, first: Piece | Finished, meter: CallMeter
-) -> web.Response:
-    text: list[str] = []
-    logprobs: list[TokenLogprobOut] = []
+@dataclass
+class _Collected:
+    """One choice's whole answer, read before any of it is billed."""
+
+    text: list[str] = field(default_factory=list)
+    logprobs: list[TokenLogprobOut] = field(default_factory=list)
+    delivered: list[tuple[NodeId, int]] = field(default_factory=list)
+
+
+async def _collect(
+    body: ChatCompletionRequest, pieces: Pieces, first: Piece | Finished
+) -> tuple[_Collected, Finished]:
+    collected = _Collected()
     item = first
     while not isinstance(item, Finished):
-        text.append(item.text)
-        meter.delivered(item.node_id, item.tokens)
+        collected.text.append(item.text)
+        collected.delivered.append((item.node_id, item.tokens))
         if body.logprobs:
-            logprobs.extend(_logprobs_out(item.logprobs, body.top_logprobs or 0))
+            collected.logprobs.extend(_logprobs_out(item.logprobs, body.top_logprobs or 0))
         item = await anext(pieces)
-    answered(meter, item)
-    reason = _finish_reason(item)
-    message = AssistantMessage(content="".join(text))
+    return collected, item
+
+
+def _bill(meter: CallMeter, collected: _Collected, finished: Finished) -> None:
+    for node_id, tokens in collected.delivered:
+        meter.delivered(node_id, tokens)
+    answered(meter, finished)
+
+
+def _choice(
+    body: ChatCompletionRequest, collected: _Collected, finished: Finished, index: int
+) -> Choice:
+    text = "".join(collected.text)
+    reason = _finish_reason(finished)
+    message = AssistantMessage(content=text)
     if body.tool_answer_schema() is not None:
-        read = read_tool_answer("".join(text), item.finish_reason)
+        read = read_tool_answer(text, finished.finish_reason)
         message = AssistantMessage(content=read.content, tool_calls=_calls_out(read) or None)
         reason = read.finish_reason
+    return Choice(
+        index=index, message=message, finish_reason=reason,
+        logprobs=ChoiceLogprobs(content=collected.logprobs) if body.logprobs else None,
+    )
+
+
+def _completion_response(
+    body: ChatCompletionRequest, completion_id: str, choices: list[Choice], usage: Usage,
+    node_id: str,
+) -> web.Response:
     completion = ChatCompletion(
-        id=meter.completion_id, created=int(time.time()), model=body.model,
-        choices=[
-            Choice(
-                message=message,
-                logprobs=ChoiceLogprobs(content=logprobs) if body.logprobs else None,
-                finish_reason=reason,
-            )
-        ],
-        usage=usage_of(item),
+        id=completion_id, created=int(time.time()), model=body.model, choices=choices,
+        usage=usage,
     )
     return web.Response(
         text=completion.model_dump_json(), content_type="application/json",
-        headers={NODE_HEADER: first.node_id},
+        headers={NODE_HEADER: node_id},
+    )
+
+
+async def _whole(
+    body: ChatCompletionRequest, pieces: Pieces, first: Piece | Finished, meter: CallMeter
+) -> web.Response:
+    collected, finished = await _collect(body, pieces, first)
+    _bill(meter, collected, finished)
+    choice = _choice(body, collected, finished, 0)
+    return _completion_response(
+        body, meter.completion_id, [choice], usage_of(finished), first.node_id
+    )
+
+
+async def _several(
+    request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest,
+    spec: CompletionSpec, price: Price,
+) -> web.Response:
+    """``n`` choices, each its own paid call (billed as n calls), answered together.
+
+    A choice is billed only once every choice is whole: if one fails, the consumer gets the
+    error and none of the answers, and pays for none of them.
+    """
+    completion_id = _completion_id()
+    everyone_answered = asyncio.Barrier(body.n)
+    results: dict[int, tuple[Choice, Finished, str]] = {}
+
+    async def one(index: int) -> None:
+        params = spec.params
+        if params.seed is not None:  # reproducible, and each choice its own draw
+            params = params.model_copy(update={"seed": params.seed + index})
+
+        async def answer(pieces: Pieces, first: Piece | Finished, meter: CallMeter) -> (
+            web.StreamResponse
+        ):
+            collected, finished = await _collect(body, pieces, first)
+            await pieces.aclose()  # its node's slot is free for the choices still waiting
+            await everyone_answered.wait()
+            _bill(meter, collected, finished)
+            results[index] = (_choice(body, collected, finished, index), finished, first.node_id)
+            return web.Response()  # the consumer's response carries every choice at once
+
+        await paid_call(
+            request, services, owner, dataclasses.replace(spec, params=params), price,
+            f"{completion_id}-{index}", answer,
+        )
+
+    try:
+        async with asyncio.TaskGroup() as calls:
+            for index in range(body.n):
+                calls.create_task(one(index))
+    except BaseExceptionGroup as failed:  # the consumer hears why the first choice failed
+        raise failed.exceptions[0] from None
+    ordered = [results[index] for index in range(body.n)]
+    usage = Usage(
+        prompt_tokens=sum(f.prompt_tokens for _, f, _ in ordered),
+        completion_tokens=sum(f.completion_tokens for _, f, _ in ordered),
+        total_tokens=sum(f.prompt_tokens + f.completion_tokens for _, f, _ in ordered),
+    )
+    return _completion_response(
+        body, completion_id, [choice for choice, _, _ in ordered], usage, ordered[0][2]
     )
 
 

@@ -17,6 +17,8 @@ from protocol.chat import MAX_TOOLS, ChatMessage, FunctionTool, ToolCall
 from protocol.constraints import schema_problem
 
 FUNCTION_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+MAX_CHOICES = 8
+"""The most choices one request may ask for: each is a job, and the hold is n times one's."""
 
 # Parameters OpenAI documents that Koretex does not honour: refused by name, never ignored.
 UNSUPPORTED_PARAMETERS: dict[str, str] = {
@@ -133,7 +135,7 @@ class ChatCompletionRequest(SamplingRequest):
     messages: list[RequestMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    n: Literal[1] = 1
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES)
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool = False
@@ -153,8 +155,8 @@ class ChatCompletionRequest(SamplingRequest):
         modalities = value.get("modalities")
         if isinstance(modalities, list) and any(modality != "text" for modality in modalities):
             raise refused("modalities: Koretex models produce text only", "modalities")
-        if value.get("n") not in (None, 1):
-            raise refused("n: one choice per request is supported", "n")
+        if value.get("stream") and value.get("n") not in (None, 1):
+            raise refused("n: several choices are answered whole, not streamed", "n")
         tools = value.get("tools")
         if value.get("tool_choice") is not None and not tools:
             raise refused("tool_choice: there are no tools to choose from", "tool_choice")
