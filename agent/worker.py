@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.engines.base import Engine, GeneratedToken, GenerationRequest, ScoringRequest
-from agent.engines.tool_turns import tool_turns
 from agent.errors import ContextLengthExceeded, EngineError, RequestRejected
 from protocol.chat import WireModel
 from protocol.ids import JobId, ModelId
@@ -24,6 +23,7 @@ from protocol.messages import (
     TokenDelta,
     TokenScores,
 )
+from protocol.tool_turns import tool_turns
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ The upstream token is opened from its sealed form for each request and held nowh
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from contextlib import suppress
 from typing import Any
@@ -46,6 +47,43 @@ from protocol.session import ProtocolViolation
 log = logging.getLogger(__name__)
 
 ERROR_BODY_BYTES = 8192
+
+
+class AnswerCheck:
+    """An upstream told to follow a JSON schema is held to it: an answer that ends without
+    validating is the upstream's failure, not an answer (its deltas are counted as they pass)."""
+
+    def __init__(self, schema: dict[str, Any] | None) -> None:
+        self._schema = schema
+        self._text: list[str] = []
+
+    def events(self, events: list[JobEvent]) -> list[JobEvent]:
+        if self._schema is None:
+            return events
+        checked: list[JobEvent] = []
+        for event in events:
+            if isinstance(event, TokenDelta):
+                self._text.append(event.text)
+            elif isinstance(event, JobDone) and event.finish_reason == "stop":
+                problem = self._problem("".join(self._text))
+                if problem is not None:
+                    event = JobFailed(
+                        job_id=event.job_id, code="engine_error",
+                        message=f"the upstream's answer broke the requested schema: {problem}",
+                    )
+            checked.append(event)
+        return checked
+
+    def _problem(self, text: str) -> str | None:
+        import jsonschema
+
+        try:
+            jsonschema.validate(json.loads(text), self._schema or {})
+        except json.JSONDecodeError as exc:
+            return f"not JSON ({exc.msg})"
+        except jsonschema.ValidationError as exc:
+            return str(exc.message)[:200]
+        return None
 
 
 class CloudRelay:
@@ -139,7 +177,7 @@ class CloudRelay:
             job.job_id, estimate_prompt_tokens(job.messages), secret=token
         )
         try:
-            await self._stream(body, token, translator)
+            await self._stream(body, token, translator, AnswerCheck(job.params.json_schema))
         except asyncio.CancelledError:
             raise
         except TimeoutError:
@@ -155,7 +193,9 @@ class CloudRelay:
             log.exception("cloud job %s failed in the relay", job.job_id)
             self._fail(job, "cloud relay failed")
 
-    async def _stream(self, body: dict[str, Any], token: str, translator: StreamTranslator) -> None:
+    async def _stream(
+        self, body: dict[str, Any], token: str, translator: StreamTranslator, check: AnswerCheck
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         settings = self._settings
         async with asyncio.timeout(settings.first_byte_timeout_s):
@@ -180,10 +220,10 @@ class CloudRelay:
                 if not chunk:
                     break
                 for data in decoder.feed(chunk):
-                    self._feed_all(translator.on_data(data))
+                    self._feed_all(check.events(translator.on_data(data)))
             for data in decoder.close():
-                self._feed_all(translator.on_data(data))
-            self._feed_all(translator.on_end())
+                self._feed_all(check.events(translator.on_data(data)))
+            self._feed_all(check.events(translator.on_end()))
 
     def _fail(self, job: Job, message: str) -> None:
         self._feed(JobFailed(job_id=job.job_id, code="engine_error", message=message))

@@ -17,6 +17,7 @@ from protocol.chat import ChatMessage, SamplingParams, TokenLogprob, TopLogprob
 from protocol.constraints import ANY_JSON_OBJECT
 from protocol.ids import JobId
 from protocol.messages import FailureCode, Job, JobDone, JobFailed, TokenDelta
+from protocol.tool_turns import tool_turns
 
 JobEvent = TokenDelta | JobDone | JobFailed
 
@@ -29,7 +30,8 @@ _DETAIL_CHARS = 300
 
 
 class CannotResume(Exception):
-    """The job continues a partial answer and this upstream cannot continue one."""
+    """The job asks what this upstream cannot do: continue a partial answer, or continue a raw
+    prompt (it speaks chat completions only)."""
 
 
 def chat_url(base_url: str) -> str:
@@ -45,7 +47,11 @@ def request_body(job: Job, upstream_model: str, *, resume: bool) -> dict[str, An
     An upstream without that ability refuses such jobs: raises :class:`CannotResume`.
     """
     params = job.params
-    messages: list[dict[str, str]] = [m.model_dump() for m in job.messages]
+    if job.raw_prompt:
+        raise CannotResume("this cloud node's upstream takes conversations, not raw prompts")
+    messages: list[dict[str, str]] = [
+        {"role": m.role, "content": m.content} for m in tool_turns(job.messages, job.tools)
+    ]
     body: dict[str, Any] = {
         "model": upstream_model,
         "messages": messages,

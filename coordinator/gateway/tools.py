@@ -5,7 +5,7 @@ node (llama.cpp's server does the same for models without a native tool format):
 ``{"tool_calls": [{"name": …, "arguments": {…}}, …]}`` or ``{"response": "…"}``. The schema
 allows only the tools offered, each with its own parameters' schema, so a call always parses
 and matches its function; ``required`` and a named function leave out the ``response`` branch.
-The node renders the tools and earlier calls into the prompt (agent/engines/tool_turns.py).
+Nodes and cloud relays write the tools and earlier calls into the prompt (protocol/tool_turns.py).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ COMPLETION_TOKEN_ALLOWANCE = 4
 """Tokens a completion may count beyond its text's bytes (an end-of-text token, bytes of a
 character held back at the end)."""
 TOOL_TURNS_ALLOWANCE = 2048
-"""Bytes a node may add to describe tools and how to call them (agent/engines/tool_turns.py)."""
+"""Bytes a node may add to describe tools and how to call them (protocol/tool_turns.py)."""
 _job_counter = itertools.count()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from agent.engines.tool_turns import tool_turns
 from protocol.chat import ChatMessage, FunctionTool, ToolCall
+from protocol.tool_turns import tool_turns
 
 WEATHER = FunctionTool(name="get_weather", description="The weather.", parameters={
     "type": "object", "properties": {"city": {"type": "string"}},
