@@ -22,6 +22,7 @@ from coordinator.economy.bounty_routes import add_bounty_routes
 from coordinator.economy.ledger import Ledger, ensure_system_books
 from coordinator.economy.topup_routes import add_topup_routes
 from coordinator.economy.topup_watcher import topup_watching
+from coordinator.gateway.anthropic import count_tokens, messages
 from coordinator.gateway.chat import chat_completions
 from coordinator.gateway.completions import completions
 from coordinator.gateway.errors import openai_errors
@@ -145,6 +146,8 @@ def create_app(
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model_id}", retrieve_model)
     app.router.add_get("/v1/nodes/connect", node_connect)

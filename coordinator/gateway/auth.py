@@ -1,4 +1,4 @@
-"""Consumer authentication: the ``Authorization: Bearer`` API key on ``/v1`` routes."""
+"""Consumer authentication: the API key on ``/v1`` routes (a bearer token or ``x-api-key``)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,18 @@ from coordinator.services import SERVICES
 
 
 async def require_api_key(request: web.Request) -> KeyOwner:
-    """The key's owner; also charges the key's per-minute request limit (429 past it)."""
+    """The key's owner; also charges the key's per-minute request limit (429 past it).
+
+    The key comes as ``Authorization: Bearer <key>`` (OpenAI's clients) or ``x-api-key``
+    (Anthropic's)."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
+    if not header and request.headers.get("x-api-key"):
+        scheme, secret = "bearer", request.headers["x-api-key"]
     if scheme.lower() != "bearer" or not secret.strip():
-        raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
+        raise AuthenticationFailed(
+            "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+        )
     services = request.app[SERVICES]
     owner = await services.keys.authenticate(
         secret.strip(), services.clock.monotonic(), services.clock.now()

@@ -1,4 +1,5 @@
-"""The one place that turns failures into OpenAI-shaped error responses."""
+"""The one place that turns failures into error responses: OpenAI's shape, and Anthropic's on
+the Messages door."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from coordinator.errors import CoordinatorError, InvalidRequest, NotFound
+from coordinator.gateway.anthropic_types import error_body as anthropic_error_body
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,19 @@ def is_api_path(path: str) -> bool:
     return path.startswith("/v1/") or path in API_OUTSIDE_V1
 
 
+ANTHROPIC_PATHS = "/v1/messages"
+
+
 def error_response(
-    error: CoordinatorError, headers: dict[str, str] | None = None
+    error: CoordinatorError, headers: dict[str, str] | None = None, *, path: str = ""
 ) -> web.Response:
     headers = dict(headers or {})
     if error.retry_after_s is not None:
         headers["Retry-After"] = str(error.retry_after_s)
-    return web.json_response(error.body(), status=error.status, headers=headers)
+    body = error.body()
+    if path.startswith(ANTHROPIC_PATHS):
+        body = anthropic_error_body(error.status, error.message)
+    return web.json_response(body, status=error.status, headers=headers)
 
 
 @web.middleware
@@ -38,7 +46,7 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except CoordinatorError as error:
-        return error_response(error)
+        return error_response(error, path=request.path)
     except web.HTTPException as exc:
         if exc.status < 400 or not is_api_path(request.path):
             raise
@@ -53,7 +61,7 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
         else:
             mapped = InvalidRequest(exc.reason)
             mapped.status = exc.status
-        return error_response(mapped, kept)
+        return error_response(mapped, kept, path=request.path)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(CoordinatorError("internal error"))
+        return error_response(CoordinatorError("internal error"), path=request.path)

@@ -36,6 +36,12 @@ from coordinator.accounts.schemas import (
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.economy.bounty_routes import NetworkBounties
 from coordinator.economy.topup_routes import TopupView
+from coordinator.gateway.anthropic_types import (
+    CountTokensRequest,
+    InputTokens,
+    MessageAnswer,
+    MessagesRequest,
+)
 from coordinator.gateway.completions_types import CompletionRequest, TextCompletion
 from coordinator.gateway.errors import is_api_path
 from coordinator.gateway.openai_types import (
@@ -121,6 +127,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/completions", "Continue a prompt as written (OpenAI legacy completions)",
               {200: TextCompletion}, auth="api_key", request=CompletionRequest,
               also={200: Body("text/event-stream", "text_completion events, then `data: [DONE]`")},
+              tags=("gateway",), rate_limited=True),
+    Operation("POST", "/v1/messages", "Create a message (Anthropic Messages-compatible)",
+              {200: MessageAnswer}, auth="api_key", request=MessagesRequest,
+              also={200: Body("text/event-stream", "Anthropic's message events")},
+              tags=("gateway",), rate_limited=True),
+    Operation("POST", "/v1/messages/count_tokens", "Count a Messages request's input tokens",
+              {200: InputTokens}, auth="api_key", request=CountTokensRequest,
               tags=("gateway",), rate_limited=True),
     Operation("GET", "/v1/models", "Models served by at least one live node",
               {200: ModelList}, auth="api_key", tags=("gateway",), rate_limited=True),
