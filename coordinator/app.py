@@ -27,6 +27,7 @@ from coordinator.gateway.chat import chat_completions
 from coordinator.gateway.completions import completions
 from coordinator.gateway.errors import openai_errors
 from coordinator.gateway.models import list_models, retrieve_model
+from coordinator.gateway.responses import create_response, get_response, remove_response
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
@@ -146,6 +147,9 @@ def create_app(
     app.on_shutdown.append(close_node_links)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/responses", create_response)
+    app.router.add_get("/v1/responses/{response_id}", get_response)
+    app.router.add_delete("/v1/responses/{response_id}", remove_response)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", list_models)

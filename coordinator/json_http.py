@@ -13,8 +13,10 @@ Body = TypeVar("Body", bound=pydantic.BaseModel)
 
 
 def invalid_request(exc: pydantic.ValidationError, where: str) -> InvalidRequest:
-    """The first validation error, as the OpenAI-shaped 400 naming its parameter."""
-    first = exc.errors()[0]
+    """The first validation error, as the OpenAI-shaped 400 naming its parameter: a refusal
+    first (under a union, the other branches' mismatches say less)."""
+    errors = exc.errors()
+    first = next((e for e in errors if e["type"] == "unsupported_parameter"), errors[0])
     named = first.get("ctx", {}).get("param")  # a refusal that names its parameter itself
     param = named or ".".join(str(part) for part in first["loc"]) or None
     if first["type"] == "extra_forbidden":

@@ -93,6 +93,10 @@ class CoordinatorSettings(BaseSettings):
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
     max_frame_bytes: int = Field(default=1_048_576, ge=1024)
     max_messages: int = Field(default=256, ge=1)
+    responses_retention_days: float = Field(
+        default=30.0, gt=0,
+        description="How long a Responses API answer stored with store: true is kept.",
+    )
     max_tokens_limit: int = Field(default=8192, ge=1)
     default_max_tokens: int = Field(default=512, ge=1)
     job_top_logprobs: int = Field(

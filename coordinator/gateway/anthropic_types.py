@@ -319,6 +319,16 @@ def message_id() -> str:
     return "msg_" + secrets.token_urlsafe(18)
 
 
+class AnthropicError(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorBody(BaseModel):
+    type: Literal["error"] = "error"
+    error: AnthropicError
+
+
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",

@@ -37,6 +37,7 @@ from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudN
 from coordinator.economy.bounty_routes import NetworkBounties
 from coordinator.economy.topup_routes import TopupView
 from coordinator.gateway.anthropic_types import (
+    AnthropicErrorBody,
     CountTokensRequest,
     InputTokens,
     MessageAnswer,
@@ -47,9 +48,11 @@ from coordinator.gateway.errors import is_api_path
 from coordinator.gateway.openai_types import (
     ChatCompletion,
     ChatCompletionRequest,
+    ErrorBody,
     ModelEntry,
     ModelList,
 )
+from coordinator.gateway.responses_types import ResponseDeleted, ResponseObject, ResponseRequest
 from coordinator.hub.enrollment_routes import EnrollmentIssued
 from coordinator.points.constants import PointsConstants
 from coordinator.points.schemas import (
@@ -111,6 +114,7 @@ class Operation:
     tags: tuple[str, ...] = ()
     rate_limited: bool = False  # may answer 429 (per-key or per-IP limits)
     errors: Mapping[int, str] = field(default_factory=dict)  # other error statuses: when
+    error_body: type[BaseModel] = ErrorBody  # the shape of every error (Anthropic's on its door)
 
 
 BAD_DAYS = {400: "days is not a whole number from 1 to the coordinator's points.max_days"}
@@ -128,13 +132,26 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: TextCompletion}, auth="api_key", request=CompletionRequest,
               also={200: Body("text/event-stream", "text_completion events, then `data: [DONE]`")},
               tags=("gateway",), rate_limited=True),
+    Operation("POST", "/v1/responses", "Create a response (OpenAI Responses-compatible)",
+              {200: ResponseObject}, auth="api_key", request=ResponseRequest,
+              also={200: Body("text/event-stream", "response.* semantic events")},
+              tags=("gateway",), rate_limited=True,
+              errors={404: "previous_response_id names no response stored with this key"}),
+    Operation("GET", "/v1/responses/{response_id}", "A response stored with store: true",
+              {200: ResponseObject}, auth="api_key",
+              path_params={"response_id": "the response's id"}, tags=("gateway",),
+              rate_limited=True, errors={404: "no such response stored with this key"}),
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a stored response",
+              {200: ResponseDeleted}, auth="api_key",
+              path_params={"response_id": "the response's id"}, tags=("gateway",),
+              rate_limited=True, errors={404: "no such response stored with this key"}),
     Operation("POST", "/v1/messages", "Create a message (Anthropic Messages-compatible)",
               {200: MessageAnswer}, auth="api_key", request=MessagesRequest,
               also={200: Body("text/event-stream", "Anthropic's message events")},
-              tags=("gateway",), rate_limited=True),
+              tags=("gateway",), rate_limited=True, error_body=AnthropicErrorBody),
     Operation("POST", "/v1/messages/count_tokens", "Count a Messages request's input tokens",
               {200: InputTokens}, auth="api_key", request=CountTokensRequest,
-              tags=("gateway",), rate_limited=True),
+              tags=("gateway",), rate_limited=True, error_body=AnthropicErrorBody),
     Operation("GET", "/v1/models", "Models served by at least one live node",
               {200: ModelList}, auth="api_key", tags=("gateway",), rate_limited=True),
     Operation("GET", "/v1/models/{model_id}", "One catalogue model (nodes: how many serve it now)",

@@ -46,6 +46,7 @@ def _models(operations: Iterable[Operation]) -> list[tuple[type[BaseModel], Json
         (ErrorBody, "serialization"): None
     }
     for op in operations:
+        wanted[(op.error_body, "serialization")] = None
         if op.request is not None:
             wanted[(op.request, "validation")] = None
         if op.query is not None:
@@ -100,7 +101,7 @@ def _security(op: Operation) -> list[dict[str, list[str]]]:
 
 
 def _operation(op: Operation, refs: dict[Any, Any], queries: dict[str, Any]) -> dict[str, Any]:
-    error = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
+    error = {"application/json": {"schema": refs[(op.error_body, "serialization")]}}
     responses: dict[str, Any] = {}
     for status, response in op.responses.items():
         entry: dict[str, Any] = {"description": "success"}
@@ -122,7 +123,8 @@ def _operation(op: Operation, refs: dict[Any, Any], queries: dict[str, Any]) -> 
     if op.rate_limited:
         responses["429"] = {"description": "over a limit", "content": error,
                             "headers": {"Retry-After": RETRY_AFTER}}
-    responses["default"] = {"description": "an error, in the OpenAI error shape",
+    shape = "the OpenAI" if op.error_body is ErrorBody else "Anthropic's"
+    responses["default"] = {"description": f"an error, in {shape} error shape",
                             "content": error}
     body: dict[str, Any] = {
         "summary": op.summary,

@@ -263,3 +263,17 @@ class BountyRow(Base):
     capacity_tok_s: Mapped[float] = mapped_column(Double)
     computed_at: Mapped[datetime]
     epoch: Mapped[int] = mapped_column(BigInteger)
+
+
+class StoredResponse(Base):
+    """A Responses API answer stored for the API key that asked (``store: true``): the
+    conversation to continue from with ``previous_response_id``, and the response as returned."""
+
+    __tablename__ = "stored_responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    conversation: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
