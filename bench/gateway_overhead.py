@@ -6,6 +6,9 @@ one round of 16 tokens a path).
 (a) ``direct``: the prompts go straight to a :class:`LlamaCppEngine` in this process.
 (b) ``gateway``: the same prompts go through the official ``openai`` client (streaming, usage
     included) to a real coordinator in this process and a real ``koretex node run`` process.
+At concurrency 1 the other two doors run beside it, on the same coordinator and node:
+(c) ``responses``: the ``openai`` client's ``responses.create(stream=True)``;
+(d) ``messages``: the ``anthropic`` client's ``messages.create(stream=True)``.
 
 Both paths run the same engine configuration (small model, context 2048, ``THREADS`` per slot,
 slots = concurrency), greedy decoding and the same prompts. Their rounds alternate A B B A so
@@ -31,6 +34,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anthropic
 import harness  # the repository on the path
 import openai
 from rich.console import Console
@@ -184,6 +188,47 @@ def through_gateway(client: openai.AsyncOpenAI) -> Ask:
     return ask
 
 
+def through_responses(client: openai.AsyncOpenAI) -> Ask:
+    async def ask(prompt: int) -> Sample:
+        started, first, text, tokens = time.perf_counter(), math.nan, [], 0
+        stream = await client.responses.create(
+            model=MODEL, input=messages(prompt)[0].content, temperature=0.0,
+            max_output_tokens=MAX_TOKENS, stream=True,
+        )
+        async with stream:
+            async for event in stream:
+                if event.type == "response.output_text.delta":
+                    if not text:
+                        first = time.perf_counter()
+                    text.append(event.delta)
+                elif event.type in ("response.completed", "response.incomplete"):
+                    usage = event.response.usage
+                    tokens = usage.output_tokens if usage is not None else 0
+        return Sample(prompt, started, first, time.perf_counter(), tokens, "".join(text))
+
+    return ask
+
+
+def through_messages(client: anthropic.AsyncAnthropic) -> Ask:
+    async def ask(prompt: int) -> Sample:
+        started, first, text, tokens = time.perf_counter(), math.nan, [], 0
+        stream = await client.messages.create(
+            model=MODEL, messages=[{"role": "user", "content": messages(prompt)[0].content}],
+            max_tokens=MAX_TOKENS, stream=True, extra_body={"temperature": 0.0},
+        )
+        async with stream:
+            async for event in stream:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    if not text:
+                        first = time.perf_counter()
+                    text.append(event.delta.text)
+                elif event.type == "message_delta":
+                    tokens = event.usage.output_tokens
+        return Sample(prompt, started, first, time.perf_counter(), tokens, "".join(text))
+
+    return ask
+
+
 async def run_round(lane: Lane, cell: Cell, offset: int, record: bool = True) -> None:
     """``cell.concurrency`` workers, each sending its requests one after another."""
 
@@ -208,7 +253,7 @@ async def run_round(lane: Lane, cell: Cell, offset: int, record: bool = True) ->
         lane.machine_cpu_s += machine_cpu
 
 
-async def measure_cell(cell: Cell, lanes: tuple[Lane, Lane]) -> None:
+async def measure_cell(cell: Cell, lanes: tuple[Lane, ...]) -> None:
     warm_up = Cell(cell.concurrency, rounds=1, requests_per_worker=1)
     for lane in lanes:
         await run_round(lane, warm_up, offset=0, record=False)
@@ -271,9 +316,9 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 
 
 async def run_cell(
-    cell: Cell, coordinator: RunningCoordinator, client: openai.AsyncOpenAI, model_path: Path,
-    sha256: str, directory: Path,
-) -> tuple[Lane, Lane]:
+    cell: Cell, coordinator: RunningCoordinator, client: openai.AsyncOpenAI,
+    claude_client: anthropic.AsyncAnthropic, model_path: Path, sha256: str, directory: Path,
+) -> tuple[Lane, ...]:
     agent = AgentProcess.llama(
         coordinator, model_path, directory / f"agent-{cell.concurrency}",
         slots=cell.concurrency, extra=["--threads", str(THREADS)],
@@ -288,16 +333,21 @@ async def run_cell(
             await engine.load()
         assert agent.process is not None
         agent_pid = agent.process.pid
-        lanes = (
+        def network() -> tuple[float, float, float]:
+            return process_cpu_s(agent_pid), time.process_time(), machine_busy_s()
+
+        lanes: tuple[Lane, ...] = (
             Lane(
                 "direct", direct(engine),
                 lambda: (time.process_time(), math.nan, machine_busy_s()),
             ),
-            Lane(
-                "gateway", through_gateway(client),
-                lambda: (process_cpu_s(agent_pid), time.process_time(), machine_busy_s()),
-            ),
+            Lane("gateway", through_gateway(client), network),
         )
+        if cell.concurrency == 1:  # the other doors, side by side with chat completions
+            lanes += (
+                Lane("responses", through_responses(client), network),
+                Lane("messages", through_messages(claude_client), network),
+            )
         await measure_cell(cell, lanes)
         return lanes
     finally:
@@ -305,7 +355,7 @@ async def run_cell(
         await agent.stop()
 
 
-def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
+def report(results: list[tuple[Cell, tuple[Lane, ...]]]) -> None:
     table = Table(title="Network path overhead: gateway + agent link vs. the engine in-process")
     for header in (
         "conc.", "path", "req.", "tokens", "TTFT p50 ms", "TTFT p90 ms", "req. tok/s p50",
@@ -314,20 +364,22 @@ def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
         table.add_column(header, justify="left" if header == "path" else "right")
     verdicts: list[str] = []
     notes: list[str] = []
-    for cell, a, b in results:
+    for cell, lanes in results:
+        a, b = lanes[0], lanes[1]
         ratio = b.aggregate_tok_s / a.aggregate_tok_s
-        added = b.ttft_ms(0.5) - a.ttft_ms(0.5)  # both lanes ask the same prompts
-        for lane in (a, b):
-            is_b = lane is b
-            gateway_cpu = f"{lane.gateway_cpu_s / lane.tokens * 1000:.2f}" if is_b else "—"
+        added = b.ttft_ms(0.5) - a.ttft_ms(0.5)  # every lane asks the same prompts
+        for lane in lanes:
+            through = lane is not a
+            gateway_cpu = f"{lane.gateway_cpu_s / lane.tokens * 1000:.2f}" if through else "—"
             table.add_row(
                 str(cell.concurrency), lane.name, str(len(lane.samples)), str(lane.tokens),
                 f"{lane.ttft_ms(0.5):.1f}", f"{lane.ttft_ms(0.9):.1f}",
                 f"{statistics.median(s.tok_s for s in lane.samples):.1f}",
                 f"{lane.aggregate_tok_s:.1f}",
-                f"{ratio:.3f}" if is_b else "", f"{added:+.1f}" if is_b else "",
+                f"{lane.aggregate_tok_s / a.aggregate_tok_s:.3f}" if through else "",
+                f"{lane.ttft_ms(0.5) - a.ttft_ms(0.5):+.1f}" if through else "",
                 f"{lane.engine_cpu_s / lane.tokens * 1000:.2f}", gateway_cpu,
-                end_section=is_b,
+                end_section=lane is lanes[-1],
             )
         met = "met" if ratio >= TARGET_THROUGHPUT_RATIO else "MISSED"
         verdicts.append(
@@ -341,12 +393,14 @@ def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
                 f"{TARGET_ADDED_TTFT_MS:.0f} ms) {met}"
             )
         texts = {s.prompt: s.text for s in a.samples}
-        differing = sum(1 for s in b.samples if texts.get(s.prompt, s.text) != s.text)
+        differing = sum(
+            1 for lane in lanes[1:] for s in lane.samples if texts.get(s.prompt, s.text) != s.text
+        )
         notes.append(
             f"concurrency {cell.concurrency}: {a.wall_s:.1f} s / {b.wall_s:.1f} s of generation "
             f"measured; peak requests generating at once {peak_generating(a.samples)} / "
             f"{peak_generating(b.samples)}; other programs kept {a.others_busy:.0%} / "
-            f"{b.others_busy:.0%} of the cores busy; gateway answers differing from direct: "
+            f"{b.others_busy:.0%} of the cores busy; network answers differing from direct: "
             f"{differing}"
         )
     console = Console(width=160)
@@ -363,7 +417,7 @@ def report(results: list[tuple[Cell, Lane, Lane]]) -> None:
     console.print("Targets:")
     for verdict in verdicts:
         console.print(f"  {verdict}")
-    busiest = max(lane.others_busy for _, *lanes in results for lane in lanes)
+    busiest = max(lane.others_busy for _, lanes in results for lane in lanes)
     if busiest > NOISY_MACHINE:
         console.print(
             f"[yellow]warning:[/] other programs kept up to {busiest:.0%} of the cores busy, so "
@@ -383,10 +437,17 @@ async def stop_coordinator(coordinator: RunningCoordinator) -> None:
         )
 
 
-def verdict(results: list[tuple[Cell, Lane, Lane]], quick: bool) -> None:
-    """The BENCH line: the worst throughput ratio and the TTFT added at concurrency 1."""
-    worst = min(b.aggregate_tok_s / a.aggregate_tok_s for _, a, b in results)
-    added = next(b.ttft_ms(0.5) - a.ttft_ms(0.5) for cell, a, b in results if cell.concurrency == 1)
+def verdict(results: list[tuple[Cell, tuple[Lane, ...]]], quick: bool) -> None:
+    """The BENCH line: the worst throughput ratio of any door and the TTFT added at
+    concurrency 1 (the worst door's)."""
+    worst = min(
+        lane.aggregate_tok_s / lanes[0].aggregate_tok_s
+        for _, lanes in results for lane in lanes[1:]
+    )
+    added = max(
+        lane.ttft_ms(0.5) - lanes[0].ttft_ms(0.5)
+        for cell, lanes in results if cell.concurrency == 1 for lane in lanes[1:]
+    )
     harness.report(
         "gateway_overhead",
         f"gateway/direct tok/s >= {TARGET_THROUGHPUT_RATIO}; +TTFT <= "
@@ -412,13 +473,19 @@ async def main() -> None:
         coordinator = await start_coordinator(directory / "coordinator", routing=routing)
         try:
             client = await coordinator.client()
-            results: list[tuple[Cell, Lane, Lane]] = []
+            claude_client = anthropic.AsyncAnthropic(
+                api_key=await coordinator.api_key(), base_url=coordinator.base_url,
+                max_retries=0,
+            )
+            results: list[tuple[Cell, tuple[Lane, ...]]] = []
             try:
                 for cell in CELLS:
-                    a, b = await run_cell(cell, coordinator, client, model_path, sha256, directory)
-                    results.append((cell, a, b))
+                    lanes = await run_cell(cell, coordinator, client, claude_client, model_path,
+                                           sha256, directory)
+                    results.append((cell, lanes))
             finally:
                 await client.close()
+                await claude_client.close()
             report(results)
             verdict(results, args.quick)
         finally:
