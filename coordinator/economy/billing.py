@@ -83,6 +83,17 @@ async def hold_for_call(services: Services, owner: KeyOwner, amount: int) -> Hol
     return Hold(hold_id, amount, owner)
 
 
+def payee_of(services: Services, node_id: NodeId) -> int | None:
+    """The account a node's pay goes to: connected here, to another replica, or gone since."""
+    live = services.hub.get(node_id)
+    if live is not None:
+        return live.payee_account_id
+    remote = services.remote_nodes.get(node_id)
+    if remote is not None:
+        return remote.payee_account_id
+    return services.departed_payees.get(node_id)
+
+
 def settle_call(services: Services, hold: Hold, meter: CallMeter) -> None:
     """Queue the call's settlement (no await: safe to call while the handler is cancelled)."""
     now = services.clock.now()

@@ -47,7 +47,8 @@ def call_postings(
     The consumer pays ``cost``; the serving nodes share the provider part pro rata to tokens
     (equally when none delivered any: the call was an empty answer, its prompt their work),
     less any anti-flapping reduction (kept by the platform); the platform part is split with the
-    bounty pool; bounties are paid from the pool (never by the consumer) while it has funds.
+    bounty pool; bounties are paid from the pool (never by the consumer) while it has funds,
+    and never to a node of the consumer's own account (self-dealing would drain the pool).
     """
     if cost <= 0:
         return []
@@ -70,6 +71,8 @@ def call_postings(
                                     node.node_id))
         if reduction:
             postings.append(Posting(books.platform, reduction, "flap_reduction", node.node_id))
+        if node.account_id == consumer:
+            continue  # an operator's own call to its own node earns no bounty
         bounty = min(pool, int(share * (bounty_multiplier - 1.0) * node.trust))
         if bounty > 0:
             pool -= bounty

@@ -12,6 +12,7 @@ error.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
@@ -40,6 +41,7 @@ async def paid_call(
     request: web.Request, services: Services, owner: KeyOwner, spec: CompletionSpec,
     price: Price, completion_id: str, answer: Answer,
 ) -> web.StreamResponse:
+    spec = dataclasses.replace(spec, consumer_account=owner.account_id)
     meter = CallMeter(model=spec.model, price=price, completion_id=completion_id,
                       prompt_estimate=prompt_token_estimate(spec.messages))
     pieces = stream_completion(services, spec)

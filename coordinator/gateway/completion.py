@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
+from coordinator.economy.billing import payee_of
 from coordinator.errors import (
     ContextLengthExceeded,
     NoCapacity,
@@ -45,6 +46,8 @@ class CompletionSpec:
     """The one message is the prompt as written, not rendered by the chat template."""
     tools: tuple[FunctionTool, ...] = ()
     """The functions the model may call (its answer's shape is ``params.json_schema``)."""
+    consumer_account: int | None = None
+    """Who pays: a node paying its own operator earns no points (``paid_call`` sets it)."""
 
     @property
     def budget(self) -> ContextBudget:
@@ -110,7 +113,12 @@ async def stream_completion(
         started = False
         attempt_tokens = 0
         try:
-            async with aclosing(services.calls.run(node_id, job)) as events:
+            self_dealt = spec.consumer_account is not None and (
+                payee_of(services, node_id) == spec.consumer_account
+            )
+            async with aclosing(
+                services.calls.run(node_id, job, self_dealt=self_dealt)
+            ) as events:
                 async for event in events:
                     if isinstance(event, TokenDelta):
                         started = True

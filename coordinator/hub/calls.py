@@ -107,7 +107,8 @@ class NodeCalls:
     """Told of every attempt; shared with whoever registers one after the calls are built."""
 
     async def run(
-        self, node_id: NodeId, job: Job, *, probe: bool = False, observe: bool = True
+        self, node_id: NodeId, job: Job, *, probe: bool = False, observe: bool = True,
+        self_dealt: bool = False,
     ) -> AsyncGenerator[TokenDelta | JobDone, None]:
         """The job's events from one node; raises ``AttemptFailed`` and records every outcome.
 
@@ -193,7 +194,7 @@ class NodeCalls:
                     JobObservation(
                         node_id=node_id, job=job, probe=probe, outcome=outcome,
                         text="".join(text), logprobs=tuple(logprobs), tokens=tokens, tok_s=speed,
-                        finished_at=clock.now().timestamp(),
+                        finished_at=clock.now().timestamp(), self_dealt=self_dealt,
                     ),
                 )
 

@@ -89,7 +89,7 @@ class PointsKeeper:
         if observation.tok_s is not None:
             self.batcher.add(Measurement(node_id=node_id, at=at, model=model,
                                          tok_s=observation.tok_s))
-        if observation.probe:
+        if observation.probe or observation.self_dealt:  # an operator's own calls earn nothing
             return
         if observation.outcome is Outcome.NEUTRAL and observation.tokens == 0:
             return

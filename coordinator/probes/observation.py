@@ -31,6 +31,8 @@ class JobObservation:
     tokens: int
     tok_s: float | None
     finished_at: float  # wall clock, epoch seconds
+    self_dealt: bool = False
+    """The consumer's account is the node's own payee: its tokens earn no points."""
 
 
 Observer = Callable[[JobObservation], None]

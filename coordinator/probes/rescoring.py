@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from coordinator.economy.billing import payee_of
 from coordinator.hub.live import LiveNode, NodeGone, NodeLost
 from coordinator.periodic import stop_if_cancelled
 from coordinator.points.contributions import AuthenticityVerdict
@@ -82,14 +83,6 @@ def may_verify_as_peer(
         node.payee_account_id != checked_payee and node.node_id in fully_trusted
         and services.admission.state(node.node_id, model) is ExamState.ADMITTED
     )
-
-
-def payee_of(services: Services, node_id: NodeId) -> int | None:
-    live = services.hub.get(node_id)
-    if live is not None:
-        return live.payee_account_id
-    remote = services.remote_nodes.get(node_id)
-    return remote.payee_account_id if remote is not None else None
 
 
 def fully_trusted(services: Services) -> frozenset[NodeId]:

@@ -134,3 +134,16 @@ def test_bounty_multiplier_configured_or_from_demand() -> None:
     assert bounty_multiplier_for("x", settings, demand_tok_s=10, capacity_tok_s=20) == 1.0
     assert bounty_multiplier_for("x", settings, demand_tok_s=30, capacity_tok_s=20) == 1.5
     assert bounty_multiplier_for("x", settings, demand_tok_s=900, capacity_tok_s=20) == 2.0
+
+
+def test_an_operators_own_call_to_its_own_node_earns_no_bounty() -> None:
+    settings = EconomySettings(provider_share_bps=8000, bounty_pool_share_bps=0)
+    own = ServingNode("mine", CONSUMER, 10, 1.0, 0.0)
+    other = ServingNode("theirs", 11, 10, 1.0, 0.0)
+    postings = call_postings(CONSUMER, 1000, [own, other], BOOKS, settings,
+                             bounty_multiplier=2.0, pool_balance=10_000)
+    bounties = {p.account_id: p.amount for p in postings if p.kind == "bounty" and p.amount > 0}
+    assert bounties == {11: 400}  # the other operator's node still earns its bounty
+    shares = {p.account_id: p.amount for p in postings if p.kind == "provider_share"}
+    assert shares == {CONSUMER: 400, 11: 400}  # pay is pay: the operator pays itself its share
+    assert sum(p.amount for p in postings) == 0
