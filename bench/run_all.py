@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import harness
 
 BENCHMARKS = (
-    "authenticity", "constrained", "engines", "gateway_overhead", "gateway_vs_peers", "ledger",
-    "node_swarm", "points", "routing", "scale",
+    "authenticity", "constrained", "engines", "gateway_overhead", "gateway_vs_peers",
+    "hostile_node", "ledger", "node_swarm", "points", "routing", "scale",
 )
 NEEDS_SERVICES = frozenset({"ledger", "scale"})
 SERVICES = harness.ROOT / "scripts" / "test_services.sh"

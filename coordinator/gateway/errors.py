@@ -62,6 +62,8 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
             mapped = InvalidRequest(exc.reason)
             mapped.status = exc.status
         return error_response(mapped, kept, path=request.path)
+    except ConnectionError:  # the consumer hung up mid-answer: aiohttp drops it quietly
+        raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(CoordinatorError("internal error"), path=request.path)
