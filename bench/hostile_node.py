@@ -192,7 +192,8 @@ async def run(budget: int, directory: Path) -> dict[str, float]:
     coordinator = await start_coordinator(
         directory / "coordinator", routing=RoutingConstants(ramp_start_fraction=1.0),
         # Abandoned calls hold their stream slot until their job ends: the attack's own many.
-        limits={"concurrent_streams_per_key": 100_000, "requests_per_minute_per_key": 100_000},
+        limits={"concurrent_streams_per_key": 100_000, "requests_per_minute_per_key": 100_000,
+                "new_nodes_per_minute_per_network": 100_000},
     )
     honest = AgentProcess.scripted(coordinator, directory / "honest", "--delay", "0.02",
                                    "--slots", "1")

@@ -126,7 +126,10 @@ async def standalone(args: argparse.Namespace) -> None:
     from support.cluster import start_coordinator
 
     with tempfile.TemporaryDirectory(prefix="koretex-swarm-") as scratch:
-        coordinator = await start_coordinator(Path(scratch))
+        # Every simulated node is a new identity from loopback: lift the per-network limit.
+        coordinator = await start_coordinator(
+            Path(scratch), limits={"new_nodes_per_minute_per_network": 1_000_000}
+        )
         me = psutil.Process()
         stop = asyncio.Event()
         try:

@@ -158,6 +158,7 @@ async def run_round(count: int, args: argparse.Namespace, directory: Path) -> Ro
             # one key drives every stream: lift the per-key limits (shared in Redis) out of the way
             KORETEX_LIMITS__REQUESTS_PER_MINUTE_PER_KEY="100000000",
             KORETEX_LIMITS__CONCURRENT_STREAMS_PER_KEY="100000",
+            KORETEX_LIMITS__NEW_NODES_PER_MINUTE_PER_NETWORK="100000000",
         )
         key = await api_key(database, "bench", credits=10**15)
         urls = [r.base_url for r in replicas]

@@ -23,6 +23,7 @@ from coordinator.accounts.enrollment import (
     sweep_earnings,
 )
 from coordinator.hub.live import LiveNode, delta_violation
+from coordinator.limits.enforce import new_node_allowed
 from coordinator.maintenance import save_health
 from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
@@ -80,7 +81,11 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.send_str(encode(session.challenge()))
     try:
-        node = await _register(ws, session, services)
+        node = await _register(ws, session, services, request)
+    except TryLater as exc:
+        log.info("node refused for now: %s", exc)
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=close_reason(str(exc)))
+        return ws
     except ProtocolViolation as exc:
         log.info("node refused: %s", exc.reason[:200])
         await ws.close(code=CloseCode.REFUSED, message=close_reason(exc.reason))
@@ -111,8 +116,13 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+class TryLater(Exception):
+    """A registration refused for now (a limit), not for good: the node retries later."""
+
+
 async def _register(
-    ws: web.WebSocketResponse, session: CoordinatorSession, services: Services
+    ws: web.WebSocketResponse, session: CoordinatorSession, services: Services,
+    request: web.Request,
 ) -> LiveNode | None:
     try:
         frame = await ws.receive(timeout=REGISTER_TIMEOUT_S)
@@ -140,6 +150,8 @@ async def _register(
     now = services.clock.now()
     async with services.database.session() as db, db.begin():
         row = await record_registration(db, message, now)
+        if row.first_seen == now and not await new_node_allowed(request):  # rolls it back
+            raise TryLater("too many new node identities from this network: retry later")
         if message.enrollment_token is not None:
             try:
                 await enroll(db, row, message.enrollment_token, now)

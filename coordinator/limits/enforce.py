@@ -67,6 +67,14 @@ async def limit_ip(request: web.Request) -> None:
         )
 
 
+async def new_node_allowed(request: web.Request) -> bool:
+    """Whether one more node identity never seen before may register from this client network
+    now (at most ``new_nodes_per_minute_per_network``): identities are cheap to mint."""
+    services = request.app[SERVICES]
+    limit = services.settings.limits.new_nodes_per_minute_per_network
+    return await services.rates.hit(f"nodes:{request_prefix(request)}", 1, limit, MINUTE_S) is None
+
+
 async def starter_allowed(request: web.Request) -> bool:
     """Whether a new account opened by this request may have the starter credits: at most
     ``starter_grants_per_day_per_network`` a day from one client network."""

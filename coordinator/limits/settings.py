@@ -24,6 +24,11 @@ class LimitSettings(BaseModel):
         description="New accounts a day from one client network (IPv4 /24, IPv6 /64) that get"
         " the starter credits; later ones open with none.",
     )
+    new_nodes_per_minute_per_network: int = Field(
+        default=60, ge=1,
+        description="Node identities never seen before that may register from one client network"
+        " (IPv4 /24, IPv6 /64) per minute; known nodes reconnect freely.",
+    )
     auth_path_prefixes: tuple[str, ...] = Field(
         default=("/v1/auth/", "/auth/"),
         description="Every route under these prefixes is limited per IP (wallet and OIDC sign-in).",

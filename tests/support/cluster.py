@@ -103,6 +103,8 @@ async def start_coordinator(
         # fail them, and the admission exam they would sit. Tests of fingerprints turn them on
         # (``authenticity={...}``).
         "authenticity": {"fingerprint_share": 0.0, "exam_checks": 0},
+        # Tests mint node identities by the dozen on loopback; the test of that limit sets it.
+        "limits": {"new_nodes_per_minute_per_network": 100_000},
     }
     values.update(overrides)
     settings = CoordinatorSettings(**values)
