@@ -59,7 +59,7 @@ from coordinator.accounts.statements import (
 from coordinator.errors import InsufficientCredits, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_session, session_token
 from coordinator.json_http import Body, invalid_request, json_reply, read_body
-from coordinator.limits.enforce import limit_ip, starter_allowed
+from coordinator.limits.enforce import limit_account_keys, limit_ip, starter_allowed
 from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import Account, ApiKey, SignInNonce
@@ -173,6 +173,7 @@ async def create_account_key(request: web.Request) -> web.Response:
     await limit_ip(request)
     account_id = await require_session(request)
     body = await read_body(request, CreateKeyRequest)
+    await limit_account_keys(request, account_id)
     services = request.app[SERVICES]
     now = services.clock.now()
     async with services.database.session() as session, session.begin():

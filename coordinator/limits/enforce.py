@@ -67,6 +67,17 @@ async def limit_ip(request: web.Request) -> None:
         )
 
 
+async def limit_account_keys(request: web.Request, account_id: int) -> None:
+    """At most ``keys_per_day_per_account`` new API keys a day for one account."""
+    services = request.app[SERVICES]
+    limit = services.settings.limits.keys_per_day_per_account
+    refusal = await services.rates.hit(f"keys:{account_id}", 1, limit, DAY_S)
+    if refusal is not None:
+        raise RateLimited(
+            f"at most {limit} new API keys a day per account", retry_after_s=refusal.header,
+        )
+
+
 async def new_node_allowed(request: web.Request) -> bool:
     """Whether one more node identity never seen before may register from this client network
     now (at most ``new_nodes_per_minute_per_network``): identities are cheap to mint."""

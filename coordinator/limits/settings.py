@@ -24,6 +24,9 @@ class LimitSettings(BaseModel):
         description="New accounts a day from one client network (IPv4 /24, IPv6 /64) that get"
         " the starter credits; later ones open with none.",
     )
+    keys_per_day_per_account: int = Field(
+        default=50, ge=1, description="API keys one account may create per day.",
+    )
     new_nodes_per_minute_per_network: int = Field(
         default=60, ge=1,
         description="Node identities never seen before that may register from one client network"
