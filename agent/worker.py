@@ -127,7 +127,8 @@ class JobRunner:
                             first_token_at = self._clock()
                         logprobs = (event.logprob,) if event.logprob is not None else ()
                         await send(TokenDelta(
-                            job_id=job.job_id, text=event.text, tokens=1, logprobs=logprobs
+                            job_id=job.job_id, text=event.text, tokens=int(event.counted),
+                            logprobs=logprobs,
                         ))
                     else:
                         self.stats.jobs_done += 1

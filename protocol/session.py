@@ -68,6 +68,13 @@ class NodeDraining:
     pass
 
 
+MAX_TEXT_BYTES_PER_TOKEN = 64
+"""The most text a token pays for, on average over a job so far: far above what tokens carry
+(a rare long piece, such as SmolLM2's run of 80 ``#``, fits among shorter ones), low enough that
+a node cannot stream text it was not paid for. Counted over the job, text a generation held back
+(a character split across tokens, a possible stop string) may come in a last delta of no
+tokens."""
+
 JobEvent = TokenDelta | JobDone | JobFailed | TokenScores
 CoordinatorSideEvent = NodeRegistered | NodeDraining | JobEvent
 
@@ -85,6 +92,7 @@ class CoordinatorSession:
     owned_jobs: set[JobId] = field(default_factory=set)
     cancelled_jobs: set[JobId] = field(default_factory=set)
     token_budget: dict[JobId, int] = field(default_factory=dict)  # tokens a job may still send
+    text_room: dict[JobId, int] = field(default_factory=dict)  # bytes its tokens paid for, unsent
 
     def challenge(self) -> Challenge:
         return Challenge(
@@ -112,6 +120,7 @@ class CoordinatorSession:
         self.owned_jobs.add(job.job_id)
         # A scoring answers with scores, never tokens: its budget is zero.
         self.token_budget[job.job_id] = job.params.max_tokens if isinstance(job, Job) else 0
+        self.text_room[job.job_id] = 0
         return job
 
     def cancel(self, job_id: JobId) -> Cancel | None:
@@ -120,6 +129,7 @@ class CoordinatorSession:
             return None
         self.owned_jobs.discard(job_id)
         self.token_budget.pop(job_id, None)
+        self.text_room.pop(job_id, None)
         self.cancelled_jobs.add(job_id)
         return Cancel(job_id=job_id)
 
@@ -161,9 +171,20 @@ class CoordinatorSession:
             if left < 0:
                 raise ProtocolViolation(f"job {job_id[:64]!r} sent more tokens than max_tokens")
             self.token_budget[job_id] = left
+            # Text is paid for by tokens: at most MAX_TEXT_BYTES_PER_TOKEN bytes for each token
+            # so far (a last zero-token delta may release text its tokens held back).
+            room = self.text_room.get(job_id, 0) + MAX_TEXT_BYTES_PER_TOKEN * message.tokens
+            room -= len(message.text.encode())
+            if room < 0:
+                raise ProtocolViolation(
+                    f"job {job_id[:64]!r}: delta text past {MAX_TEXT_BYTES_PER_TOKEN} bytes per "
+                    "token so far"
+                )
+            self.text_room[job_id] = room
         else:
             self.owned_jobs.discard(job_id)
             self.token_budget.pop(job_id, None)
+            self.text_room.pop(job_id, None)
         return message
 
 

@@ -39,6 +39,9 @@ class ScoringRequest:
 class GeneratedToken:
     text: str
     logprob: TokenLogprob | None = None
+    counted: bool = True
+    """False for the text held back and released at the end: it belongs to tokens already
+    counted, and travels as a delta of no tokens."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,6 @@ class Completion:
         if not self._stop_hit:  # released even if the turn ended
             tail = self._scanner.flush() + self._decoder.decode(b"", final=True)
             if tail:
-                events.append(GeneratedToken(text=tail))
+                events.append(GeneratedToken(text=tail, counted=False))
         events.append(GenerationFinished(self._finish, self._prompt_tokens, self._produced))
         return events

@@ -41,9 +41,6 @@ JOB_CHANNEL_EVENTS = 256
 """Events one job's channel holds before the hub stops reading that node's socket: a slow
 consumer holds back only its own node (whose frames wait in the kernel's buffers), never the
 coordinator's memory nor other nodes' jobs."""
-MAX_TEXT_BYTES_PER_TOKEN = 64
-"""The most text one token may carry: far above any vocabulary's longest piece, low enough that
-a delta's text is paid for by its tokens (a zero-token delta carries no text)."""
 MAX_FAULTS_KEPT = 32
 BACKPRESSURE_CHECK_S = 1.0  # how often a held-back delivery checks its job is still wanted
 LEGACY_MAX_TOKENS = 512
@@ -73,11 +70,10 @@ def for_protocol(job: Job | ScoreRequest, protocol_version: int) -> Job | ScoreR
 
 
 def delta_violation(delta: TokenDelta) -> str | None:
-    """Why a node's delta breaks the protocol's bounds, or None when it keeps them."""
+    """Why a node's delta breaks the protocol's bounds, or None when it keeps them (its text
+    is bounded by the session: ``protocol.session.MAX_TEXT_BYTES_PER_TOKEN``)."""
     if delta.logprobs and len(delta.logprobs) != delta.tokens:
         return f"delta claims {delta.tokens} tokens but carries {len(delta.logprobs)} entries"
-    if len(delta.text.encode()) > MAX_TEXT_BYTES_PER_TOKEN * delta.tokens:
-        return f"delta carries more than {MAX_TEXT_BYTES_PER_TOKEN} bytes of text per token"
     return None
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[object]]

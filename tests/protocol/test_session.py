@@ -66,10 +66,11 @@ def coordinator(nonce: str = "nonce-1") -> CoordinatorSession:
     return CoordinatorSession(domain=DOMAIN, nonce=nonce, opened_at=NOW)
 
 
-def job(job_id: str = "job-1") -> Job:
+def job(job_id: str = "job-1", max_tokens: int = 8) -> Job:
     return Job(
         job_id=JobId(job_id), model=MODEL,
-        messages=(ChatMessage(role="user", content="Hi"),), params=SamplingParams(max_tokens=8),
+        messages=(ChatMessage(role="user", content="Hi"),),
+        params=SamplingParams(max_tokens=max_tokens),
     )
 
 
@@ -353,7 +354,7 @@ def test_a_node_cannot_report_more_tokens_than_the_job_allows(counts: list[int])
     hub.assign(job())  # max_tokens=8
     sent = 0
     for count in counts:
-        message = TokenDelta(job_id=JobId("job-1"), text="x", tokens=count)
+        message = TokenDelta(job_id=JobId("job-1"), text="x" * min(count, 1), tokens=count)
         if sent + count > 8:
             assert "more tokens than max_tokens" in violation(hub, message)
             return
@@ -361,11 +362,37 @@ def test_a_node_cannot_report_more_tokens_than_the_job_allows(counts: list[int])
         sent += count
 
 
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 300)), min_size=1, max_size=12))
+def test_text_is_paid_for_by_the_jobs_tokens_so_far(deltas: list[tuple[int, int]]) -> None:
+    hub, _ = connected()
+    hub.assign(job(max_tokens=1000))
+    tokens = text = 0
+    for count, size in deltas:
+        message = TokenDelta(job_id=JobId("job-1"), text="x" * size, tokens=count)
+        if text + size > 64 * (tokens + count):
+            assert "bytes per token so far" in violation(hub, message)
+            return
+        assert hub.receive(message, NOW) == message
+        tokens, text = tokens + count, text + size
+
+
+def test_text_held_back_may_come_last_in_a_delta_of_no_tokens() -> None:
+    hub, _ = connected()
+    hub.assign(job())
+    first = TokenDelta(job_id=JobId("job-1"), text="a", tokens=2)
+    tail = TokenDelta(job_id=JobId("job-1"), text="\N{REPLACEMENT CHARACTER}bl", tokens=0)
+    assert hub.receive(first, NOW) == first
+    assert hub.receive(tail, NOW) == tail
+    assert "bytes per token" in violation(
+        hub, TokenDelta(job_id=JobId("job-1"), text="z" * 200, tokens=0)
+    )
+
+
 def test_a_finished_job_takes_no_more_tokens_and_its_budget_is_gone() -> None:
     hub, _ = connected()
     hub.assign(job())
     hub.receive(done(), NOW)
-    assert hub.token_budget == {}
+    assert hub.token_budget == {} and hub.text_room == {}
     assert "not this node's" in violation(hub, delta())
 
 
