@@ -11,7 +11,6 @@ import json
 from contextlib import aclosing
 from typing import Any
 
-import pydantic
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
@@ -30,13 +29,12 @@ from coordinator.gateway.anthropic_types import (
     message_id,
 )
 from coordinator.gateway.auth import require_api_key
-from coordinator.gateway.call import Pieces, answered, paid_call, read_limited
+from coordinator.gateway.call import Pieces, answered, paid_call, read_request, read_whole
 from coordinator.gateway.chat import NODE_HEADER
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
 from coordinator.gateway.context import context_budget
 from coordinator.gateway.models import require_chat_template
-from coordinator.gateway.tools import ToolAnswer, answer_schema_for_tools, read_tool_answer
-from coordinator.json_http import invalid_request
+from coordinator.gateway.tools import answer_schema_for_tools, read_answer, read_tool_answer
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from protocol.ids import ModelId
@@ -47,7 +45,7 @@ Body = MessagesRequest | CountTokensRequest
 async def messages(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     owner = await require_api_key(request)
-    body = await _parse(request, services, MessagesRequest)
+    body = await read_request(request, services, MessagesRequest)
     spec, price = _spec(body, services)
     async with stream_slot(request, owner.key_id):
         return await _answer(request, services, owner, body, spec, price)
@@ -58,7 +56,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     billed (the answer is discarded)."""
     services = request.app[SERVICES]
     await require_api_key(request)
-    body = await _parse(request, services, CountTokensRequest)
+    body = await read_request(request, services, CountTokensRequest)
     spec, _ = _spec(body, services)
     one_token = spec.params.model_copy(update={"max_tokens": 1, "json_schema": None})
     counting = CompletionSpec(spec.model, spec.messages, one_token, 0, tools=spec.tools,
@@ -71,14 +69,6 @@ async def count_tokens(request: web.Request) -> web.Response:
                     content_type="application/json",
                 )
     raise CoordinatorError("the node ended without counting the prompt")
-
-
-async def _parse(request: web.Request, services: Services, kind: type[Body]) -> Body:
-    raw = await read_limited(request, services.settings.max_request_bytes)
-    try:
-        return kind.model_validate_json(raw)
-    except pydantic.ValidationError as exc:
-        raise invalid_request(exc, "body") from exc
 
 
 def _spec(body: Body, services: Services) -> tuple[CompletionSpec, Price]:
@@ -115,8 +105,10 @@ async def _answer(
     ):
         if body.stream:
             return await _Stream(request, body, meter, with_tools).write(pieces, first)
-        text, finished = await _read_all(pieces, first, meter)
-        blocks, reason = answer_blocks(_tool_answer(text, finished, with_tools))
+        text, finished = await read_whole(pieces, first, meter)
+        blocks, reason = answer_blocks(
+            read_answer(text, finished.finish_reason, with_tools=with_tools)
+        )
         message = MessageAnswer(
             id=meter.completion_id, model=body.model, content=blocks, stop_reason=reason,
             usage=AnswerUsage(input_tokens=finished.prompt_tokens,
@@ -128,25 +120,6 @@ async def _answer(
         )
 
     return await paid_call(request, services, owner, spec, price, message_id(), answer)
-
-
-async def _read_all(
-    pieces: Pieces, first: Piece | Finished, meter: CallMeter
-) -> tuple[str, Finished]:
-    text: list[str] = []
-    item = first
-    while not isinstance(item, Finished):
-        text.append(item.text)
-        meter.delivered(item.node_id, item.tokens)
-        item = await anext(pieces)
-    answered(meter, item)
-    return "".join(text), item
-
-
-def _tool_answer(text: str, finished: Finished, with_tools: bool) -> ToolAnswer:
-    if with_tools:
-        return read_tool_answer(text, finished.finish_reason)
-    return ToolAnswer(text, (), "length" if finished.finish_reason == "length" else "stop")
 
 
 class _Stream:
@@ -200,7 +173,7 @@ class _Stream:
             await self._event("content_block_stop", {"index": 0})
             reason = "max_tokens" if item.finish_reason == "length" else "end_turn"
         else:
-            blocks, reason = answer_blocks(_tool_answer("".join(held), item, True))
+            blocks, reason = answer_blocks(read_tool_answer("".join(held), item.finish_reason))
             await self._blocks(blocks)
         await self._event("message_delta", {
             "delta": {"stop_reason": reason, "stop_sequence": None},

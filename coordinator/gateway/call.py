@@ -15,7 +15,9 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
+from typing import TypeVar
 
+import pydantic
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
@@ -30,6 +32,7 @@ from coordinator.economy.billing import (
 from coordinator.errors import NoCapacity, QueueFull, RequestTooLarge
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
 from coordinator.gateway.demand import note_refused
+from coordinator.json_http import invalid_request
 from coordinator.services import Services
 
 Pieces = AsyncGenerator[Piece | Finished, None]
@@ -73,6 +76,33 @@ def answered(meter: CallMeter, finished: Finished) -> None:
     paid even when it gave no token (an empty answer is an answer)."""
     meter.prompt_tokens = finished.prompt_tokens
     meter.delivered(finished.node_id, 0)
+
+
+async def read_whole(
+    pieces: Pieces, first: Piece | Finished, meter: CallMeter
+) -> tuple[str, Finished]:
+    """The rest of an answer read whole (the meter told of each piece), and its end."""
+    text: list[str] = []
+    item = first
+    while not isinstance(item, Finished):
+        text.append(item.text)
+        meter.delivered(item.node_id, item.tokens)
+        item = await anext(pieces)
+    answered(meter, item)
+    return "".join(text), item
+
+
+Body = TypeVar("Body", bound=pydantic.BaseModel)
+
+
+async def read_request(request: web.Request, services: Services, kind: type[Body]) -> Body:
+    """The request's JSON body as ``kind``: a 413 past ``max_request_bytes``, else a 400 naming
+    the first bad parameter."""
+    raw = await read_limited(request, services.settings.max_request_bytes)
+    try:
+        return kind.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        raise invalid_request(exc, "body") from exc
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:

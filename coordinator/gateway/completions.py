@@ -13,7 +13,6 @@ import secrets
 import time
 from typing import Literal
 
-import pydantic
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
@@ -21,7 +20,7 @@ from coordinator.catalogue import Price
 from coordinator.economy.billing import CallMeter
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound
 from coordinator.gateway.auth import require_api_key
-from coordinator.gateway.call import Pieces, answered, paid_call, read_limited
+from coordinator.gateway.call import Pieces, answered, paid_call, read_request
 from coordinator.gateway.chat import NODE_HEADER, usage_of
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece
 from coordinator.gateway.completions_types import (
@@ -31,7 +30,6 @@ from coordinator.gateway.completions_types import (
     TextCompletion,
 )
 from coordinator.gateway.context import context_budget
-from coordinator.json_http import invalid_request
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from protocol.chat import ChatMessage, TokenLogprob
@@ -41,11 +39,7 @@ from protocol.ids import ModelId
 async def completions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     owner = await require_api_key(request)
-    raw = await read_limited(request, services.settings.max_request_bytes)
-    try:
-        body = CompletionRequest.model_validate_json(raw)
-    except pydantic.ValidationError as exc:
-        raise invalid_request(exc, "body") from exc
+    body = await read_request(request, services, CompletionRequest)
     async with stream_slot(request, owner.key_id):
         return await _complete(request, services, owner, body)
 

@@ -13,7 +13,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import pydantic
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
@@ -21,7 +20,7 @@ from coordinator.catalogue import Price
 from coordinator.economy.billing import CallMeter
 from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, NotFound
 from coordinator.gateway.auth import require_api_key
-from coordinator.gateway.call import Pieces, answered, paid_call, read_limited
+from coordinator.gateway.call import Pieces, answered, paid_call, read_request, read_whole
 from coordinator.gateway.chat import NODE_HEADER
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece
 from coordinator.gateway.context import context_budget
@@ -36,8 +35,7 @@ from coordinator.gateway.responses_types import (
     output_text,
     response_id,
 )
-from coordinator.gateway.tools import ToolAnswer, answer_schema_for_tools, read_tool_answer
-from coordinator.json_http import invalid_request
+from coordinator.gateway.tools import ToolAnswer, answer_schema_for_tools, read_answer
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from coordinator.store.responses import delete_response, load_response, save_response
@@ -48,11 +46,7 @@ from protocol.ids import ModelId
 async def create_response(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     owner = await require_api_key(request)
-    raw = await read_limited(request, services.settings.max_request_bytes)
-    try:
-        body = ResponseRequest.model_validate_json(raw)
-    except pydantic.ValidationError as exc:
-        raise invalid_request(exc, "body") from exc
+    body = await read_request(request, services, ResponseRequest)
     earlier = await _earlier_turns(services, owner, body)
     turns = (*_instructions(body), *earlier, *body.turns())
     spec, price = _spec(body, services, turns)
@@ -150,8 +144,8 @@ async def _answer(
         if body.stream:
             answer, final = await writer.write(pieces, first, meter)
         else:
-            text, finished = await _read_all(pieces, first, meter)
-            answer = _read(text, finished, bool(spec.tools))
+            text, finished = await read_whole(pieces, first, meter)
+            answer = read_answer(text, finished.finish_reason, with_tools=bool(spec.tools))
             final = envelope.done(answer, finished)
         if answer is not None and body.store:
             await _store(services, owner, envelope.id, conversation, answer, final)
@@ -176,25 +170,6 @@ async def _store(
         expires=now + timedelta(days=services.settings.responses_retention_days),
         conversation=[turn.model_dump(mode="json") for turn in turns], body=final,
     )
-
-
-async def _read_all(
-    pieces: Pieces, first: Piece | Finished, meter: CallMeter
-) -> tuple[str, Finished]:
-    text: list[str] = []
-    item = first
-    while not isinstance(item, Finished):
-        text.append(item.text)
-        meter.delivered(item.node_id, item.tokens)
-        item = await anext(pieces)
-    answered(meter, item)
-    return "".join(text), item
-
-
-def _read(text: str, finished: Finished, with_tools: bool) -> ToolAnswer:
-    if with_tools:
-        return read_tool_answer(text, finished.finish_reason)
-    return ToolAnswer(text, (), "length" if finished.finish_reason == "length" else "stop")
 
 
 class _Envelope:
@@ -293,7 +268,7 @@ class _Events:
             await self._event("response.failed", response=failed)
             return None, failed
         answered(meter, item)
-        answer = _read("".join(text), item, self._with_tools)
+        answer = read_answer("".join(text), item.finish_reason, with_tools=self._with_tools)
         final = self._envelope.done(answer, item)
         if self._with_tools:
             await self._items(final["output"])

@@ -91,5 +91,12 @@ def read_tool_answer(text: str, finish_reason: str) -> ToolAnswer:
     return ToolAnswer(text, (), "length" if finish_reason == "length" else "stop")
 
 
+def read_answer(text: str, finish_reason: str, *, with_tools: bool) -> ToolAnswer:
+    """An answer as text or calls: read in the tools' shape when tools were offered."""
+    if with_tools:
+        return read_tool_answer(text, finish_reason)
+    return ToolAnswer(text, (), "length" if finish_reason == "length" else "stop")
+
+
 def new_call_id() -> str:
     return "call_" + secrets.token_urlsafe(12)
