@@ -16,7 +16,7 @@ from aiohttp import web
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
 from coordinator.economy.billing import CallMeter
-from coordinator.errors import CoordinatorError, ModelNotFound
+from coordinator.errors import CoordinatorError
 from coordinator.gateway.anthropic_types import (
     AnswerText,
     AnswerUsage,
@@ -32,8 +32,7 @@ from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.call import Pieces, answered, paid_call, read_request, read_whole
 from coordinator.gateway.chat import NODE_HEADER
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
-from coordinator.gateway.context import context_budget
-from coordinator.gateway.models import require_chat_template
+from coordinator.gateway.models import request_budget, requested_model
 from coordinator.gateway.tools import answer_schema_for_tools, read_answer, read_tool_answer
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
@@ -72,17 +71,10 @@ async def count_tokens(request: web.Request) -> web.Response:
 
 
 def _spec(body: Body, services: Services) -> tuple[CompletionSpec, Price]:
-    priced = services.catalogue.get(body.model)
-    if priced is None:
-        raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
-    require_chat_template(priced)
+    priced = requested_model(services, body.model, chat=True)
     turns = body.conversation()
     model = ModelId(priced.id)
-    budget = context_budget(
-        turns, body.max_tokens, largest_context=services.router.largest_context(model),
-        catalogue_context=priced.model.context_length,
-        max_tokens_limit=services.settings.max_tokens_limit,
-    )
+    budget = request_budget(services, priced, turns, body.max_tokens)
     tools = body.wire_tools()
     shape = answer_schema_for_tools(tools, body.chosen_tool(), parallel=body.parallel())
     if shape is None:

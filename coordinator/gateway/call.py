@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
@@ -29,7 +30,7 @@ from coordinator.economy.billing import (
     settle_call,
     worst_case_cost,
 )
-from coordinator.errors import NoCapacity, QueueFull, RequestTooLarge
+from coordinator.errors import CoordinatorError, NoCapacity, QueueFull, RequestTooLarge
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
 from coordinator.gateway.demand import note_refused
 from coordinator.json_http import invalid_request
@@ -76,6 +77,11 @@ def answered(meter: CallMeter, finished: Finished) -> None:
     paid even when it gave no token (an empty answer is an answer)."""
     meter.prompt_tokens = finished.prompt_tokens
     meter.delivered(finished.node_id, 0)
+
+
+def sse_error(error: CoordinatorError) -> bytes:
+    """An error after the stream has begun, as the OpenAI doors write it: one data event."""
+    return b"data: " + json.dumps(error.body()).encode() + b"\n\n"
 
 
 async def read_whole(

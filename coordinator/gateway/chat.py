@@ -22,13 +22,11 @@ from coordinator.economy.billing import CallMeter
 from coordinator.errors import (
     CoordinatorError,
     InvalidRequest,
-    ModelNotFound,
 )
 from coordinator.gateway.auth import require_api_key
-from coordinator.gateway.call import Pieces, answered, paid_call, read_limited
+from coordinator.gateway.call import Pieces, answered, paid_call, read_limited, sse_error
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece
-from coordinator.gateway.context import context_budget
-from coordinator.gateway.models import require_chat_template
+from coordinator.gateway.models import request_budget, requested_model
 from coordinator.gateway.openai_types import (
     AssistantMessage,
     ChatCompletion,
@@ -97,20 +95,10 @@ async def _parse(request: web.Request, services: Services) -> ChatCompletionRequ
 
 
 def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSpec, Price]:
-    priced = services.catalogue.get(body.model)
-    if priced is None:
-        raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
-    require_chat_template(priced)
+    priced = requested_model(services, body.model, chat=True)
     messages = tuple(m.to_chat() for m in body.messages)
     model = ModelId(priced.id)
-    # An omitted max_tokens is OpenAI's "up to the context": of the node chosen, and held for
-    # at the largest context a live node offers.
-    budget = context_budget(
-        messages, body.requested_max_tokens(),
-        largest_context=services.router.largest_context(model),
-        catalogue_context=priced.model.context_length,
-        max_tokens_limit=services.settings.max_tokens_limit,
-    )
+    budget = request_budget(services, priced, messages, body.requested_max_tokens())
     shape = body.tool_answer_schema()
     if shape is None:
         shape = answer_schema(body.response_format)
@@ -170,7 +158,7 @@ def _choice(
     body: ChatCompletionRequest, collected: _Collected, finished: Finished, index: int
 ) -> Choice:
     text = "".join(collected.text)
-    reason = _finish_reason(finished)
+    reason: FinishReason = finished.finish_reason
     message = AssistantMessage(content=text)
     if body.tool_answer_schema() is not None:
         read = read_tool_answer(text, finished.finish_reason)
@@ -284,10 +272,10 @@ async def _stream(
             meter.delivered(item.node_id, item.tokens)
             item = await anext(pieces)
     except CoordinatorError as error:
-        await response.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
+        await response.write(sse_error(error))
         return response
     answered(meter, item)
-    reason = _finish_reason(item)
+    reason: FinishReason = item.finish_reason
     if tool_answer is not None:
         read = read_tool_answer("".join(tool_answer), item.finish_reason)
         if read.calls:
@@ -300,10 +288,6 @@ async def _stream(
         await response.write(encoder.usage(usage_of(item)))
     await response.write(b"data: [DONE]\n\n")
     return response
-
-
-def _finish_reason(finished: Finished) -> FinishReason:
-    return "length" if finished.finish_reason == "length" else "stop"
 
 
 def _calls_out(answer: ToolAnswer) -> list[ToolCallOut]:

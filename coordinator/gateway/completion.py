@@ -25,7 +25,7 @@ from coordinator.hub.calls import AttemptFailed, new_job_id
 from coordinator.services import Services
 from protocol.chat import ChatMessage, FunctionTool, SamplingParams, TokenLogprob
 from protocol.ids import ModelId, NodeId
-from protocol.messages import Job, TokenDelta
+from protocol.messages import FinishReason, Job, TokenDelta
 
 MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
 MAX_RESUMES = 2
@@ -70,7 +70,7 @@ class Finished:
     token at all: an empty answer is still its answer)."""
 
     node_id: NodeId
-    finish_reason: str
+    finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
     tokens_by_node: dict[NodeId, int]

@@ -8,19 +8,17 @@ prompt (``Job.raw_prompt``), its template left out.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-from typing import Literal
 
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
 from coordinator.economy.billing import CallMeter
-from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound
+from coordinator.errors import CoordinatorError, InvalidRequest
 from coordinator.gateway.auth import require_api_key
-from coordinator.gateway.call import Pieces, answered, paid_call, read_request
+from coordinator.gateway.call import Pieces, answered, paid_call, read_request, sse_error
 from coordinator.gateway.chat import NODE_HEADER, usage_of
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece
 from coordinator.gateway.completions_types import (
@@ -29,7 +27,7 @@ from coordinator.gateway.completions_types import (
     CompletionRequest,
     TextCompletion,
 )
-from coordinator.gateway.context import context_budget
+from coordinator.gateway.models import request_budget, requested_model
 from coordinator.limits.enforce import stream_slot
 from coordinator.services import SERVICES, Services
 from protocol.chat import ChatMessage, TokenLogprob
@@ -45,19 +43,13 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 def _spec(body: CompletionRequest, services: Services) -> tuple[CompletionSpec, Price]:
-    priced = services.catalogue.get(body.model)
-    if priced is None:
-        raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
+    priced = requested_model(services, body.model, chat=False)
     prompt = body.prompt_text()
     if not prompt:
         raise InvalidRequest("prompt: an empty prompt has nothing to continue", param="prompt")
     messages = (ChatMessage(role="user", content=prompt),)
     model = ModelId(priced.id)
-    budget = context_budget(
-        messages, body.max_tokens, largest_context=services.router.largest_context(model),
-        catalogue_context=priced.model.context_length,
-        max_tokens_limit=services.settings.max_tokens_limit,
-    )
+    budget = request_budget(services, priced, messages, body.max_tokens)
     spec = CompletionSpec(
         model, messages, body.sampling(budget.max_tokens, None), body.logprobs or 0,
         prompt_floor=budget.prompt_floor, raw_prompt=priced.model.chat_template,
@@ -135,7 +127,7 @@ class _Writer:
             item = await anext(pieces)
         answered(meter, item)
         choice = CompletionChoice(
-            text="".join(text), logprobs=logprobs, finish_reason=_reason(item),
+            text="".join(text), logprobs=logprobs, finish_reason=item.finish_reason,
         )
         return web.Response(
             text=self._object(choice, item).model_dump_json(), content_type="application/json",
@@ -162,10 +154,10 @@ class _Writer:
                 meter.delivered(item.node_id, item.tokens)
                 item = await anext(pieces)
         except CoordinatorError as error:
-            await response.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
+            await response.write(sse_error(error))
             return response
         answered(meter, item)
-        await self._send(response, CompletionChoice(text="", finish_reason=_reason(item)))
+        await self._send(response, CompletionChoice(text="", finish_reason=item.finish_reason))
         options = self._body.stream_options
         if options is not None and options.include_usage:
             usage = self._object(CompletionChoice(text="", finish_reason=None), item)
@@ -178,5 +170,3 @@ class _Writer:
         await response.write(b"data: " + self._object(choice).model_dump_json().encode() + b"\n\n")
 
 
-def _reason(finished: Finished) -> Literal["stop", "length"]:
-    return "length" if finished.finish_reason == "length" else "stop"

@@ -14,8 +14,10 @@ from aiohttp import web
 from coordinator.catalogue import PricedModel
 from coordinator.errors import InvalidRequest, ModelNotFound
 from coordinator.gateway.auth import require_api_key
+from coordinator.gateway.context import ContextBudget, context_budget
 from coordinator.gateway.openai_types import ModelEntry, ModelList
 from coordinator.services import SERVICES, Services
+from protocol.chat import ChatMessage
 from protocol.ids import ModelId
 
 CATALOGUE_EPOCH = 1_767_225_600  # 2026-01-01: OpenAI's "created" for catalogue models
@@ -72,6 +74,31 @@ def catalogue_models(request: web.Request) -> ModelList:
 def _served_context(services: Services, priced: PricedModel) -> int:
     largest = services.router.largest_context(ModelId(priced.id))
     return priced.model.context_length if largest is None else largest
+
+
+def requested_model(services: Services, name: str, *, chat: bool) -> PricedModel:
+    """The catalogue model a request names: a 404 naming ``model`` when there is none, and for a
+    chat request a 400 when the model cannot chat (:func:`require_chat_template`)."""
+    priced = services.catalogue.get(name)
+    if priced is None:
+        raise ModelNotFound(f"the model {name!r} does not exist", param="model")
+    if chat:
+        require_chat_template(priced)
+    return priced
+
+
+def request_budget(
+    services: Services, priced: PricedModel, messages: tuple[ChatMessage, ...],
+    requested: int | None,
+) -> ContextBudget:
+    """What the request needs of a node's context (``gateway.context.context_budget``) against
+    the largest context a live node serves the model with. ``requested`` None is OpenAI's "up
+    to the context": of the node chosen, and held for at the largest live context."""
+    return context_budget(
+        messages, requested, largest_context=services.router.largest_context(ModelId(priced.id)),
+        catalogue_context=priced.model.context_length,
+        max_tokens_limit=services.settings.max_tokens_limit,
+    )
 
 
 def require_chat_template(priced: PricedModel) -> None:

@@ -18,13 +18,12 @@ from aiohttp import web
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
 from coordinator.economy.billing import CallMeter
-from coordinator.errors import CoordinatorError, InvalidRequest, ModelNotFound, NotFound
+from coordinator.errors import CoordinatorError, InvalidRequest, NotFound
 from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.call import Pieces, answered, paid_call, read_request, read_whole
 from coordinator.gateway.chat import NODE_HEADER
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece
-from coordinator.gateway.context import context_budget
-from coordinator.gateway.models import require_chat_template
+from coordinator.gateway.models import request_budget, requested_model
 from coordinator.gateway.responses_types import (
     ResponseDeleted,
     ResponseRequest,
@@ -103,21 +102,14 @@ async def _earlier_turns(
 def _spec(
     body: ResponseRequest, services: Services, turns: tuple[ChatMessage, ...]
 ) -> tuple[CompletionSpec, Price]:
-    priced = services.catalogue.get(body.model)
-    if priced is None:
-        raise ModelNotFound(f"the model {body.model!r} does not exist", param="model")
-    require_chat_template(priced)
+    priced = requested_model(services, body.model, chat=True)
     if len(turns) > services.settings.max_messages:
         raise InvalidRequest(
             f"at most {services.settings.max_messages} turns per response, earlier ones "
             "included", param="input",
         )
     model = ModelId(priced.id)
-    budget = context_budget(
-        turns, body.max_output_tokens, largest_context=services.router.largest_context(model),
-        catalogue_context=priced.model.context_length,
-        max_tokens_limit=services.settings.max_tokens_limit,
-    )
+    budget = request_budget(services, priced, turns, body.max_output_tokens)
     tools = body.wire_tools()
     shape = answer_schema_for_tools(
         tools, body.chosen_tool(), parallel=body.parallel_tool_calls is not False

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from coordinator.gateway.sampling import refused
+from coordinator.gateway.sampling import JsonObjectFormat, TextFormat, refused
 from coordinator.gateway.tools import ToolAnswer, ToolChoice
 from protocol.chat import MAX_TOOLS, ChatMessage, FunctionTool, SamplingParams, ToolCall
 from protocol.constraints import ANY_JSON_OBJECT, schema_problem
@@ -110,16 +110,6 @@ class NamedFunctionChoice(BaseModel):
     name: str
 
 
-class TextFormatText(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["text"]
-
-
-class TextFormatJsonObject(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["json_object"]
-
-
 class TextFormatJsonSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["json_schema"]
@@ -139,7 +129,7 @@ class TextFormatJsonSchema(BaseModel):
 class TextConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: Annotated[
-        TextFormatText | TextFormatJsonObject | TextFormatJsonSchema,
+        TextFormat | JsonObjectFormat | TextFormatJsonSchema,
         Field(discriminator="type"),
     ] | None = None
     verbosity: Literal["medium"] | None = None  # the models' only verbosity
@@ -247,7 +237,7 @@ class ResponseRequest(BaseModel):
 
     def answer_format(self) -> dict[str, Any] | None:
         format_ = self.text.format if self.text is not None else None
-        if isinstance(format_, TextFormatJsonObject):
+        if isinstance(format_, JsonObjectFormat):
             return ANY_JSON_OBJECT
         if isinstance(format_, TextFormatJsonSchema):
             return format_.schema_

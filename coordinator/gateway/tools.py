@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from protocol.chat import FunctionTool
+from protocol.messages import FinishReason
 
 ToolChoice = Literal["none", "auto", "required"] | str
 """``none``, ``auto``, ``required``, or the name of the one function to call."""
@@ -69,7 +70,7 @@ class ToolAnswer:
     finish_reason: Literal["stop", "length", "tool_calls"]
 
 
-def read_tool_answer(text: str, finish_reason: str) -> ToolAnswer:
+def read_tool_answer(text: str, finish_reason: FinishReason) -> ToolAnswer:
     """The answer ``text`` in the shape :func:`answer_schema_for_tools` enforces.
 
     An answer cut short by max_tokens (or any text out of that shape) is returned as text, as
@@ -88,14 +89,14 @@ def read_tool_answer(text: str, finish_reason: str) -> ToolAnswer:
             return ToolAnswer(None, calls, "tool_calls")
     if isinstance(decoded, dict) and isinstance(decoded.get("response"), str):
         return ToolAnswer(decoded["response"], (), "stop")
-    return ToolAnswer(text, (), "length" if finish_reason == "length" else "stop")
+    return ToolAnswer(text, (), finish_reason)
 
 
-def read_answer(text: str, finish_reason: str, *, with_tools: bool) -> ToolAnswer:
+def read_answer(text: str, finish_reason: FinishReason, *, with_tools: bool) -> ToolAnswer:
     """An answer as text or calls: read in the tools' shape when tools were offered."""
     if with_tools:
         return read_tool_answer(text, finish_reason)
-    return ToolAnswer(text, (), "length" if finish_reason == "length" else "stop")
+    return ToolAnswer(text, (), finish_reason)
 
 
 def new_call_id() -> str:
