@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import psutil
 import typer
 from rich.console import Console
@@ -40,10 +42,21 @@ def _on_disk(model: CatalogueModel) -> str | None:
 
 
 @models_app.command("list")
-def models_list(coordinator: Coordinator = None) -> None:
+def models_list(
+    coordinator: Coordinator = None,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per model."),
+) -> None:
     """Every model the network serves: whether its weights are here and fit this machine."""
     known = _catalogue(coordinator)
     available = psutil.virtual_memory().available
+    if as_json:
+        for model in known.models:
+            size = next((w.size_bytes for w in model.weights if w.size_bytes), None)
+            out.print_json(json.dumps({
+                **model.model_dump(mode="json"), "here": _on_disk(model),
+                "fits": None if size is None else size < available,
+            }))
+        return
     prices = known.prices()
     table = Table(title=f"models ({known.source})")
     for column in ("id", "parameters", "quant", "context", "chat", "price in/out", "size",
