@@ -49,7 +49,7 @@ from coordinator.bus.base import (
     relay_messages,
 )
 from coordinator.bus.settings import BusSettings
-from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
+from coordinator.hub.live import ChannelEvent, DispatchFailed, JobCutOff
 from coordinator.periodic import every, stop_if_cancelled
 from protocol.ids import JobId, NodeId
 from protocol.messages import Job, JobDone, JobFailed, TokenDelta
@@ -131,7 +131,7 @@ class RedisBus:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._relayed.values(), return_exceptions=True)
         for _, channel in self._channels.values():
-            channel.put_nowait(NodeLost("coordinator shutting down"))
+            channel.put_nowait(JobCutOff("coordinator shutting down"))
         self._channels.clear()
         await self._redis.aclose()
 
@@ -189,7 +189,7 @@ class RedisBus:
                 px=int(self._settings.job_lease_s * 1000),
             )
         except RedisError as exc:
-            raise NodeGone(node_id) from exc
+            raise DispatchFailed(node_id) from exc
         self._channels[job.job_id] = (replica, channel)
         self._send(replica, RelayJob(origin=self.replica_id, node_id=node_id, job=job))
         return channel
@@ -205,7 +205,7 @@ class RedisBus:
         for job_id, (owner, channel) in list(self._channels.items()):
             if owner == replica:
                 del self._channels[job_id]
-                channel.put_nowait(NodeLost(reason))
+                channel.put_nowait(JobCutOff(reason))
 
     async def reply(self, origin: str, event: TokenDelta | JobDone | JobFailed) -> None:
         self._send(origin, RelayEvent(event=event))
