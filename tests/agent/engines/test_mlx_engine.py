@@ -35,7 +35,8 @@ from support.engines import (
 )
 
 from agent.engines.base import ScoringRequest
-from agent.engines.mlx import MlxEngine, token_pieces
+from agent.engines.mlx import MlxEngine
+from agent.engines.mlx_tokens import token_pieces
 from agent.engines.select import build_engine
 from agent.models import resolve
 
