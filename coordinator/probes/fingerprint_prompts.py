@@ -3,10 +3,11 @@
 A fingerprint compares a node's greedy answer with the genuine weights' answer to the same prompt.
 Were the prompts fixed and public, a cheater could answer them from a cache and serve a cheaper
 model to everyone else. Here each deployment draws its prompts from its own secret (HMAC-keyed
-randomness over the model id and a rotation epoch): an ordinary-looking request built from a task,
-its subjects, a tone and a length, out of more than 10^10 (:func:`combinations`), so the set in use
-can be neither known nor precomputed. Rotating (a new epoch) draws a fresh set; the coordinator's reference run
-(``koretex-coordinator models fingerprint``) computes their genuine answers.
+randomness over the model id and a rotation epoch): an ordinary-looking request built from a
+task, its subjects, a tone and a length, out of more than 10^10 (:func:`combinations`), so the set
+in use can be neither known nor precomputed. Rotating (a new epoch) draws a fresh set; the
+coordinator's reference run (``koretex-coordinator models fingerprint``) computes their genuine
+answers.
 """
 
 from __future__ import annotations

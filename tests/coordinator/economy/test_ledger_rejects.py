@@ -22,8 +22,8 @@ from support.ledger_audit import audit
 
 from coordinator.accounts.accounts import node_earnings_account, open_account
 from coordinator.catalogue import SEED_PRICE
-from coordinator.economy.ledger import CallSettlement
 from coordinator.economy.postings import ServingNode
+from coordinator.economy.settlement import CallSettlement
 from coordinator.metrics import METRICS
 from coordinator.services import Services
 from coordinator.store.models import Account, LedgerTransaction

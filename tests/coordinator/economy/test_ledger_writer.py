@@ -15,14 +15,10 @@ from support.ledger_audit import audit
 from coordinator.accounts.accounts import node_earnings_account, open_account
 from coordinator.catalogue import SEED_PRICE
 from coordinator.clock import ShiftedClock
-from coordinator.economy.ledger import (
-    CallSettlement,
-    Ledger,
-    SystemBooks,
-    ensure_system_books,
-)
+from coordinator.economy.ledger import Ledger, SystemBooks, ensure_system_books
 from coordinator.economy.postings import ServingNode
 from coordinator.economy.settings import EconomySettings
+from coordinator.economy.settlement import CallSettlement
 from coordinator.errors import InsufficientCredits
 from coordinator.store.database import Database
 

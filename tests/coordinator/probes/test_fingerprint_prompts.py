@@ -1,4 +1,4 @@
-"""Fingerprint prompts come from a deployment's secret: reproducible with it, unguessable without."""
+"""Fingerprint prompts come from a secret: reproducible with it, unguessable without."""
 
 from __future__ import annotations
 
