@@ -11,10 +11,10 @@ credits per million tokens is therefore exactly N micro-credits per token.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from coordinator.probes.fingerprint_data import Fingerprint, load_fingerprint
+from coordinator.probes.fingerprint_data import Fingerprint
 from protocol.catalogue import SEED, CatalogueModel, PublishedModel
 from protocol.ids import ModelId
 
@@ -62,9 +62,11 @@ class Catalogue:
         self.replace(models)
 
     @classmethod
-    def default(cls) -> Catalogue:
-        """The seed catalogue, as a new database starts with it."""
-        return cls(PricedModel(m, SEED_PRICE, load_fingerprint(m)) for m in SEED)
+    def default(cls, fingerprints: Mapping[ModelId, Fingerprint] | None = None) -> Catalogue:
+        """The seed catalogue, as a new database starts with it (no fingerprints: a deployment
+        computes its own), or with the ``fingerprints`` given."""
+        given = fingerprints or {}
+        return cls(PricedModel(m, SEED_PRICE, given.get(m.id)) for m in SEED)
 
     def replace(self, models: Iterable[PricedModel]) -> None:
         """Take on ``models`` as the whole catalogue (a reload from the database)."""

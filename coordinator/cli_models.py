@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import statistics
 import urllib.error
 import urllib.request
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from coordinator.catalogue import Price, PricedModel
 from coordinator.cli_sources import WeightsSource, fetch_source
+from coordinator.probes.fingerprint_prompts import fingerprint_prompts
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.catalogue import (
     CatalogueConflict,
@@ -123,7 +125,9 @@ def add(
         from coordinator.probes.fingerprint_run import compute_fingerprint
 
         console.print(f"running {located.path.name} for its fingerprint…")
-        reference = asyncio.run(compute_fingerprint(model, located.path, threads=threads))
+        reference = asyncio.run(
+            compute_fingerprint(model, located.path, secret_prompts(model.id), threads=threads)
+        )
     elif fingerprint:
         console.print("[yellow]MLX weights are not fingerprinted: probes measure speed only[/]")
     price = Price(price_in, price_out)
@@ -214,6 +218,12 @@ def set_price_command(
     console.print(f"{model_id} now costs {price_in}/{price_out} credits per 1M tokens")
 
 
+def secret_prompts(model_id: str) -> tuple[str, ...]:
+    """Fingerprint prompts from a secret drawn now and kept nowhere: only the prompts and their
+    answers are stored, in the database."""
+    return fingerprint_prompts(secrets.token_bytes(32), model_id, 0)
+
+
 def _weights(priced: PricedModel, weights: Path | None) -> Path:
     if weights is not None:
         return weights
@@ -227,13 +237,14 @@ def fingerprint_command(
     model: ModelOption, weights: WeightsOption = None,
     threads: int = typer.Option(0, help="Engine threads (0: automatic)."),
 ) -> None:
-    """Compute the model's fingerprint again from its exact weights and store it."""
+    """Compute the model's fingerprint from its exact weights on freshly drawn secret prompts
+    and store it: run it for a model without one, and again to rotate the prompts."""
     from coordinator.probes.fingerprint_run import compute_fingerprint
 
     priced = _priced(model)
-    result = asyncio.run(
-        compute_fingerprint(priced.model, _weights(priced, weights), threads=threads)
-    )
+    result = asyncio.run(compute_fingerprint(
+        priced.model, _weights(priced, weights), secret_prompts(priced.id), threads=threads,
+    ))
     _with_database(lambda database: add_model(
         database, priced.model, priced.price, result, datetime.now(UTC), replace=True,
     ))

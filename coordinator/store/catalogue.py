@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from coordinator.catalogue import Catalogue, Price, PricedModel
-from coordinator.probes.fingerprint_data import Fingerprint, load_fingerprint
+from coordinator.probes.fingerprint_data import Fingerprint
 from coordinator.store.database import Database
 from coordinator.store.models import CatalogueEntry
 from protocol.catalogue import CatalogueModel
@@ -40,8 +40,7 @@ async def load_catalogue(database: Database) -> list[PricedModel]:
 def _priced(row: CatalogueEntry) -> PricedModel:
     model = CatalogueModel.model_validate(row.model)
     fingerprint = (
-        Fingerprint.model_validate(row.fingerprint) if row.fingerprint is not None
-        else load_fingerprint(model)  # the seeded models' references ship beside the code
+        None if row.fingerprint is None else Fingerprint.model_validate(row.fingerprint)
     )
     return PricedModel(
         model, Price(row.price_input_per_1m, row.price_output_per_1m), fingerprint
