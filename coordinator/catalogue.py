@@ -59,6 +59,7 @@ class Catalogue:
         self._models: dict[ModelId, PricedModel] = {}
         self.fingerprints: dict[ModelId, Fingerprint] = {}
         """Every fingerprinted model's fingerprint; the same dict for the catalogue's life."""
+        self.version: object = None  # the store's version of what it holds, if loaded from one
         self.replace(models)
 
     @classmethod

@@ -10,7 +10,7 @@ import logging
 from datetime import datetime
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from coordinator.catalogue import Catalogue, Price, PricedModel
 from coordinator.probes.fingerprint_data import Fingerprint
@@ -84,6 +84,18 @@ async def set_price(database: Database, model_id: str, price: Price, now: dateti
         row.updated_at = now
 
 
+async def catalogue_version(database: Database) -> tuple[int, datetime | None]:
+    """What changes whenever a model is added, removed or changed: read before a full reload."""
+    async with database.session() as session:
+        count, latest = (await session.execute(
+            select(func.count(), func.max(CatalogueEntry.updated_at))
+        )).one()
+    return int(count), latest
+
+
 async def reload_catalogue(database: Database, catalogue: Catalogue) -> None:
-    """Bring the in-memory catalogue up to the database's."""
-    catalogue.replace(await load_catalogue(database))
+    """Bring the in-memory catalogue up to the database's (only read whole when it changed)."""
+    version = await catalogue_version(database)
+    if version != catalogue.version:
+        catalogue.replace(await load_catalogue(database))
+        catalogue.version = version

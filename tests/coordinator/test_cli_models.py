@@ -62,7 +62,7 @@ async def test_a_new_gguf_is_served_after_models_add_and_leaves_with_models_remo
 
         added = await models_cli(
             database_url, "add", str(requantized), "--id", NEW_MODEL,
-            "--price-in", "5", "--price-out", "9", "--threads", "2",
+            "--price-in", "5", "--price-out", "9", "--threads", "1",
         )
         assert added.returncode == 0, added.stderr
         listed = json.loads((await models_cli(database_url, "list", "--json")).stdout)
