@@ -61,6 +61,8 @@ class ReplicaPresence(WireModel):
     nodes: tuple[NodePresence, ...]
     refused: dict[str, int] = Field(default_factory=dict)
     """Requests this replica refused for want of a node over the bounty window, per model."""
+    removed: tuple[NodeId, ...] = ()
+    """Nodes this replica removed from the network lately: whoever holds one disconnects it."""
 
 
 class RelayJob(WireModel):

@@ -59,6 +59,7 @@ def local_presence(services: Services) -> ReplicaPresence:
     return ReplicaPresence(
         replica=services.bus.replica_id, published_at=wall_now, nodes=tuple(nodes),
         refused=services.refusals.counts(wall_now),
+        removed=services.points.recent_removals(clock.now()) if services.points else (),
     )
 
 
@@ -97,7 +98,19 @@ async def follow_presence(services: Services) -> None:
             log.exception("presence not read")
         else:
             known_replicas = merge_presence(services, replicas, known_replicas)
+            await remove_announced(services, replicas)
         await asyncio.sleep(services.settings.bus.presence_poll_s)
+
+
+async def remove_announced(services: Services, replicas: list[ReplicaPresence]) -> None:
+    """Refuse, and disconnect if connected here, the nodes other replicas removed."""
+    keeper = services.points
+    if keeper is None:
+        return
+    for replica in replicas:
+        for node_id in replica.removed:
+            if node_id not in services.refused_nodes or services.hub.get(node_id) is not None:
+                await keeper.remove_here(node_id, announce=False)
 
 
 def merge_presence(
