@@ -7,12 +7,15 @@ like any other probe); a fake verdict, from a probe or from re-scoring a paid jo
 again at once until it passes a full re-exam. A model without a fingerprint cannot be examined and
 is not held. Where enrollment is required, a node nobody enrolled is held from every paid job
 whatever its exam (it is still probed, and sits the exam, so its operator sees its speed). Other
-replicas learn of a hold from the node's presence.
+replicas learn of a hold from the node's presence; a fake verdict given here on a node connected
+to another replica (re-scoring a relayed job) is kept in :meth:`Admission.fakes_for_owners` for
+this replica's presence, and its owner quarantines the node when it reads it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from coordinator.probes.exam import AdmissionExam, ExamState, paid_allowed
@@ -33,6 +36,8 @@ class Admission:
         self._examined = examined if required > 0 else (lambda model: False)
         self._enrollment_required = enrollment_required
         self._unenrolled: set[NodeId] = set()
+        self.fakes_serial = 0  # fake verdicts given here on nodes connected elsewhere, so far
+        self._fakes_for_owners: deque[tuple[int, NodeId, ModelId]] = deque(maxlen=256)
 
     def joined(
         self, node_id: NodeId, offers: Iterable[ModelOffer], *, enrolled: bool = True
@@ -57,13 +62,23 @@ class Admission:
 
     def verdict(self, node_id: NodeId, model: ModelId, *, genuine: bool) -> None:
         """A fingerprint or re-scoring verdict on the node's answer for ``model``."""
-        if not self._examined(model) or not self._exam.enrolled(node_id, model):
-            return  # connected to another replica (its owner examines it) or gone
+        if not self._examined(model):
+            return
+        if not self._exam.enrolled(node_id, model):  # connected to another replica, or gone
+            if not genuine:
+                self.fakes_serial += 1
+                self._fakes_for_owners.append((self.fakes_serial, node_id, model))
+            return
         before = self._exam.state(node_id, model)
         state = self._exam.record(node_id, model, genuine=genuine)
         if state is not before:
             log.info("node %s, model %s: %s -> %s", node_id, model, before.value, state.value)
         self._apply(node_id, model, state)
+
+    def fakes_for_owners(self) -> tuple[tuple[int, NodeId, ModelId], ...]:
+        """The latest fake verdicts given here on nodes not connected here: (serial, node,
+        model), for their owners to apply."""
+        return tuple(self._fakes_for_owners)
 
     def due(self, node_id: NodeId, models: Iterable[ModelId]) -> list[ModelId]:
         """The models among ``models`` the node still has to pass fingerprint checks for."""

@@ -80,3 +80,16 @@ def test_paid_only_when_admitted_and_enrolled_where_required(
 ) -> None:
     expected = state is ExamState.ADMITTED and (enrolled or not required)
     assert paid_allowed(state, enrolled=enrolled, enrollment_required=required) is expected
+
+
+def test_a_fake_verdict_on_a_node_connected_elsewhere_is_kept_for_its_owner() -> None:
+    router, admission = network(enrollment_required=True)
+    elsewhere = NodeId("elsewhere")
+    admission.verdict(elsewhere, MODEL, genuine=True)  # the owner's exam counts its own only
+    admission.verdict(elsewhere, OTHER, genuine=False)  # no fingerprint: nothing to tell
+    assert admission.fakes_for_owners() == ()
+    admission.verdict(elsewhere, MODEL, genuine=False)
+    admission.verdict(elsewhere, MODEL, genuine=False)
+    assert admission.fakes_for_owners() == ((1, elsewhere, MODEL), (2, elsewhere, MODEL))
+    assert admission.fakes_serial == 2
+    assert elsewhere not in router
