@@ -28,8 +28,10 @@ from rich.table import Table
 
 from agent import paths
 from agent.bench import BenchRun, measure, summarize
+from agent.catalogue import learn
 from agent.cli_cloud import cloud_app
 from agent.cli_config import config_app
+from agent.cli_models import models_app
 from agent.cli_options import (
     EXIT_CONFIG,
     ContextLength,
@@ -48,7 +50,8 @@ from agent.cli_options import (
 from agent.cli_service import service_app
 from agent.errors import AgentError, ConfigurationError, FatalLinkError
 from agent.keys import load_or_create
-from agent.models import resolve
+from agent.models import resolve_all
+from agent.plan import plan
 from agent.settings import AgentSettings
 from agent.status import (
     BenchResult,
@@ -67,26 +70,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(config_app, name="config")
 app.add_typer(service_app, name="service")
 app.add_typer(cloud_app, name="cloud")
-models_app = typer.Typer(no_args_is_help=True, help="Catalogue models on this machine.")
 app.add_typer(models_app, name="models")
-
-
-@models_app.command("pull")
-def models_pull(
-    name: str = typer.Argument(..., help="Catalogue model id, e.g. gemma-3-270m."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> None:
-    """Download a catalogue model's weights once, checked against the catalogue's sha256."""
-    from agent.models import pull
-
-    try:
-        path = pull(name, progress=not quiet)
-    except AgentError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-    Console(stderr=True).print(
-        f"[bold]{name}[/] is at {path}; serve it with: koretex node run --model {name}"
-    )
 console = Console(stderr=True)
 out = Console()
 
@@ -149,20 +133,19 @@ def node_run(
             key_file=key_file, enrollment_token=enrollment_token,
         ))
         known["coordinator"] = settings.coordinator[0] if settings.coordinator else None
-        if settings.model is None:
-            raise ConfigurationError(
-                "no model: pass --model PATH_OR_NAME or run: koretex config set --model NAME"
-            )
         key = load_or_create(settings.key_store, settings.key_file)
         known.update(node_id=key.node_id, key_store=key.stored_in, key_location=key.location)
         console.print(f"node [bold]{key.node_id}[/] (key in {_key_place(key.stored_in)}: "
                       f"{key.location})")
-        resolved = resolve(settings.model, settings.model_id)
-        console.print(f"serving [bold]{resolved.model_id}[/] from {resolved.path}")
+        catalogue = learn(settings.coordinator)
+        served = plan(settings, resolve_all(settings.model, settings.model_id, catalogue.models))
+        for item in served:
+            console.print(f"serving [bold]{item.model.model_id}[/] from {item.model.path} "
+                          f"({item.context_length} tokens of context)")
         from agent.daemon import serve
 
         known["serving"] = True
-        asyncio.run(serve(settings, key, resolved))
+        asyncio.run(serve(settings, key, served))
 
 
 def _key_place(stored_in: str) -> str:
@@ -277,9 +260,9 @@ def bench(
     with reported_errors():
         settings = load_settings(flags(model=model, model_id=model_id, engine=engine,
                                        threads=threads, context_length=context_length))
-        if settings.model is None:
-            raise ConfigurationError("no model: pass --model PATH_OR_NAME")
-        resolved = resolve(settings.model, settings.model_id)
+        resolved = resolve_all(
+            settings.model[:1], settings.model_id[:1], learn(settings.coordinator).models
+        )[0]
         built = build_engine(settings.engine, resolved, slots=1,
                              context_length=settings.context_length, threads=settings.threads)
 

@@ -13,9 +13,13 @@ Coordinator = Annotated[
     list[str] | None,
     typer.Option("--coordinator", "-c", help="Coordinator URL (repeat for fallbacks)."),
 ]
-Model = Annotated[str | None, typer.Option("--model", "-m", help="Weights path or catalogue name.")]
+Model = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", help="Weights path or catalogue name (repeat to serve several)."),
+]
 ModelIdOption = Annotated[
-    str | None, typer.Option(help="Catalogue id of the weights (default: by hash).")
+    list[str] | None,
+    typer.Option(help="Catalogue id of each --model's weights, in order (default: by hash)."),
 ]
 Slots = Annotated[int | None, typer.Option(help="Jobs served at once.")]
 EngineOption = Annotated[str | None, typer.Option(help="auto, llama.cpp or mlx.")]

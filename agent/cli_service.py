@@ -45,7 +45,7 @@ def _say(text: str) -> None:
 def install() -> None:
     """Install the service and (re)start the agent; it starts again at login or boot."""
     settings = _settings()
-    if settings.model is None:
+    if not settings.model:
         console.print("[red]error:[/] no model configured: koretex config set --model NAME")
         raise typer.Exit(EXIT_CONFIG)
     manager = choose_manager(settings.service_manager)

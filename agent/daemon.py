@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from agent.engines.select import build_engine
 from agent.errors import AgentError, FatalLinkError
 from agent.keys import NodeKey
 from agent.link import Link
-from agent.models import ResolvedModel
+from agent.plan import Served
 from agent.settings import AgentSettings
 from agent.status import NodeStatus, State, write_status
 from agent.worker import JobRunner
@@ -73,24 +74,31 @@ class StatusReporter:
             self._link.changed.clear()
 
 
-async def serve(settings: AgentSettings, key: NodeKey, model: ResolvedModel) -> None:
+async def serve(settings: AgentSettings, key: NodeKey, served: Sequence[Served]) -> None:
     """Run until SIGTERM/SIGINT, then stop taking jobs and finish those in flight."""
-    engine = build_engine(
-        settings.engine, model, slots=settings.slots, context_length=settings.context_length,
-        threads=settings.threads,
-    )
+    engines = {
+        s.model.model_id: build_engine(
+            settings.engine, s.model, slots=settings.slots, context_length=s.context_length,
+            threads=settings.threads,
+        )
+        for s in served
+    }
+    engine_names = sorted({engine.name for engine in engines.values()})
     offer = Offer(
         agent_version=__version__,
-        engine=engine.name,
-        models=(ModelOffer(
-            model=model.model_id, weights_sha256=model.sha256,
-            context_length=settings.context_length,
-        ),),
+        engine=",".join(engine_names),
+        models=tuple(
+            ModelOffer(
+                model=s.model.model_id, weights_sha256=s.model.sha256,
+                context_length=s.context_length,
+            )
+            for s in served
+        ),
         slots=settings.slots,
         hardware=hardware.detect(),
         enrollment_token=settings.enrollment_token,
     )
-    runner = JobRunner(engine, model.model_id, settings.slots)
+    runner = JobRunner(engines, settings.slots)
     link = Link(
         settings.coordinator, lambda: AgentSession(key.signing_key, offer), runner,
         drain_grace_s=settings.drain_grace_s, backoff_initial_s=settings.backoff_initial_s,
@@ -100,8 +108,9 @@ async def serve(settings: AgentSettings, key: NodeKey, model: ResolvedModel) -> 
     reporter = StatusReporter(paths.status_file(), settings.status_interval_s, NodeStatus(
         pid=os.getpid(), started_at=now, updated_at=now, state="loading",
         coordinator=settings.coordinator[0], node_id=key.node_id, key_store=key.stored_in,
-        key_location=key.location, model=model.model_id, model_path=str(model.path),
-        engine=engine.name, slots=settings.slots,
+        key_location=key.location, model=", ".join(s.model.model_id for s in served),
+        model_path=", ".join(str(s.model.path) for s in served),
+        engine=offer.engine, slots=settings.slots,
     ), runner, link)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,8 +118,9 @@ async def serve(settings: AgentSettings, key: NodeKey, model: ResolvedModel) -> 
         loop.add_signal_handler(signum, stop.set)
     reporting = asyncio.create_task(reporter.run())
     try:
-        log.info("loading %s with %s", model.path.name, engine.name)
-        await engine.load()
+        for s in served:
+            log.info("loading %s with %s", s.model.path.name, engines[s.model.model_id].name)
+            await engines[s.model.model_id].load()
         reporter.loading = False
         await link.run(stop)
     except FatalLinkError as exc:
@@ -126,5 +136,6 @@ async def serve(settings: AgentSettings, key: NodeKey, model: ResolvedModel) -> 
         await asyncio.gather(reporting, return_exceptions=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await engine.close()
+        for engine in engines.values():
+            await engine.close()
     log.info("stopped")

@@ -37,11 +37,13 @@ class ResolvedModel:
     model_id: ModelId
 
 
-def resolve(spec: str, model_id: str | None = None) -> ResolvedModel:
-    """Find the weights ``spec`` names and which catalogue model they are."""
+def resolve(
+    spec: str, model_id: str | None = None, known: Sequence[CatalogueModel] = catalogue.SEED
+) -> ResolvedModel:
+    """Find the weights ``spec`` names and which model of the ``known`` catalogue they are."""
     path = Path(spec).expanduser()
     if not path.exists():
-        entry = catalogue.by_id(spec)
+        entry = catalogue.by_id(spec, known)
         if entry is None:
             raise ConfigurationError(f"{spec!r} is neither a file nor a catalogue model")
         cached = [paths.models_dir() / w.filename for w in entry.weights]
@@ -51,7 +53,7 @@ def resolve(spec: str, model_id: str | None = None) -> ResolvedModel:
                 f"{spec!r} is not downloaded yet; run: koretex models pull {spec}"
             )
     digest = weights_sha256(path)
-    entry = catalogue.by_id(model_id) if model_id else catalogue.by_sha256(digest)
+    entry = catalogue.by_id(model_id, known) if model_id else catalogue.by_sha256(digest, known)
     if entry is None:
         what = f"{model_id!r} is not a catalogue model" if model_id else (
             f"{path.name} (sha256 {digest[:12]}…) is not a catalogue model; pass --model-id"
@@ -80,12 +82,13 @@ def hf_download(weights: WeightsFile, directory: Path, progress: bool) -> Path:
     try:
         if weights.engine == "mlx":
             written = snapshot_download(
-                weights.repo, local_dir=directory / weights.filename,
+                weights.repo, revision=weights.revision, local_dir=directory / weights.filename,
                 allow_patterns=list(MLX_WEIGHT_FILES), tqdm_class=bars,
             )
         else:
             written = hf_hub_download(
-                weights.repo, weights.filename, local_dir=directory, tqdm_class=bars
+                weights.repo, weights.filename, revision=weights.revision, local_dir=directory,
+                tqdm_class=bars,
             )
     except OSError as exc:  # the hub's HTTP, offline and not-found errors are all OSErrors
         raise ConfigurationError(
@@ -96,7 +99,7 @@ def hf_download(weights: WeightsFile, directory: Path, progress: bool) -> Path:
 
 def pull(
     model_id: str, *, progress: bool = True, download: Downloader = hf_download,
-    known: Sequence[CatalogueModel] = catalogue.CATALOGUE,
+    known: Sequence[CatalogueModel] = catalogue.SEED,
 ) -> Path:
     """Download a catalogue model's weights into the models directory once, checking the hash.
 
@@ -186,3 +189,26 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def resolve_all(
+    specs: Sequence[str], model_ids: Sequence[str] = (),
+    known: Sequence[CatalogueModel] = catalogue.SEED,
+) -> tuple[ResolvedModel, ...]:
+    """Each ``--model`` resolved (``model_ids`` pair with them in order); one model id each."""
+    if not specs:
+        raise ConfigurationError(
+            "no model: pass --model PATH_OR_NAME or run: koretex config set --model NAME"
+        )
+    if len(model_ids) > len(specs):
+        raise ConfigurationError(f"{len(model_ids)} --model-id for {len(specs)} --model")
+    resolved = tuple(
+        resolve(spec, model_ids[index] if index < len(model_ids) else None, known)
+        for index, spec in enumerate(specs)
+    )
+    seen: set[str] = set()
+    for model in resolved:
+        if model.model_id in seen:
+            raise ConfigurationError(f"{model.model_id} is given twice")
+        seen.add(model.model_id)
+    return resolved

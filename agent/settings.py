@@ -28,14 +28,22 @@ class AgentSettings(BaseSettings):
         default=("http://127.0.0.1:8420",),
         description="Coordinator base URLs (http, https, ws or wss); tried in turn.",
     )
-    model: str | None = Field(default=None, description="A GGUF/MLX path or a catalogue name.")
-    model_id: str | None = Field(
-        default=None, description="The catalogue id the weights are (default: by their sha256)."
+    model: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="GGUF/MLX paths or catalogue names; several are served side by side.",
+    )
+    model_id: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="The catalogue ids the weights are, in --model's order (default: by sha256).",
     )
     engine: EngineChoice = "auto"
     slots: int = Field(default=1, ge=1, le=64, description="Jobs served at once.")
     context_length: int = Field(default=4096, ge=256)
     threads: int = Field(default=0, ge=0, description="Engine threads per slot (0: automatic).")
+    memory_headroom_mb: int = Field(
+        default=1024, ge=0,
+        description="Memory left free for the system when checking that the models fit.",
+    )
     key_store: KeyStore = "auto"
     key_file: Path = Field(default_factory=paths.key_file)
     enrollment_token: str | None = Field(
@@ -52,7 +60,7 @@ class AgentSettings(BaseSettings):
         description="What keeps the agent running: launchd, systemd (user), detached, or auto.",
     )
 
-    @field_validator("coordinator", mode="before")
+    @field_validator("coordinator", "model", "model_id", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

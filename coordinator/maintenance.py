@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 
-from coordinator.periodic import every, stop_if_cancelled
+from coordinator.periodic import every
 from coordinator.services import Services
 from coordinator.store.health import save_buckets
 from protocol.ids import NodeId
@@ -27,10 +27,10 @@ async def save_health(services: Services, node_ids: Sequence[str]) -> None:
 
 async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: int = 2) -> None:
     """Forever: refresh ramp-up and health ageing, credit online time, save health windows."""
-    tick = 0
-    while True:
-        await asyncio.sleep(interval_s)
-        tick += 1
+    ticks = itertools.count(1)
+
+    async def upkeep() -> None:
+        tick = next(ticks)
         clock, router = services.clock, services.router
         wall_now = clock.now().timestamp()
         live = [node.node_id for node in services.hub.nodes()]
@@ -41,11 +41,9 @@ async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: i
                 router.add_online(node_id, interval_s, wall_now=wall_now)
         router.refresh(now=clock.monotonic(), wall_now=wall_now)
         if tick % save_every == 0:
-            try:
-                await save_health(services, list(live))
-            except Exception:
-                stop_if_cancelled()
-                log.exception("could not save node health")
+            await save_health(services, list(live))
+
+    await every(interval_s, upkeep, log, "keep node health and online time", wait_first=True)
 
 
 async def release_stale_holds(services: Services, interval_s: float) -> None:

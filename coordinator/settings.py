@@ -109,6 +109,11 @@ class CoordinatorSettings(BaseSettings):
         " so authenticity checks see the same evidence everywhere; consumers get what they asked.",
     )
     upkeep_interval_s: float = Field(default=30.0, gt=0)
+    catalogue_refresh_s: float = Field(
+        default=5.0, gt=0,
+        description="How often the catalogue is reloaded from the database (models added, "
+        "removed or repriced with koretex-coordinator models take effect within it).",
+    )
     queue_length: int = Field(default=64, ge=0, description="Requests that may wait per model.")
     queue_wait_s: float = Field(default=10.0, ge=0, description="How long a request waits.")
     no_capacity_retry_after_s: int = Field(default=5, ge=1)

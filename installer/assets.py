@@ -1,8 +1,10 @@
 """The files the installer ships: the shell installer and the service templates.
 
-They live at the top of the source tree (``install.sh``, ``launchd/``) and inside this package
-(``installer/install.sh`` and ``installer/templates/``, links to them in the tree, copies in a
-built wheel), so they are found the same way in an editable install and an installed one.
+Each exists once in the source tree: ``install.sh`` and the LaunchAgent template
+(``launchd/com.koretex.agent.plist``) at its top, the systemd unit in ``installer/templates/``.
+A built wheel carries them inside this package (``installer/install.sh`` is a link in the tree;
+``setup.py`` copies the plist into ``installer/templates/``), so an installed agent finds them
+beside this module and an editable install finds them in the tree.
 """
 
 from __future__ import annotations

@@ -55,6 +55,22 @@ def smollm2_gguf() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def fingerprint_once(python: str, env: dict[str, str], model: Path) -> None:
+    """This deployment's fingerprint of the model, as an operator computes it (once: it is kept
+    in the coordinator's database); the node's admission exam is judged against it."""
+    listed = json.loads(subprocess.run(
+        [python, "-m", "coordinator", "models", "list", "--json"], env=env, check=True,
+        capture_output=True, text=True,
+    ).stdout)
+    if any(m["id"] == MODEL_ID and m["fingerprinted"] for m in listed):
+        return
+    print(f"computing this deployment's fingerprint of {MODEL_ID} (once)...", flush=True)
+    subprocess.run(
+        [python, "-m", "coordinator", "models", "fingerprint", "--model", MODEL_ID,
+         "--weights", str(model)], env=env, check=True, cwd=REPO,
+    )
+
+
 def main() -> None:
     model = smollm2_gguf()
     env = {
@@ -68,6 +84,7 @@ def main() -> None:
         [python, "-m", "coordinator", "keys", "create", "--name", "make-run"],
         env=env, check=True, capture_output=True, text=True,
     ).stdout.strip()
+    fingerprint_once(python, env, model)
     coordinator = subprocess.Popen([python, "-m", "coordinator", "serve"], env=env, cwd=REPO)
     processes = [coordinator]
     try:

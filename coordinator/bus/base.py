@@ -125,7 +125,7 @@ class Bus(Protocol):
     ) -> asyncio.Queue[ChannelEvent]:
         """Send ``job`` to ``node_id`` on ``replica``; its events arrive on the channel returned.
 
-        Raises :class:`~coordinator.hub.live.NodeGone` when it cannot be sent."""
+        Raises :class:`~coordinator.hub.live.DispatchFailed` when it cannot be sent."""
 
     async def cancel(self, replica: str, job_id: JobId) -> None:
         """Stop waiting for a dispatched job and tell its replica to cancel it."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from coordinator.bus.base import RelayHandler, ReplicaPresence
-from coordinator.hub.live import ChannelEvent, NodeGone
+from coordinator.hub.live import ChannelEvent, DispatchFailed
 from protocol.ids import JobId, NodeId
 from protocol.messages import Job, JobDone, JobFailed, TokenDelta
 
@@ -51,7 +51,7 @@ class LocalBus:
     async def dispatch(
         self, replica: str, node_id: NodeId, job: Job
     ) -> asyncio.Queue[ChannelEvent]:
-        raise NodeGone(node_id)  # no other replica exists
+        raise DispatchFailed(node_id)  # no other replica exists
 
     async def cancel(self, replica: str, job_id: JobId) -> None:
         return None

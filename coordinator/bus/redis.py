@@ -49,8 +49,8 @@ from coordinator.bus.base import (
     relay_messages,
 )
 from coordinator.bus.settings import BusSettings
-from coordinator.hub.live import ChannelEvent, NodeGone, NodeLost
-from coordinator.periodic import stop_if_cancelled
+from coordinator.hub.live import ChannelEvent, DispatchFailed, JobCutOff
+from coordinator.periodic import every, stop_if_cancelled
 from protocol.ids import JobId, NodeId
 from protocol.messages import Job, JobDone, JobFailed, TokenDelta
 
@@ -131,7 +131,7 @@ class RedisBus:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._relayed.values(), return_exceptions=True)
         for _, channel in self._channels.values():
-            channel.put_nowait(NodeLost("coordinator shutting down"))
+            channel.put_nowait(JobCutOff("coordinator shutting down"))
         self._channels.clear()
         await self._redis.aclose()
 
@@ -189,7 +189,7 @@ class RedisBus:
                 px=int(self._settings.job_lease_s * 1000),
             )
         except RedisError as exc:
-            raise NodeGone(node_id) from exc
+            raise DispatchFailed(node_id) from exc
         self._channels[job.job_id] = (replica, channel)
         self._send(replica, RelayJob(origin=self.replica_id, node_id=node_id, job=job))
         return channel
@@ -205,7 +205,7 @@ class RedisBus:
         for job_id, (owner, channel) in list(self._channels.items()):
             if owner == replica:
                 del self._channels[job_id]
-                channel.put_nowait(NodeLost(reason))
+                channel.put_nowait(JobCutOff(reason))
 
     async def reply(self, origin: str, event: TokenDelta | JobDone | JobFailed) -> None:
         self._send(origin, RelayEvent(event=event))
@@ -273,26 +273,24 @@ class RedisBus:
                 running.cancel()
 
     async def _renew_job_leases(self) -> None:
-        """Renew the leases of jobs waited on here; cancel relayed jobs whose lease lapsed."""
-        period = self._settings.job_lease_s / 3
-        ttl_ms = int(self._settings.job_lease_s * 1000)
-        while True:
-            await asyncio.sleep(period)
-            try:
-                if self._channels:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for job_id in list(self._channels):
-                            pipe.pexpire(self._key("job", job_id), ttl_ms)
-                        await pipe.execute()
-                relayed = list(self._relayed)
-                alive = await self.job_leases_alive(relayed)
-                for job_id in relayed:
-                    if job_id not in alive and job_id in self._relayed:
-                        log.info("bus: job %s lost its dispatcher; cancelling", job_id)
-                        self._relayed[job_id].cancel()
-            except RedisError:
-                stop_if_cancelled()
-                log.exception("bus: job leases not renewed")
+        """Forever, every third of a lease: renew the leases of jobs waited on here, and
+        cancel relayed jobs whose lease lapsed."""
+        await every(self._settings.job_lease_s / 3, self._check_job_leases, log,
+                    "renew job leases on the bus", wait_first=True)
+
+    async def _check_job_leases(self) -> None:
+        if self._channels:
+            ttl_ms = int(self._settings.job_lease_s * 1000)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in list(self._channels):
+                    pipe.pexpire(self._key("job", job_id), ttl_ms)
+                await pipe.execute()
+        relayed = list(self._relayed)
+        alive = await self.job_leases_alive(relayed)
+        for job_id in relayed:
+            if job_id not in alive and job_id in self._relayed:
+                log.info("bus: job %s lost its dispatcher; cancelling", job_id)
+                self._relayed[job_id].cancel()
 
     # --- leases and counters -------------------------------------------------------------------
 

@@ -11,14 +11,13 @@ replica that dies takes its nodes out of every router when its lease lapses.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import aclosing
 
 from coordinator.bus.base import FakeNotice, NodePresence, RelayJob, ReplicaPresence
 from coordinator.errors import InvalidRequest
 from coordinator.hub.calls import AttemptFailed
-from coordinator.periodic import stop_if_cancelled
+from coordinator.periodic import every
 from coordinator.routing import BreakerState, NodeInfo, Outcome
 from coordinator.services import Services
 from protocol.ids import NodeId
@@ -73,40 +72,38 @@ async def publish_presence(services: Services) -> None:
     renew_every = settings.presence_ttl_s / 3
     published_version, published_at = (-1, -1), float("-inf")
     shared_parks: dict[NodeId, float] = {}
-    while True:
+
+    async def publish_if_due() -> None:
+        nonlocal published_version, published_at
         version = (services.router.local_version, services.admission.fakes_serial)
         now = services.clock.monotonic()
-        if version != published_version or now - published_at >= renew_every:
-            try:
-                presence = local_presence(services)
-                await services.bus.publish_presence(presence)
-                published_version, published_at = version, now
-                for node in presence.nodes:  # parks follow a node to its next replica
-                    until = node.parked_until
-                    if until is not None and abs(shared_parks.get(node.node_id, 0) - until) > 1:
-                        await services.bus.record_park(node.node_id, until)
-                        shared_parks[node.node_id] = until
-            except Exception:
-                stop_if_cancelled()
-                log.exception("presence not published")
-        await asyncio.sleep(settings.publish_spacing_s)
+        if version == published_version and now - published_at < renew_every:
+            return
+        presence = local_presence(services)
+        await services.bus.publish_presence(presence)
+        published_version, published_at = version, now
+        for node in presence.nodes:  # parks follow a node to its next replica
+            until = node.parked_until
+            if until is not None and abs(shared_parks.get(node.node_id, 0) - until) > 1:
+                await services.bus.record_park(node.node_id, until)
+                shared_parks[node.node_id] = until
+
+    await every(settings.publish_spacing_s, publish_if_due, log, "publish presence")
 
 
 async def follow_presence(services: Services) -> None:
     """Forever: merge the other replicas' presence into this replica's router."""
     known_replicas: set[str] = set()
     fakes_heard: dict[str, int] = {}  # per replica, the serial of the last fake verdict applied
-    while True:
-        try:
-            replicas = await services.bus.read_presence()
-        except Exception:
-            stop_if_cancelled()
-            log.exception("presence not read")
-        else:
-            known_replicas = merge_presence(services, replicas, known_replicas)
-            apply_fakes(services, replicas, fakes_heard)
-            await remove_announced(services, replicas)
-        await asyncio.sleep(services.settings.bus.presence_poll_s)
+
+    async def follow() -> None:
+        nonlocal known_replicas
+        replicas = await services.bus.read_presence()
+        known_replicas = merge_presence(services, replicas, known_replicas)
+        apply_fakes(services, replicas, fakes_heard)
+        await remove_announced(services, replicas)
+
+    await every(services.settings.bus.presence_poll_s, follow, log, "follow presence")
 
 
 def apply_fakes(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
-from coordinator.economy.ledger import CallSettlement
 from coordinator.economy.postings import ServingNode, flap_reduction_at, trust_at
+from coordinator.economy.settlement import CallSettlement
 from coordinator.services import Services
 from protocol.chat import ChatMessage
 from protocol.ids import NodeId

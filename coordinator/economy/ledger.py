@@ -4,31 +4,39 @@ A call first *holds* its worst-case cost (an atomic conditional UPDATE, so no nu
 concurrent calls on any number of keys or replicas can overdraw an account); most holds are lent
 from a credit line this replica reserved earlier (:mod:`coordinator.economy.credit_lines`), so
 they cost no database write. When a call ends, its settlement is queued and written with others
-in one transaction: the hold is released and the postings from
-:mod:`coordinator.economy.postings` are recorded with the balances they move.
+in one transaction (:mod:`coordinator.economy.settlement`): the hold is released and the
+postings from :mod:`coordinator.economy.postings` are recorded with the balances they move
+(:mod:`coordinator.economy.balances`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.clock import Clock
+from coordinator.economy.balances import (
+    BalanceChanges,
+    apply_balance_changes,
+    lock_accounts,
+    new_id,
+    release_hold_rows,
+)
 from coordinator.economy.credit_lines import CreditLine, CreditLines
 from coordinator.economy.group_commit import GroupCommit
-from coordinator.economy.holds import call_charge, hold_grant
-from coordinator.economy.postings import Books, Posting, ServingNode, call_postings
+from coordinator.economy.holds import hold_grant
+from coordinator.economy.postings import Books, Posting
 from coordinator.economy.settings import EconomySettings
+from coordinator.economy.settlement import CallSettlement, LineSettlement, settle_calls
 from coordinator.errors import CoordinatorError, InsufficientCredits
 from coordinator.store.database import Database
 from coordinator.store.models import Account, ApiKey, Hold, LedgerEntry, LedgerTransaction
@@ -36,10 +44,7 @@ from coordinator.store.models import Account, ApiKey, Hold, LedgerEntry, LedgerT
 log = logging.getLogger(__name__)
 
 # Core tables for executemany writes (the ORM would insert row by row to fetch ids).
-_ACCOUNTS = cast(Table, Account.__table__)
-_KEYS = cast(Table, ApiKey.__table__)
 _HOLDS = cast(Table, Hold.__table__)
-_TRANSACTIONS = cast(Table, LedgerTransaction.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
 
 ISSUANCE = "system:issuance"  # starter and operator grants enter the network here
@@ -47,10 +52,6 @@ USDC_CLEARING = "system:usdc"  # top-ups paid on Solana enter here
 PLATFORM = "platform:revenue"
 BOUNTY_POOL = "platform:bounty_pool"
 SYSTEM_LABELS = (ISSUANCE, USDC_CLEARING, PLATFORM, BOUNTY_POOL)
-
-
-def new_id() -> str:
-    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +66,6 @@ class SystemBooks:
         return Books(platform=self.platform, bounty_pool=self.bounty_pool)
 
 
-@dataclass(frozen=True, slots=True)
-class CallSettlement:
-    """Everything needed to settle one call once it has ended, however it ended."""
-
-    reference: str
-    account_id: int
-    api_key_id: int | None
-    hold_id: str
-    hold_amount: int
-    cost: int
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    nodes: tuple[ServingNode, ...]
-    bounty_multiplier: float = 1.0
-
-
 @dataclass(eq=False)
 class _HoldRequest:
     account_id: int
@@ -94,13 +78,6 @@ class _HoldRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class _LineSettlement:
-    """A call whose hold was lent from a credit line: the line's row shrinks by its cost."""
-
-    call: CallSettlement
-
-
-@dataclass(frozen=True, slots=True)
 class _Release:
     """A hold no call will settle (an unused credit line, an abandoned hold): delete it."""
 
@@ -108,17 +85,7 @@ class _Release:
     account_id: int
 
 
-_Write = _HoldRequest | CallSettlement | _LineSettlement | _Release
-
-
-@dataclass
-class _Batch:
-    transactions: list[dict[str, object]] = field(default_factory=list)
-    entries: list[dict[str, object]] = field(default_factory=list)
-    balance_deltas: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    reserved_release: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    key_spent: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    key_release: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+_Write = _HoldRequest | CallSettlement | LineSettlement | _Release
 
 
 async def ensure_system_books(database: Database, now: datetime) -> SystemBooks:
@@ -235,18 +202,20 @@ class Ledger:
 
     async def _write_batch(self, items: list[_Write]) -> None:
         holds = [item for item in items if isinstance(item, _HoldRequest)]
-        settlements = [item for item in items if isinstance(item, CallSettlement | _LineSettlement)]
+        settlements = [item for item in items if isinstance(item, CallSettlement | LineSettlement)]
         releases = [item for item in items if isinstance(item, _Release)]
         # A failure leaves the hold requests unanswered: the writer writes them again without
         # the item at fault, or rejects them (``_answer_rejected``).
         async with self._database.session() as session, session.begin():
             if not self._database.is_sqlite:  # SQLite's one writer locks the whole file
-                await _lock_accounts(
+                await lock_accounts(
                     session, self._accounts_written(holds, settlements, releases)
                 )
             # Settlements and releases first: what they free counts for the holds after.
             if settlements:
-                await self._settle_in(session, settlements)
+                await settle_calls(
+                    session, settlements, self.books.books, self._settings, self._clock.now()
+                )
             if releases:
                 await self._release_in(session, [release.hold_id for release in releases])
             accepted = await self._grant_holds_in(session, holds) if holds else {}
@@ -271,13 +240,13 @@ class Ledger:
             request.outcome.set_result(hold_id)
 
     def _accounts_written(
-        self, holds: list[_HoldRequest], settlements: list[CallSettlement | _LineSettlement],
+        self, holds: list[_HoldRequest], settlements: list[CallSettlement | LineSettlement],
         releases: list[_Release],
     ) -> set[int]:
         accounts = {request.account_id for request in holds}
         accounts.update(release.account_id for release in releases)
         for settled in settlements:
-            item = settled.call if isinstance(settled, _LineSettlement) else settled
+            item = settled.call if isinstance(settled, LineSettlement) else settled
             accounts.add(item.account_id)
             accounts.update(node.account_id for node in item.nodes)
         if settlements:
@@ -306,7 +275,7 @@ class Ledger:
                     .where(ApiKey.id.in_(key_ids)).order_by(ApiKey.id).with_for_update()
                 )).all() if row[1] is not None
             }
-        batch = _Batch()
+        batch = BalanceChanges()
         holds: list[dict[str, object]] = []
         for request in requests:
             granted = hold_grant(
@@ -333,7 +302,7 @@ class Ledger:
                           "api_key_id": request.api_key_id, "amount": request.granted,
                           "expires_at": expires_at})
         if holds:
-            await _apply_balances(session, batch)
+            await apply_balance_changes(session, batch)
             await session.execute(insert(_HOLDS), holds)
         return accepted
 
@@ -345,7 +314,7 @@ class Ledger:
                 delete(Hold).where(Hold.expires_at < now)
                 .returning(Hold.account_id, Hold.api_key_id, Hold.amount)
             )).all()
-            await _release_holds(session, [(r[0], r[1], r[2]) for r in rows])
+            await release_hold_rows(session, [(r[0], r[1], r[2]) for r in rows])
         return len(rows)
 
     async def _release_in(self, session: AsyncSession, hold_ids: list[str]) -> None:
@@ -353,7 +322,7 @@ class Ledger:
             delete(Hold).where(Hold.id.in_(hold_ids))
             .returning(Hold.account_id, Hold.api_key_id, Hold.amount)
         )).all()
-        await _release_holds(session, [(r[0], r[1], r[2]) for r in rows])
+        await release_hold_rows(session, [(r[0], r[1], r[2]) for r in rows])
 
     def _release_lines(self, lines: list[CreditLine]) -> None:
         """Queue the deletion of credit lines no call uses any more."""
@@ -394,7 +363,7 @@ class Ledger:
         if settlement.hold_id not in self._lines:
             self._writes.put(settlement)
             return
-        self._writes.put(_LineSettlement(settlement))
+        self._writes.put(LineSettlement(settlement))
         if self._lines.repay(settlement.hold_id, settlement.hold_amount, settlement.cost):
             self._release_when_idle(settlement.hold_id)
         self._release_lines(self._lines.releasable())
@@ -414,113 +383,6 @@ class Ledger:
             timer.cancel()
         self._idle_timers.clear()
         await self._writes.close(timeout_s)
-
-    async def _settle_in(
-        self, session: AsyncSession, settlements: list[CallSettlement | _LineSettlement]
-    ) -> None:
-        now = self._clock.now()
-        batch = _Batch()
-        pool_balance = await session.scalar(
-            select(Account.balance).where(Account.id == self.books.bounty_pool)
-            .with_for_update()
-        ) or 0
-        own = [item for item in settlements if isinstance(item, CallSettlement)]
-        on_lines = [item.call for item in settlements if isinstance(item, _LineSettlement)]
-        # What each call releases from the reserved balance: its own hold row, or its cost
-        # from its line's row. Nothing if the row is gone (expired and released already).
-        releases: dict[str, tuple[int, int | None]] = {}
-        if own:
-            releases.update({
-                row[0]: (row[1], row[2]) for row in (await session.execute(
-                    delete(Hold).where(Hold.id.in_([item.hold_id for item in own]))
-                    .returning(Hold.id, Hold.amount, Hold.api_key_id)
-                )).all()
-            })
-        line_release: dict[str, int] = defaultdict(int)
-        if on_lines:
-            lines = set((await session.scalars(
-                select(Hold.id).where(Hold.id.in_({item.hold_id for item in on_lines}))
-            )).all())
-            for item in on_lines:
-                if item.hold_id in lines:
-                    line_release[item.hold_id] += min(item.cost, item.hold_amount)
-            if line_release:
-                await session.execute(
-                    update(_HOLDS).where(_HOLDS.c.id == bindparam("b_hold"))
-                    .values(amount=_HOLDS.c.amount - bindparam("b_consumed")),
-                    [{"b_hold": h, "b_consumed": c} for h, c in sorted(line_release.items())],
-                )
-        # Calls whose hold expired meanwhile are charged no more than their account can still
-        # spend (its reserved room went back to it, perhaps to other calls).
-        expired = {item.account_id for item in own if item.hold_id not in releases}
-        expired.update(item.account_id for item in on_lines if item.hold_id not in line_release)
-        spendable: dict[int, int] = {}
-        if expired:
-            spendable = {
-                row[0]: row[1] - row[2] for row in (await session.execute(
-                    select(Account.id, Account.balance, Account.reserved)
-                    .where(Account.id.in_(sorted(expired)))
-                )).all()
-            }
-        for item in own:
-            pool_balance = self._post_call(
-                batch, item, now, pool_balance, releases.get(item.hold_id), spendable
-            )
-        for item in on_lines:
-            found = item.hold_id in line_release
-            pool_balance = self._post_call(
-                batch, item, now, pool_balance,
-                (min(item.cost, item.hold_amount), None) if found else None, spendable,
-            )
-        await session.execute(insert(_TRANSACTIONS), batch.transactions)
-        if batch.entries:
-            await session.execute(insert(_ENTRIES), batch.entries)
-        await _apply_balances(session, batch)
-
-    def _post_call(
-        self, batch: _Batch, item: CallSettlement, now: datetime, pool_balance: int,
-        release: tuple[int, int | None] | None, spendable: dict[int, int],
-    ) -> int:
-        """Post one call; ``release`` is what it frees from the reserved balance (and from which
-        limited key), None if its hold had expired (``spendable``: what its account could
-        spend before this batch)."""
-        account = item.account_id
-        if release is None:
-            # The hold expired and was released already; still charge what was delivered,
-            # but never more than the account can cover now.
-            log.warning("settling %s after its hold expired", item.reference)
-            room = (spendable.get(account, 0) + batch.balance_deltas.get(account, 0)
-                    + batch.reserved_release.get(account, 0))
-            cost = call_charge(item.cost, item.hold_amount, spendable_after_expiry=room)
-        else:
-            cost = call_charge(item.cost, item.hold_amount, spendable_after_expiry=None)
-            amount, limited_key = release
-            batch.reserved_release[item.account_id] += amount
-            if limited_key is not None:
-                batch.key_release[limited_key] += amount
-        postings = call_postings(
-            item.account_id, cost, item.nodes, self.books.books, self._settings,
-            bounty_multiplier=item.bounty_multiplier, pool_balance=pool_balance,
-        )
-        transaction_id = new_id()
-        batch.transactions.append({
-            "id": transaction_id, "kind": "call", "reference": item.reference,
-            "created_at": now, "api_key_id": item.api_key_id, "model": item.model,
-            "prompt_tokens": item.prompt_tokens, "completion_tokens": item.completion_tokens,
-            "memo": None,
-        })
-        for p in postings:
-            batch.entries.append({
-                "transaction_id": transaction_id, "account_id": p.account_id,
-                "amount": p.amount, "kind": p.kind, "node_id": p.node_id,
-            })
-            batch.balance_deltas[p.account_id] += p.amount
-            if p.account_id == self.books.bounty_pool:
-                pool_balance += p.amount
-        if item.api_key_id is not None:
-            batch.key_spent[item.api_key_id] += cost
-        return pool_balance
-
 
 class LedgerWriteRejected(CoordinatorError):
     """The database refused a ledger write; the writer gave up on it so others could commit."""
@@ -546,48 +408,3 @@ def _is_transient(error: Exception) -> bool:
             return False
         return isinstance(error, OperationalError)
     return isinstance(error, ConnectionError | TimeoutError | OSError)
-
-
-async def _release_holds(
-    session: AsyncSession, holds: list[tuple[int, int | None, int]]
-) -> None:
-    """Give the reserved balance of deleted hold rows (account, limited key, amount) back."""
-    batch = _Batch()
-    for account_id, key_id, amount in holds:
-        batch.reserved_release[account_id] += amount
-        if key_id is not None:
-            batch.key_release[key_id] += amount
-    await _apply_balances(session, batch)
-
-
-async def _lock_accounts(session: AsyncSession, account_ids: set[int]) -> None:
-    """Lock every account a transaction will write, up front and in id order: transactions on
-    several replicas then never hold one account while waiting for another's (no deadlock)."""
-    await session.execute(
-        select(Account.id).where(Account.id.in_(sorted(account_ids)))
-        .order_by(Account.id).with_for_update()
-    )
-
-
-async def _apply_balances(session: AsyncSession, batch: _Batch) -> None:
-    accounts = sorted(set(batch.balance_deltas) | set(batch.reserved_release))
-    if accounts:
-        # Sorted ids: replicas settling concurrently lock rows in one order, never deadlock.
-        table = _ACCOUNTS
-        await session.execute(
-            update(table).where(table.c.id == bindparam("b_account"))
-            .values(balance=table.c.balance + bindparam("b_delta"),
-                    reserved=table.c.reserved - bindparam("b_release")),
-            [{"b_account": a, "b_delta": batch.balance_deltas.get(a, 0),
-              "b_release": batch.reserved_release.get(a, 0)} for a in accounts],
-        )
-    keys = sorted(set(batch.key_spent) | set(batch.key_release))
-    if keys:
-        keys_table = _KEYS
-        await session.execute(
-            update(keys_table).where(keys_table.c.id == bindparam("b_key"))
-            .values(spent=keys_table.c.spent + bindparam("b_spent"),
-                    reserved=keys_table.c.reserved - bindparam("b_release")),
-            [{"b_key": k, "b_spent": batch.key_spent.get(k, 0),
-              "b_release": batch.key_release.get(k, 0)} for k in keys],
-        )

@@ -3,13 +3,14 @@
 ``stream_completion`` chooses a node, dispatches the job and yields the text as it arrives. A node
 that fails before its first token is replaced transparently (never the same node twice); a node
 that fails after streaming is replaced by one that resumes from the text already delivered, so
-the consumer sees one unbroken answer. Only when no candidate is left does it raise.
+the consumer sees one unbroken answer. Only when no candidate is left does it raise. Which node
+comes next, and when to give up, is decided in ``gateway/failover.py``; this module carries it out.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Set
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
@@ -21,16 +22,23 @@ from coordinator.errors import (
     UpstreamFailed,
 )
 from coordinator.gateway.context import ContextBudget, context_refused
+from coordinator.gateway.failover import (
+    Attempt,
+    AttemptEnd,
+    EndAtLength,
+    FailoverRules,
+    GiveUp,
+    TooLong,
+    next_attempt,
+    when_no_node,
+)
 from coordinator.hub.calls import AttemptFailed, new_job_id
 from coordinator.services import Services
 from protocol.chat import ChatMessage, FunctionTool, SamplingParams, TokenLogprob
 from protocol.ids import ModelId, NodeId
 from protocol.messages import FinishReason, Job, TokenDelta
 
-MAX_RETRIES_BEFORE_FIRST_TOKEN = 2
-MAX_RESUMES = 2
-REFUSAL_PAUSE_S = 0.005  # after a node said "no free slot", growing with each refusal
-MAX_REFUSAL_PAUSE_S = 0.2
+
 @dataclass(frozen=True, slots=True)
 class CompletionSpec:
     model: ModelId
@@ -78,40 +86,52 @@ class Finished:
 
 @dataclass
 class _Progress:
+    """What the consumer was sent so far, and the attempts that ended without an answer."""
+
     text: list[str] = field(default_factory=list)
     completion_tokens: int = 0
     tokens_by_node: dict[NodeId, int] = field(default_factory=dict)
-    tried: set[NodeId] = field(default_factory=set)
-    failures_before_first_token: int = 0
-    resumes: int = 0
-    refusals: int = 0
-    refused_since: float | None = None  # when nodes first refused it for want of a slot
-    min_context: int = 0  # the smallest context worth trying: raised by each context refusal
+    attempts: list[Attempt] = field(default_factory=list)
 
 
 async def stream_completion(
     services: Services, spec: CompletionSpec
 ) -> AsyncGenerator[Piece | Finished, None]:
-    """Yield the completion's pieces, then one :class:`Finished`; raises a CoordinatorError."""
-    progress = _Progress(min_context=spec.budget.min_context)
-    last_error = "no node could serve the request"
+    """Yield the completion's pieces, then one :class:`Finished`; raises a CoordinatorError.
+
+    Each attempt's end is recorded and :func:`~coordinator.gateway.failover.next_attempt`
+    decides what follows; this loop only carries it out."""
+    progress = _Progress()
+    rules = FailoverRules(
+        max_tokens=spec.params.max_tokens, min_context=spec.budget.min_context,
+        queue_wait_s=services.settings.queue_wait_s,
+    )
     while True:
+        step = next_attempt(progress.attempts, rules)
+        if isinstance(step, GiveUp):
+            raise UpstreamFailed(step.message)
+        if isinstance(step, TooLong):
+            raise context_refused(step.context, step.message)
+        if isinstance(step, EndAtLength):
+            yield Finished(
+                step.node_id, "length", 0, progress.completion_tokens, progress.tokens_by_node
+            )
+            return
+        if step.pause_s:
+            await asyncio.sleep(step.pause_s)
         try:
             node_id = await _choose_or_wait(
-                services, spec.model, progress.tried, progress.min_context
+                services, spec.model, step.exclude, step.min_context
             )
         except (NoCapacity, QueueFull) as exc:
-            if not progress.text and not progress.tried:
+            interrupted = when_no_node(progress.attempts, rules, exc.message)
+            if interrupted is None:
                 raise  # unmet demand: the gateway counts it when the request is funded
-            raise UpstreamFailed(
-                f"generation interrupted ({last_error}) and no other node could take over: "
-                f"{exc.message}"
-            ) from exc
-        progress.tried.add(node_id)
+            raise UpstreamFailed(interrupted.message) from exc
         node_context = services.router.context_of(node_id, spec.model)
         job = _job_for(spec, progress, services.settings.job_top_logprobs, node_context)
-        started = False
-        attempt_tokens = 0
+        deltas, attempt_tokens = 0, 0
+        end, reason = AttemptEnd.FAILED, None
         try:
             self_dealt = spec.consumer_account is not None and (
                 payee_of(services, node_id) == spec.consumer_account
@@ -121,7 +141,7 @@ async def stream_completion(
             ) as events:
                 async for event in events:
                     if isinstance(event, TokenDelta):
-                        started = True
+                        deltas += 1
                         attempt_tokens += event.tokens
                         progress.text.append(event.text)
                         progress.completion_tokens += event.tokens
@@ -144,35 +164,17 @@ async def stream_completion(
                         )
                         return
         except ContextLengthExceeded as refusal:
-            # The prompt is longer than the gateway's floor: only a larger context can hold it.
-            largest = services.router.largest_context(spec.model)
-            if node_context is None or largest is None or largest <= node_context:
-                raise context_refused(largest or node_context, refusal.message) from None
-            progress.min_context = max(progress.min_context, node_context + 1)
-            continue
+            end, reason = AttemptEnd.CONTEXT_TOO_SMALL, refusal.message
         except AttemptFailed as failure:
-            last_error = failure.reason
-            if failure.refused and _may_wait_after_refusal(services, progress):
-                # A node that refused for want of a slot was not tried: it stays a candidate
-                # (perhaps the only one left), and the job waits for a slot like any other,
-                # as long as a queued request would.
-                progress.refusals += 1
-                progress.tried.discard(node_id)
-                await _pause_after_refusal(progress.refusals)
-                continue
-        if progress.text:
-            progress.resumes += 1
-            if progress.resumes > MAX_RESUMES:
-                raise UpstreamFailed(f"generation interrupted: {last_error}")
-            if progress.completion_tokens >= spec.params.max_tokens:
-                yield Finished(
-                    node_id, "length", 0, progress.completion_tokens, progress.tokens_by_node
-                )
-                return
-        elif not started:
-            progress.failures_before_first_token += 1
-            if progress.failures_before_first_token > MAX_RETRIES_BEFORE_FIRST_TOKEN:
-                raise UpstreamFailed(f"every node tried failed: {last_error}")
+            end = AttemptEnd.NO_FREE_SLOT if failure.refused else AttemptEnd.FAILED
+            reason = failure.reason
+        progress.attempts.append(
+            Attempt(
+                node_id=node_id, end=end, ended_at=services.clock.monotonic(), reason=reason,
+                deltas=deltas, tokens=attempt_tokens, node_context=node_context,
+                largest_context=services.router.largest_context(spec.model),
+            )
+        )
 
 
 def _job_for(
@@ -191,24 +193,8 @@ def _job_for(
     )
 
 
-def _may_wait_after_refusal(services: Services, progress: _Progress) -> bool:
-    """Whether the request may wait on after another refusal: for at most ``queue_wait_s``
-    from the first one, the bound a request waiting in the queue has."""
-    now = services.clock.monotonic()
-    if progress.refused_since is None:
-        progress.refused_since = now
-    return now - progress.refused_since <= services.settings.queue_wait_s
-
-
-async def _pause_after_refusal(refusals: int) -> None:
-    """A moment for the refusing node's slot to close before choosing again, growing with each
-    refusal (capped). Not cut short by capacity news: every refusal is news, and requests
-    woken by each other's refusals would spin through their waits in a few milliseconds."""
-    await asyncio.sleep(min(REFUSAL_PAUSE_S * refusals, MAX_REFUSAL_PAUSE_S))
-
-
 async def _choose_or_wait(
-    services: Services, model: ModelId, tried: set[NodeId], min_context: int = 0
+    services: Services, model: ModelId, tried: Set[NodeId], min_context: int = 0
 ) -> NodeId:
     """A node for the next attempt whose context holds ``min_context`` tokens, waiting a
     bounded time while every such candidate is busy."""

@@ -17,6 +17,7 @@ from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.context import ContextBudget, context_budget
 from coordinator.gateway.openai_types import ModelEntry, ModelList
 from coordinator.services import SERVICES, Services
+from protocol.catalogue import NetworkCatalogue
 from protocol.chat import ChatMessage
 from protocol.ids import ModelId
 
@@ -41,6 +42,20 @@ async def retrieve_model(request: web.Request) -> web.Response:
 
 def live_models(request: web.Request) -> ModelList:
     return ModelList(data=[entry for entry in catalogue_models(request).data if entry.nodes > 0])
+
+
+async def network_catalogue(request: web.Request) -> web.Response:
+    """``GET /v1/network/catalogue``: every model with its identity, prices and source, and how
+    many nodes connected anywhere on the network serve it now (exam or not)."""
+    services = request.app[SERVICES]
+    connected = Counter(model for node in services.hub.nodes() for model in node.models)
+    connected.update(
+        model for node in services.remote_nodes.values() for model in node.models
+    )
+    listing = NetworkCatalogue(data=tuple(
+        priced.published(nodes=connected[priced.id]) for priced in services.catalogue
+    ))
+    return web.Response(text=listing.model_dump_json(), content_type="application/json")
 
 
 def catalogue_models(request: web.Request) -> ModelList:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from coordinator.bus.base import Bus
 from coordinator.clock import Clock
 from coordinator.errors import ContextLengthExceeded, InvalidRequest
-from coordinator.hub.live import ChannelEvent, NodeGone, NodeHub, NodeLost
+from coordinator.hub.live import ChannelEvent, DispatchFailed, JobCutOff, NodeHub
 from coordinator.probes.observation import JobObservation, Observer
 from coordinator.routing import Outcome, Router
 from coordinator.routing.throughput import ThroughputBook, generation_speed
@@ -130,7 +130,7 @@ class NodeCalls:
                     channel = await self.hub.dispatch(node_id, job)
                 else:
                     channel = await self.bus.dispatch(owner, node_id, job)
-            except NodeGone as exc:
+            except DispatchFailed as exc:
                 raise AttemptFailed(
                     "node left before the job could start", Outcome.NEUTRAL
                 ) from exc
@@ -139,7 +139,7 @@ class NodeCalls:
                 event = await _next_event(channel, timeout)
                 if event is None:
                     raise AttemptFailed("node timed out", Outcome.FAILURE)
-                if isinstance(event, NodeLost):
+                if isinstance(event, JobCutOff):
                     raise AttemptFailed(event.reason, Outcome.FAILURE)
                 if isinstance(event, JobFailed):
                     refused = event.code == "busy" and not tokens

@@ -29,13 +29,14 @@ from protocol.session import CoordinatorSession, JobEvent, ProtocolViolation
 
 
 @dataclass(frozen=True, slots=True)
-class NodeLost:
-    """The node's connection ended before the job did."""
+class JobCutOff:
+    """The job's channel ended before the node's last word: the node left, the consumer read
+    too slowly, the replica relaying it went away, or the coordinator is shutting down."""
 
     reason: str
 
 
-ChannelEvent = JobEvent | NodeLost
+ChannelEvent = JobEvent | JobCutOff
 
 JOB_CHANNEL_EVENTS = 256
 """Events one job's channel holds before the hub stops reading that node's socket: a slow
@@ -115,8 +116,10 @@ class LiveNode:
             await self.send(text)
 
 
-class NodeGone(Exception):
-    """The chosen node disconnected before the job could be sent."""
+class DispatchFailed(Exception):
+    """The job could not be sent to the chosen node (it left or is draining, speaks too old a
+    protocol, or the bus could not carry the job): nothing ran, the next attempt may go
+    elsewhere."""
 
 
 class NodeHub:
@@ -152,7 +155,7 @@ class NodeHub:
         for channel in node.channels.values():
             if channel.full():  # the node is gone: its last undelivered delta goes with it
                 channel.get_nowait()
-            channel.put_nowait(NodeLost(reason))
+            channel.put_nowait(JobCutOff(reason))
         node.channels.clear()
         self._notify()
 
@@ -162,22 +165,22 @@ class NodeHub:
         """Send ``job`` (a generation or a scoring) to the node; returns its events' channel."""
         node = self._nodes.get(node_id)
         if node is None or node.draining:
-            raise NodeGone(node_id)
+            raise DispatchFailed(node_id)
         try:
             job = for_protocol(job, node.register.protocol_version)
         except NodeTooOld as exc:
-            raise NodeGone(node_id) from exc  # neutral: the next attempt goes to another node
+            raise DispatchFailed(node_id) from exc  # neutral: the next attempt goes to another node
         try:
             message = node.session.assign(job)
         except ProtocolViolation as exc:
-            raise NodeGone(node_id) from exc
+            raise DispatchFailed(node_id) from exc
         channel: asyncio.Queue[ChannelEvent] = asyncio.Queue(JOB_CHANNEL_EVENTS)
         node.channels[job.job_id] = channel
         try:
             await node.send_text(encode(message))
         except (ConnectionError, RuntimeError) as exc:
             node.channels.pop(job.job_id, None)
-            raise NodeGone(node_id) from exc
+            raise DispatchFailed(node_id) from exc
         return channel
 
     async def cancel(self, node_id: NodeId, job_id: JobId) -> None:
@@ -204,7 +207,7 @@ class NodeHub:
         except asyncio.QueueFull:
             node.channels.pop(event.job_id, None)
             channel.get_nowait()
-            channel.put_nowait(NodeLost("consumer too slow"))
+            channel.put_nowait(JobCutOff("consumer too slow"))
 
     async def deliver_waiting(self, node: LiveNode, event: JobEvent) -> None:
         """Route an event from the node's socket to its job's channel, waiting while the channel
@@ -246,4 +249,4 @@ class NodeHub:
         self.changed = asyncio.Event()
 
 
-__all__ = ["ChannelEvent", "LiveNode", "NodeGone", "NodeHub", "NodeLost", "TokenDelta"]
+__all__ = ["ChannelEvent", "DispatchFailed", "JobCutOff", "LiveNode", "NodeHub", "TokenDelta"]

@@ -15,7 +15,6 @@ of them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections import defaultdict
@@ -24,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from coordinator.limits.rates import RetryAfter
-from coordinator.periodic import stop_if_cancelled
+from coordinator.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +125,11 @@ class RedisStreams:
 
     async def run(self) -> None:
         """Renew this replica's streams' leases every third of a lease, forever."""
-        while True:
-            await asyncio.sleep(self._lease_ms / 3000)
-            pairs = [(self._set(key), m) for key, members in self._mine.items() for m in members]
-            if not pairs:
-                continue
-            try:
-                await self._renew(keys=[k for k, _ in pairs],
-                                  args=[self._lease_ms, *(m for _, m in pairs)])
-            except RedisError:
-                stop_if_cancelled()
-                log.warning("stream leases not renewed: Redis unreachable", exc_info=True)
+        await every(self._lease_ms / 3000, self._renew_leases, log, "renew stream leases",
+                    wait_first=True)
+
+    async def _renew_leases(self) -> None:
+        pairs = [(self._set(key), m) for key, members in self._mine.items() for m in members]
+        if pairs:
+            await self._renew(keys=[k for k, _ in pairs],
+                              args=[self._lease_ms, *(m for _, m in pairs)])

@@ -65,6 +65,7 @@ from coordinator.points.schemas import (
 )
 from coordinator.routing import RoutingConstants
 from coordinator.web.schemas import NetworkPricing
+from protocol.catalogue import NetworkCatalogue
 
 Auth = Literal["api_key", "session"]
 
@@ -159,6 +160,10 @@ OPERATIONS: tuple[Operation, ...] = (
               tags=("gateway",), rate_limited=True, errors={404: "no such model"}),
     Operation("GET", "/v1/network/constants", "The routing constants this network runs with",
               {200: RoutingConstants}, tags=("network",)),
+    Operation("GET", "/v1/network/catalogue",
+              "Every model the network serves: identity (sha256, size, quantization, context, "
+              "chat template), prices and download source", {200: NetworkCatalogue},
+              tags=("network",)),
     Operation("GET", "/healthz", "Liveness", {200: HealthReport}, tags=("network",)),
     Operation("GET", "/install.sh", "The one-line node installer",
               {200: Body("text/x-shellscript", "the installer script")}, tags=("nodes",)),

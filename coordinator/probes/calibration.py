@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
-from coordinator.probes.fingerprint_data import FINGERPRINT_PROMPTS
+from coordinator.probes.fingerprint_prompts import fingerprint_prompts
 from coordinator.probes.plausibility import compare
 from protocol.catalogue import CatalogueModel
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
@@ -52,7 +52,7 @@ HONEST_SETUPS = (
 
 async def measure(
     model: CatalogueModel, weights: Path, *, substitutes: tuple[Path, ...] = (),
-    prompts: tuple[str, ...] = FINGERPRINT_PROMPTS[:4], max_tokens: int = 48,
+    prompts: tuple[str, ...] | None = None, max_tokens: int = 48,
     setups: tuple[EngineSetup, ...] = HONEST_SETUPS, seed: int = 1,
     tolerances: PlausibilityTolerances | None = None,
 ) -> list[DriftSample]:
@@ -62,6 +62,8 @@ async def measure(
 
     tolerances = tolerances or PlausibilityTolerances()
     rng = random.Random(seed)
+    if prompts is None:  # fingerprint-shaped prompts, the same for a seed
+        prompts = fingerprint_prompts(seed.to_bytes(8, "big"), model.id, 0, count=4)
 
     def engine(path: Path, setup: EngineSetup) -> LlamaCppEngine:
         return LlamaCppEngine(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from coordinator.probes.fingerprint_data import (
     FINGERPRINT_MAX_TOKENS,
-    FINGERPRINT_PROMPTS,
     Fingerprint,
     FingerprintAnswer,
     FingerprintMismatch,
@@ -30,11 +29,12 @@ def file_sha256(path: Path) -> str:
 
 
 async def compute_fingerprint(
-    model: CatalogueModel, weights: Path, *, top_logprobs: int = 5, threads: int = 0,
-    prompts: tuple[str, ...] = FINGERPRINT_PROMPTS, max_tokens: int = FINGERPRINT_MAX_TOKENS,
+    model: CatalogueModel, weights: Path, prompts: tuple[str, ...], *, top_logprobs: int = 5,
+    threads: int = 0, max_tokens: int = FINGERPRINT_MAX_TOKENS,
     check_sha256: bool = True,
 ) -> Fingerprint:
-    """Greedy answers of ``weights`` to the fingerprint prompts, with top-k logprobs."""
+    """Greedy answers of ``weights`` to ``prompts`` (drawn from a secret:
+    :func:`coordinator.probes.fingerprint_prompts.fingerprint_prompts`), with top-k logprobs."""
     from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo
     from agent.engines.llama_cpp import LlamaCppEngine
 

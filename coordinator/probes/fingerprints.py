@@ -40,12 +40,12 @@ def judge_answer(
 def fingerprint_source(
     catalogue: Catalogue, settings: AuthenticitySettings, record: RecordVerdict | None = None
 ) -> FingerprintSource:
-    """The source for every catalogue model that has a fingerprint. The probe scheduler records
+    """The source for every catalogue model that has a fingerprint, now and after the catalogue
+    is reloaded (it reads the catalogue's own fingerprint map). The probe scheduler records
     what its judges decide, so the app gives no ``record``; a caller that runs the draws itself
     passes one to receive the verdicts."""
-    fingerprints = {m.id: m.fingerprint for m in catalogue if m.fingerprint is not None}
     return FingerprintSource(
-        fingerprints, settings.tolerances, record, share=settings.fingerprint_share
+        catalogue.fingerprints, settings.tolerances, record, share=settings.fingerprint_share
     )
 
 

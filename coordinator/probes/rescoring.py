@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from coordinator.economy.billing import payee_of
-from coordinator.hub.live import LiveNode, NodeGone, NodeLost
+from coordinator.hub.live import DispatchFailed, JobCutOff, LiveNode
 from coordinator.periodic import stop_if_cancelled
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.authenticity_settings import AuthenticitySettings
@@ -123,7 +123,7 @@ async def score_on(
     try:
         try:
             channel = await services.hub.dispatch(verifier, request)
-        except NodeGone as exc:
+        except DispatchFailed as exc:
             raise ScoringFailed("verifier left") from exc
         try:
             async with asyncio.timeout(timeout_s):
@@ -133,7 +133,7 @@ async def score_on(
             raise ScoringFailed("verifier timed out") from exc
         if isinstance(event, TokenScores):
             return event.logprobs
-        if isinstance(event, JobFailed | NodeLost):
+        if isinstance(event, JobFailed | JobCutOff):
             raise ScoringFailed(f"verifier failed: {event}")
         await services.hub.cancel(verifier, request.job_id)
         raise ScoringFailed(f"verifier answered a scoring with {type(event).__name__}")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from coordinator.errors import CoordinatorError
 from coordinator.hub.calls import AttemptFailed, new_job_id
+from coordinator.periodic import every
 from coordinator.points.contributions import AuthenticityVerdict, ProbeResult
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.sources import ProbeDraw, ProbeSource
@@ -272,13 +273,11 @@ class ProbeScheduler:
 
     async def run(self) -> None:
         """Forever: look for due nodes every ``tick_s`` and probe them."""
-        tick_s = self.services.settings.probes.tick_s
-        while True:
-            await asyncio.sleep(tick_s)
-            try:
-                self.tick()
-            except Exception:
-                log.exception("probe tick failed")
+        async def tick() -> None:
+            self.tick()
+
+        await every(self.services.settings.probes.tick_s, tick, log, "run a probe tick",
+                    wait_first=True)
 
     async def close(self) -> None:
         """Stop the probes in flight (they end neutral)."""

@@ -277,3 +277,18 @@ class StoredResponse(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     conversation: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CatalogueEntry(Base):
+    """A model the network serves: its identity (a :class:`protocol.catalogue.CatalogueModel`
+    as JSON), its prices, and the fingerprint that lets probes check a node's weights."""
+
+    __tablename__ = "catalogue_models"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[dict[str, Any]] = mapped_column(JSON)
+    price_input_per_1m: Mapped[int] = mapped_column(BigInteger)
+    price_output_per_1m: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    added_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -16,7 +16,7 @@ from agent import paths
 from agent.engines.select import pick_engine
 from agent.errors import ConfigurationError
 from agent.models import pull, resolve, weights_sha256
-from protocol.catalogue import CATALOGUE, CatalogueModel, WeightsFile
+from protocol.catalogue import SEED, CatalogueModel, WeightsFile
 from protocol.ids import ModelId
 
 GEMMA = ModelId("gemma-3-270m")
@@ -36,14 +36,14 @@ def own_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_catalogue_file_resolves_to_its_model_by_hash(gemma_path: Path) -> None:
     resolved = resolve(str(gemma_path))
     assert resolved.model_id == GEMMA
-    assert resolved.sha256 == CATALOGUE[0].weights[0].sha256
+    assert resolved.sha256 == SEED[0].weights[0].sha256
     assert resolved.path == gemma_path.resolve()
 
 
 def test_the_instruct_model_resolves_by_hash(smollm2_path: Path) -> None:
     resolved = resolve(str(smollm2_path))
     assert resolved.model_id == "smollm2-135m-instruct"
-    assert resolved.sha256 == CATALOGUE[1].weights[0].sha256
+    assert resolved.sha256 == SEED[1].weights[0].sha256
 
 
 def test_a_pulled_file_resolves_by_catalogue_name(gemma_path: Path) -> None:

@@ -122,7 +122,7 @@ async def settled(runner: JobRunner) -> None:
 
 async def test_deltas_stream_in_order_then_done() -> None:
     engine = ScriptedEngine({"hi": Script(tokens=("Hel", "lo", " there"))})
-    runner, outbox = JobRunner(engine, MODEL, slots=2), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=2), Outbox()
     runner.start(job("j1", "hi"), outbox.send)
 
     end = await outbox.end_of("j1")
@@ -142,7 +142,7 @@ async def test_deltas_stream_in_order_then_done() -> None:
 
 async def test_logprobs_travel_with_their_token() -> None:
     engine = ScriptedEngine({"hi": Script(tokens=("a", "b"))})
-    runner, outbox = JobRunner(engine, MODEL, slots=1), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1), Outbox()
     runner.start(job("j1", "hi", top_logprobs=2), outbox.send)
     await outbox.end_of("j1")
     deltas = [m for m in outbox.of("j1") if isinstance(m, TokenDelta)]
@@ -155,7 +155,7 @@ async def test_logprobs_travel_with_their_token() -> None:
 async def test_a_job_beyond_the_slots_is_refused_as_busy_not_queued() -> None:
     gate = asyncio.Event()
     engine = ScriptedEngine({"slow": Script(gate=gate), "quick": Script()})
-    runner, outbox = JobRunner(engine, MODEL, slots=1), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1), Outbox()
     runner.start(job("j1", "slow"), outbox.send)
     runner.start(job("j2", "quick"), outbox.send)
 
@@ -177,7 +177,7 @@ async def test_a_job_beyond_the_slots_is_refused_as_busy_not_queued() -> None:
 
 async def test_a_model_the_node_does_not_serve_is_refused() -> None:
     engine = ScriptedEngine({"hi": Script()})
-    runner, outbox = JobRunner(engine, MODEL, slots=1), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1), Outbox()
     runner.start(job("j1", "hi", model=ModelId("llama-3-8b")), outbox.send)
     refusal = await outbox.end_of("j1")
     assert isinstance(refusal, JobFailed)
@@ -190,7 +190,7 @@ async def test_a_model_the_node_does_not_serve_is_refused() -> None:
 async def test_a_duplicate_job_id_is_refused_without_disturbing_the_first() -> None:
     gate = asyncio.Event()
     engine = ScriptedEngine({"slow": Script(gate=gate)})
-    runner, outbox = JobRunner(engine, MODEL, slots=2), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=2), Outbox()
     runner.start(job("j1", "slow"), outbox.send)
     runner.start(job("j1", "slow"), outbox.send)
     await outbox.until(lambda sent: any(isinstance(m, JobFailed) for m in sent))
@@ -203,7 +203,7 @@ async def test_a_duplicate_job_id_is_refused_without_disturbing_the_first() -> N
 async def test_cancel_reports_cancelled_closes_the_stream_and_frees_the_slot() -> None:
     gate = asyncio.Event()
     engine = ScriptedEngine({"slow": Script(gate=gate), "quick": Script()})
-    runner, outbox = JobRunner(engine, MODEL, slots=1), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1), Outbox()
     runner.start(job("j1", "slow"), outbox.send)
     await outbox.until(lambda sent: len(outbox.texts("j1")) == 1)
 
@@ -221,7 +221,7 @@ async def test_cancel_reports_cancelled_closes_the_stream_and_frees_the_slot() -
 
 async def test_a_job_cancelled_before_it_ran_still_reports_cancelled() -> None:
     engine = ScriptedEngine({"hi": Script()})
-    runner, outbox = JobRunner(engine, MODEL, slots=1), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1), Outbox()
     runner.start(job("j1", "hi"), outbox.send)
     runner.cancel(JobId("j1"))  # the coordinator's cancel can arrive in the same read
     end = await outbox.end_of("j1")
@@ -232,7 +232,7 @@ async def test_a_job_cancelled_before_it_ran_still_reports_cancelled() -> None:
 
 async def test_cancelling_an_unknown_job_is_harmless() -> None:
     engine = ScriptedEngine({"hi": Script()})
-    runner, outbox = JobRunner(engine, MODEL, slots=1), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1), Outbox()
     runner.cancel(JobId("nope"))
     runner.start(job("j1", "hi"), outbox.send)
     assert isinstance(await outbox.end_of("j1"), JobDone)
@@ -251,7 +251,7 @@ async def test_engine_errors_become_failure_codes(
     error: Exception, code: str, counts_against_node: bool, after_tokens: int
 ) -> None:
     engine = ScriptedEngine({"bad": Script(fail_with=error, fail_after=after_tokens)})
-    runner, outbox = JobRunner(engine, MODEL, slots=1), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1), Outbox()
     runner.start(job("j1", "bad"), outbox.send)
     end = await outbox.end_of("j1")
     assert isinstance(end, JobFailed)
@@ -273,7 +273,7 @@ async def test_drain_lets_running_jobs_finish_and_refuses_new_ones() -> None:
         "two": Script(tokens=tuple("ijklmnop"), pace_s=0.01),
         "late": Script(),
     })
-    runner, outbox = JobRunner(engine, MODEL, slots=2), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=2), Outbox()
     runner.start(job("j1", "one"), outbox.send)
     runner.start(job("j2", "two"), outbox.send)
     await outbox.until(lambda sent: bool(outbox.texts("j1") and outbox.texts("j2")))
@@ -300,7 +300,7 @@ async def test_drain_lets_running_jobs_finish_and_refuses_new_ones() -> None:
 async def test_drain_cancels_what_outlives_the_grace() -> None:
     stuck = asyncio.Event()  # never set
     engine = ScriptedEngine({"stuck": Script(gate=stuck), "quick": Script()})
-    runner, outbox = JobRunner(engine, MODEL, slots=2), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=2), Outbox()
     runner.start(job("j1", "stuck"), outbox.send)
     runner.start(job("j2", "quick"), outbox.send)
     await outbox.until(lambda sent: len(outbox.texts("j1")) == 1)
@@ -315,7 +315,7 @@ async def test_drain_cancels_what_outlives_the_grace() -> None:
 
 
 async def test_drain_with_nothing_running_returns_at_once() -> None:
-    runner = JobRunner(ScriptedEngine({}), MODEL, slots=1)
+    runner = JobRunner({MODEL: ScriptedEngine({})}, slots=1)
     async with asyncio.timeout(1):
         await runner.drain(grace_s=60)
     assert runner.draining
@@ -324,7 +324,7 @@ async def test_drain_with_nothing_running_returns_at_once() -> None:
 async def test_the_speed_is_measured_from_each_jobs_first_token_to_its_end() -> None:
     engine = ScriptedEngine({"hi": Script(tokens=("a", "b", "c", "d")), "one": Script(("x",))})
     readings = iter([10.0, 11.5, 20.0, 20.5])
-    runner, outbox = JobRunner(engine, MODEL, slots=1, clock=lambda: next(readings)), Outbox()
+    runner, outbox = JobRunner({MODEL: engine}, slots=1, clock=lambda: next(readings)), Outbox()
     assert runner.stats.measured_tok_s is None
     runner.start(job("j1", "hi"), outbox.send)
     await outbox.end_of("j1")

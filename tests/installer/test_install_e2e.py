@@ -35,7 +35,7 @@ from protocol.auth import node_id_of
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 SOURCE_PARTS = ("agent", "protocol", "coordinator", "installer", "launchd", "install.sh",
-                "pyproject.toml", "README.md")
+                "setup.py", "MANIFEST.in", "pyproject.toml", "README.md")
 
 
 def free_port() -> int:

@@ -71,6 +71,10 @@ def test_the_plist_runs_the_venv_agent_at_login_and_keeps_it_alive(home: str) ->
 
 def test_the_plist_template_is_the_one_in_launchd() -> None:
     assert launchd_plist_template() == (REPO / "launchd" / "com.koretex.agent.plist").read_text()
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.plist"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked == ["launchd/com.koretex.agent.plist"]  # one template; wheels get a copy
 
 
 # --- systemd ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from coordinator.routing import NodeSnapshot
 from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
 from protocol.ids import NodeId
+from support.fingerprints import install_fingerprints
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_FACTOR = float(os.environ.get("KORETEX_TEST_TIMEOUT_FACTOR", "1"))
@@ -111,6 +112,9 @@ async def start_coordinator(
     }
     values.update(overrides)
     settings = CoordinatorSettings(**values)
+    authenticity = settings.authenticity
+    if authenticity.exam_checks > 0 or authenticity.fingerprint_share > 0:
+        await install_fingerprints(settings.database_url)  # what the deployment's operator runs
     app = app_factory(settings, clock=clock) if clock is not None else app_factory(settings)
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()

@@ -112,7 +112,7 @@ async def main() -> None:
     )
     link = Link(
         tuple(args.coordinator), lambda: AgentSession(key.signing_key, offer),
-        JobRunner(engine, ModelId(args.claim), args.slots), drain_grace_s=5,
+        JobRunner({ModelId(args.claim): engine}, args.slots), drain_grace_s=5,
         backoff_initial_s=float(os.environ.get("KORETEX_BACKOFF_INITIAL_S", "0.2")),
         backoff_max_s=float(os.environ.get("KORETEX_BACKOFF_MAX_S", "2")),
     )

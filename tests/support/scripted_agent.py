@@ -146,7 +146,7 @@ async def main() -> None:
         tuple(args.coordinator), lambda: AgentSession(key.signing_key, offer),
         (
             LoggingRunner(engine, ModelId(args.model), args.slots, log_path=args.log_jobs)
-            if args.log_jobs else JobRunner(engine, ModelId(args.model), args.slots)
+            if args.log_jobs else JobRunner({ModelId(args.model): engine}, args.slots)
         ),
         drain_grace_s=5,
         backoff_initial_s=float(os.environ.get("KORETEX_BACKOFF_INITIAL_S", "0.2")),

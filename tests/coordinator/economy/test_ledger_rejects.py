@@ -21,14 +21,14 @@ from support.cluster import RunningCoordinator
 from support.ledger_audit import audit
 
 from coordinator.accounts.accounts import node_earnings_account, open_account
-from coordinator.catalogue import DEFAULT_PRICES
-from coordinator.economy.ledger import CallSettlement
+from coordinator.catalogue import SEED_PRICE
 from coordinator.economy.postings import ServingNode
+from coordinator.economy.settlement import CallSettlement
 from coordinator.metrics import METRICS
 from coordinator.services import Services
 from coordinator.store.models import Account, LedgerTransaction
 
-PRICE = DEFAULT_PRICES["gemma-3-270m"]
+PRICE = SEED_PRICE
 STARTER = 50_000
 
 

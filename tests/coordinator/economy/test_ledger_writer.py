@@ -13,20 +13,16 @@ import pytest_asyncio
 from support.ledger_audit import audit
 
 from coordinator.accounts.accounts import node_earnings_account, open_account
-from coordinator.catalogue import DEFAULT_PRICES
+from coordinator.catalogue import SEED_PRICE
 from coordinator.clock import ShiftedClock
-from coordinator.economy.ledger import (
-    CallSettlement,
-    Ledger,
-    SystemBooks,
-    ensure_system_books,
-)
+from coordinator.economy.ledger import Ledger, SystemBooks, ensure_system_books
 from coordinator.economy.postings import ServingNode
 from coordinator.economy.settings import EconomySettings
+from coordinator.economy.settlement import CallSettlement
 from coordinator.errors import InsufficientCredits
 from coordinator.store.database import Database
 
-PRICE = DEFAULT_PRICES["gemma-3-270m"]
+PRICE = SEED_PRICE
 STARTER = 50_000
 
 

@@ -3,7 +3,7 @@ coordinator and a real SmolLM2 agent on llama.cpp.
 
 A ``json_schema`` answer validates against its schema every time, a ``json_object`` answer is a
 JSON object, and the sampling parameters reach the engine (each one's effect on the engines
-themselves is tested in tests/agent/test_sampling_contract.py).
+themselves is tested in tests/agent/engines/test_sampling_contract.py).
 """
 
 from __future__ import annotations

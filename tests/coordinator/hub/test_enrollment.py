@@ -15,7 +15,6 @@ from support.ledger_audit import audit
 from websockets.asyncio.client import connect
 
 from coordinator.accounts.enrollment import TRANSFER_KIND, install_command
-from coordinator.catalogue import DEFAULT_PRICES
 from coordinator.clock import ShiftedClock
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import Account, LedgerEntry, LedgerTransaction, Node
@@ -226,7 +225,9 @@ async def test_pay_earned_before_enrollment_moves_to_the_operator(
         (earnings_account, -earned, TRANSFER_KIND, agent.node_id),
         (operator, earned, TRANSFER_KIND, agent.node_id),
     ]
-    price = DEFAULT_PRICES["smollm2-135m-instruct"]
+    priced = coordinator.services.catalogue.get("smollm2-135m-instruct")
+    assert priced is not None
+    price = priced.price
     books = await audit(coordinator.services.database, price.input_per_1m, price.output_per_1m)
     assert books.unbalanced_transactions == 0
     assert books.balance_mismatches == 0

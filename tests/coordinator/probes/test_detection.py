@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from support.fingerprints import reference_fingerprint_now
 
 from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, ScoringRequest
 from agent.engines.llama_cpp import LlamaCppEngine
-from coordinator.catalogue import Catalogue
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.fingerprint_data import Fingerprint
@@ -55,9 +55,7 @@ async def verifier(gemma_path: Path) -> AsyncIterator[LlamaCppEngine]:
 
 @pytest.fixture(scope="module")
 def fingerprint() -> Fingerprint:
-    priced = Catalogue.default().get(MODEL)
-    assert priced is not None and priced.fingerprint is not None
-    return priced.fingerprint
+    return reference_fingerprint_now(MODEL)
 
 
 async def answer(

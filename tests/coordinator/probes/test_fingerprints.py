@@ -1,4 +1,5 @@
-"""The committed fingerprints: tied to the catalogue weights, drawn like any consumer request."""
+"""Fingerprints: a deployment's reference runs of the exact catalogue weights on secret prompts,
+drawn like any consumer request."""
 
 from __future__ import annotations
 
@@ -6,48 +7,53 @@ import random
 from pathlib import Path
 
 import pytest
+from support.fingerprints import FINGERPRINTED, prompts_of, reference_fingerprint_now
 
 from coordinator.catalogue import Catalogue
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
-from coordinator.probes.fingerprint_data import (
-    FINGERPRINT_PROMPTS,
-    FingerprintMismatch,
-    fingerprint_path,
-    load_fingerprint,
-)
+from coordinator.probes.fingerprint_data import FingerprintMismatch
+from coordinator.probes.fingerprint_run import compute_fingerprint
 from coordinator.probes.fingerprints import FingerprintSource
+from coordinator.probes.prompts import USER_PROMPTS
 from protocol import catalogue
 from protocol.ids import ModelId
 
 MODEL = ModelId("gemma-3-270m")
+REPO = Path(__file__).resolve().parents[3]
 
 
-def test_every_catalogue_model_carries_a_fingerprint_of_its_exact_weights() -> None:
-    for priced in Catalogue.default():
+def fingerprinted() -> Catalogue:
+    return Catalogue.default({m: reference_fingerprint_now(m) for m in FINGERPRINTED})
+
+
+def test_a_reference_run_fingerprints_the_exact_weights_on_the_secret_prompts() -> None:
+    for priced in fingerprinted():
         assert priced.fingerprint is not None, priced.id
         assert priced.fingerprint.weights_sha256 in {w.sha256 for w in priced.model.weights}
-        assert [a.messages[-1].content for a in priced.fingerprint.answers] == list(
-            FINGERPRINT_PROMPTS
-        )
+        prompts = [a.messages[-1].content for a in priced.fingerprint.answers]
+        assert prompts == list(prompts_of(priced.id))
+        assert not set(prompts) & set(USER_PROMPTS)  # not the ordinary pool's
         for answer in priced.fingerprint.answers:
             assert answer.params.temperature == 0.0
             assert len(answer.tokens) >= 8
             assert all(t.token_id is not None and len(t.top) == 5 for t in answer.tokens)
 
 
-def test_a_fingerprint_of_other_weights_is_refused(tmp_path: Path) -> None:
+def test_no_fingerprint_ships_with_the_code() -> None:
+    assert all(priced.fingerprint is None for priced in Catalogue.default())
+    shipped = [p for p in (REPO / "coordinator").rglob("*.json")]
+    assert not shipped, shipped
+
+
+async def test_a_reference_run_of_other_weights_is_refused(smollm2_path: Path) -> None:
     model = catalogue.by_id(MODEL)
     assert model is not None
-    stored = fingerprint_path(MODEL).read_text()
-    fake = stored.replace(model.weights[0].sha256, "0" * 64)
-    fingerprint_path(MODEL, tmp_path).write_text(fake)
     with pytest.raises(FingerprintMismatch):
-        load_fingerprint(model, tmp_path)
-    assert load_fingerprint(model, tmp_path / "none") is None
+        await compute_fingerprint(model, smollm2_path, prompts_of(MODEL))
 
 
 def test_the_source_draws_consumer_shaped_probes_for_its_share() -> None:
-    priced = Catalogue.default().get(MODEL)
+    priced = fingerprinted().get(MODEL)
     assert priced is not None and priced.fingerprint is not None
     source = FingerprintSource(
         {MODEL: priced.fingerprint}, PlausibilityTolerances(), lambda _: None, share=0.3
@@ -68,6 +74,6 @@ def test_the_app_source_covers_every_fingerprinted_model() -> None:
     from coordinator.probes.fingerprints import fingerprint_source
 
     source = fingerprint_source(
-        Catalogue.default(), AuthenticitySettings(fingerprint_share=1.0), lambda _: None
+        fingerprinted(), AuthenticitySettings(fingerprint_share=1.0), lambda _: None
     )
     assert source.draw(MODEL, random.Random(1)) is not None

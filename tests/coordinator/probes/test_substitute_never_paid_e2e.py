@@ -77,15 +77,19 @@ async def test_a_substitute_serves_no_paid_request_an_honest_node_serves_after_i
     served: dict[str, int] = {}
     unanswered = 0
     try:
-        await asyncio.gather(impostor.start(), honest.start(), stranger.start())
+        for agent in (impostor, honest, stranger):
+            await agent.start(wait=False)
         cheat, good, unenrolled = (
             NodeId(impostor.node_id), NodeId(honest.node_id), NodeId(stranger.node_id)
         )
+        # Three engines loading on two shared cores: the substitute may be caught before the
+        # others have joined.
+        await honest.wait_registered(180)
         good_node = services.hub.get(good)
         assert good_node is not None
         connected_at = good_node.connected_at.timestamp()
-        for node_id in (cheat, good, unenrolled):  # nobody has passed anything yet
-            assert not services.router.paid_eligible(node_id, MODEL)
+        assert not services.router.paid_eligible(good, MODEL), "nothing passed yet"
+        await stranger.wait_registered(180)
 
         async def admitted() -> float:
             await wait_for(lambda: services.router.paid_eligible(good, MODEL), 120,

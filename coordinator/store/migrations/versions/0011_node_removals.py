@@ -2,7 +2,7 @@
 operator it was enrolled to (who may enroll no new node for the offender window).
 
 Revision ID: 0011_node_removals
-Revises: 0009_stored_responses
+Revises: 0010_catalogue
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_node_removals"
-down_revision = "0009_stored_responses"
+down_revision = "0010_catalogue"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,5 @@
 """Every sampling parameter changes a generation as documented, on each engine: llama.cpp on the
-real Gemma 3 270M GGUF and MLX on the tiny llama (tests/agent/conftest.py).
+real Gemma 3 270M GGUF and MLX on the tiny llama (tests/agent/engines/conftest.py).
 
 Each is tested by its effect against the greedy reference answer (``colours``): a bias forces or
 forbids a token, top_k=1 and min_p=1 reduce any temperature to the greedy choice, penalties move

@@ -1,4 +1,5 @@
-"""Replicas need the shared servers: a fresh PostgreSQL database and Redis (fail without)."""
+"""Tests that run several replicas (bus, shared limits) need the shared servers: a fresh PostgreSQL
+database and Redis (fail without)."""
 
 from __future__ import annotations
 

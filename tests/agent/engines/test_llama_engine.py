@@ -1,5 +1,5 @@
 """The llama.cpp engine on the real Gemma 3 270M weights, beyond the contract every engine keeps
-(tests/agent/test_engine_contract.py): continuing greedily, the model ending its own turn (on
+(test_engine_contract.py beside it): continuing greedily, the model ending its own turn (on
 SmolLM2 135M Instruct, whose GGUF carries its ChatML template), and batched scoring against
 one-token decoding.
 """
@@ -27,7 +27,7 @@ from agent.engines.llama_cpp import SCORE_CHUNK, LlamaCppEngine
 
 @pytest.fixture(scope="module")
 def engine(llama_engine: LlamaCppEngine) -> LlamaCppEngine:
-    """The engine of this module's ``colours`` (tests/agent/conftest.py)."""
+    """The engine of this module's ``colours`` (tests/agent/engines/conftest.py)."""
     return llama_engine
 
 

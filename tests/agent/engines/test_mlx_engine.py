@@ -1,5 +1,5 @@
 """The MLX engine on a tiny llama model built here, beyond the contract every engine keeps
-(tests/agent/test_engine_contract.py): agreement with mlx-lm itself, sampling and seeds, the
+(test_engine_contract.py beside it): agreement with mlx-lm itself, sampling and seeds, the
 tokenizer's chat template, the model ending its turn, engine selection, token text and scoring.
 
 The model (tests/support/engines.py) has random weights and a byte-level BPE tokenizer trained on
@@ -35,7 +35,8 @@ from support.engines import (
 )
 
 from agent.engines.base import ScoringRequest
-from agent.engines.mlx import MlxEngine, token_pieces
+from agent.engines.mlx import MlxEngine
+from agent.engines.mlx_tokens import token_pieces
 from agent.engines.select import build_engine
 from agent.models import resolve
 
@@ -65,7 +66,7 @@ def encoded(tokenizer: Any, text: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def engine(mlx_engine: MlxEngine) -> MlxEngine:
-    """The engine of this module's ``colours`` (tests/agent/conftest.py)."""
+    """The engine of this module's ``colours`` (tests/agent/engines/conftest.py)."""
     return mlx_engine
 
 

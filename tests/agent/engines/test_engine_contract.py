@@ -26,7 +26,7 @@ GREEDY_LOGPROB_TOLERANCE = {"llama.cpp": 1e-4, "mlx": 1e-5}
 
 @pytest.fixture(scope="module", params=["llama_engine", "mlx_engine"], ids=["llama.cpp", "mlx"])
 def engine(request: pytest.FixtureRequest) -> Engine:
-    """Each engine in turn (tests/agent/conftest.py builds them)."""
+    """Each engine in turn (tests/agent/engines/conftest.py builds them)."""
     engine: Engine = request.getfixturevalue(request.param)
     return engine
 
