@@ -201,6 +201,7 @@ async def start_koretex(work: Path) -> Target:
         "KORETEX_QUEUE_LENGTH": "4096",
         # the node is scripted, not the real model: it would never pass the admission exam
         "KORETEX_AUTHENTICITY__EXAM_CHECKS": "0",
+        "KORETEX_IDENTITY__PAID_REQUIRES_ENROLLMENT": "false",
     }
     created = subprocess.run(
         [sys.executable, "-m", "coordinator", "keys", "create", "--credits", "100000000"],

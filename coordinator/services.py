@@ -83,6 +83,7 @@ class Services:
             self.settings.authenticity.exam_checks if self.settings.probes.enabled else 0,
             lambda model: (priced := self.catalogue.get(model)) is not None
             and priced.fingerprint is not None,
+            enrollment_required=self.settings.identity.paid_requires_enrollment,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coordinator.accounts.identity_settings import IdentitySettings
 from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.bus.settings import BusSettings
 from coordinator.cloud.settings import CloudSettings
@@ -65,6 +66,7 @@ class CoordinatorSettings(BaseSettings):
         " that never finishes sending its body must not hold a restart).",
     )
     authenticity: AuthenticitySettings = Field(default_factory=AuthenticitySettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     session_ttl_s: float = Field(default=7 * 86_400, gt=0)
     signin_nonce_ttl_s: float = Field(default=300, gt=0)
     siws_uri: str = Field(

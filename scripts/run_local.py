@@ -73,7 +73,12 @@ def fingerprint_once(python: str, env: dict[str, str], model: Path) -> None:
 
 def main() -> None:
     model = smollm2_gguf()
-    env = {**os.environ, "KORETEX_PORT": str(PORT), "KORETEX_HOST": HOST}
+    env = {
+        # A network of one machine: its only node is its operator's own, not enrolled to an
+        # account, and still takes paid jobs.
+        "KORETEX_IDENTITY__PAID_REQUIRES_ENROLLMENT": "false",
+        **os.environ, "KORETEX_PORT": str(PORT), "KORETEX_HOST": HOST,
+    }
     python = sys.executable
     key = subprocess.run(
         [python, "-m", "coordinator", "keys", "create", "--name", "make-run"],

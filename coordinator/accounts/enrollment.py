@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coordinator.accounts.identity import EnrollmentLimits, new_enrollment_refusal
 from coordinator.economy.ledger import record
 from coordinator.economy.postings import Posting
 from coordinator.store.models import Account, Enrollment, LedgerEntry, Node
@@ -111,16 +112,24 @@ async def redeem(session: AsyncSession, token: str, node_id: str, now: datetime)
     raise EnrollmentRefused("enrollment token expired: mint a new one from your account")
 
 
-async def enroll(session: AsyncSession, node: Node, token: str, now: datetime) -> int:
+async def enroll(
+    session: AsyncSession, node: Node, token: str, now: datetime,
+    limits: EnrollmentLimits | None = None,
+) -> int:
     """Redeem ``token`` and bind ``node`` to its account; raises :class:`EnrollmentRefused`.
 
-    Runs in the registration's transaction: a refusal rolls the redemption back.
+    Runs in the registration's transaction: a refusal rolls the redemption back. ``limits``
+    apply when the node is new to the account (not on a reconnect).
     """
     account_id = await redeem(session, token, node.node_id, now)
     if node.operator_account_id is not None and node.operator_account_id != account_id:
         raise EnrollmentRefused(
             "this node is already enrolled by another account: its key cannot change hands"
         )
+    if node.operator_account_id is None and limits is not None:
+        refusal = await new_enrollment_refusal(session, account_id, node.node_id, now, limits)
+        if refusal is not None:
+            raise EnrollmentRefused(refusal)
     node.operator_account_id = account_id
     await session.flush()
     return account_id

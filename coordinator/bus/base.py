@@ -55,12 +55,24 @@ class NodePresence(WireModel):
     sent it back), as its owner judged."""
 
 
+class FakeNotice(WireModel):
+    """A fake verdict a replica gave on a node connected elsewhere; ``serial`` increases."""
+
+    serial: int
+    node_id: NodeId
+    model: ModelId
+
+
 class ReplicaPresence(WireModel):
     replica: str
     published_at: float
     nodes: tuple[NodePresence, ...]
     refused: dict[str, int] = Field(default_factory=dict)
     """Requests this replica refused for want of a node over the bounty window, per model."""
+    removed: tuple[NodeId, ...] = ()
+    """Nodes this replica removed from the network lately: whoever holds one disconnects it."""
+    fakes: tuple[FakeNotice, ...] = ()
+    """Its latest fake verdicts on nodes connected elsewhere: their owners quarantine them."""
 
 
 class RelayJob(WireModel):

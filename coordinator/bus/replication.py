@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from contextlib import aclosing
 
-from coordinator.bus.base import NodePresence, RelayJob, ReplicaPresence
+from coordinator.bus.base import FakeNotice, NodePresence, RelayJob, ReplicaPresence
 from coordinator.errors import InvalidRequest
 from coordinator.hub.calls import AttemptFailed
 from coordinator.periodic import every
@@ -58,6 +58,11 @@ def local_presence(services: Services) -> ReplicaPresence:
     return ReplicaPresence(
         replica=services.bus.replica_id, published_at=wall_now, nodes=tuple(nodes),
         refused=services.refusals.counts(wall_now),
+        removed=services.points.recent_removals(clock.now()) if services.points else (),
+        fakes=tuple(
+            FakeNotice(serial=serial, node_id=node_id, model=model)
+            for serial, node_id, model in services.admission.fakes_for_owners()
+        ),
     )
 
 
@@ -65,12 +70,13 @@ async def publish_presence(services: Services) -> None:
     """Forever: publish this replica's presence when it changed, and renew it in any case."""
     settings = services.settings.bus
     renew_every = settings.presence_ttl_s / 3
-    published_version, published_at = -1, float("-inf")
+    published_version, published_at = (-1, -1), float("-inf")
     shared_parks: dict[NodeId, float] = {}
 
     async def publish_if_due() -> None:
         nonlocal published_version, published_at
-        version, now = services.router.local_version, services.clock.monotonic()
+        version = (services.router.local_version, services.admission.fakes_serial)
+        now = services.clock.monotonic()
         if version == published_version and now - published_at < renew_every:
             return
         presence = local_presence(services)
@@ -88,13 +94,42 @@ async def publish_presence(services: Services) -> None:
 async def follow_presence(services: Services) -> None:
     """Forever: merge the other replicas' presence into this replica's router."""
     known_replicas: set[str] = set()
+    fakes_heard: dict[str, int] = {}  # per replica, the serial of the last fake verdict applied
 
     async def follow() -> None:
         nonlocal known_replicas
         replicas = await services.bus.read_presence()
         known_replicas = merge_presence(services, replicas, known_replicas)
+        apply_fakes(services, replicas, fakes_heard)
+        await remove_announced(services, replicas)
 
     await every(services.settings.bus.presence_poll_s, follow, log, "follow presence")
+
+
+def apply_fakes(
+    services: Services, replicas: list[ReplicaPresence], heard: dict[str, int]
+) -> None:
+    """Quarantine the nodes connected here that another replica judged fake since last time."""
+    for replica in replicas:
+        last = heard.get(replica.replica, 0)
+        if replica.fakes and max(n.serial for n in replica.fakes) < last:
+            last = 0  # the replica restarted under the same name: its serials began again
+        for notice in replica.fakes:
+            if notice.serial > last and services.hub.get(notice.node_id) is not None:
+                services.admission.verdict(notice.node_id, notice.model, genuine=False)
+                services.hub.notify_capacity()
+        heard[replica.replica] = max((n.serial for n in replica.fakes), default=last)
+
+
+async def remove_announced(services: Services, replicas: list[ReplicaPresence]) -> None:
+    """Refuse, and disconnect if connected here, the nodes other replicas removed."""
+    keeper = services.points
+    if keeper is None:
+        return
+    for replica in replicas:
+        for node_id in replica.removed:
+            if node_id not in services.refused_nodes or services.hub.get(node_id) is not None:
+                await keeper.remove_here(node_id, announce=False)
 
 
 def merge_presence(

@@ -22,6 +22,7 @@ from coordinator.accounts.enrollment import (
     operator_name,
     sweep_earnings,
 )
+from coordinator.accounts.identity import EnrollmentLimits
 from coordinator.hub.live import LiveNode, delta_violation
 from coordinator.limits.enforce import new_node_allowed
 from coordinator.maintenance import save_health
@@ -29,6 +30,7 @@ from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
 from coordinator.store.health import load_buckets
 from coordinator.store.nodes import record_registration
+from coordinator.store.removals import removal_reason
 from protocol.close_codes import CloseCode
 from protocol.messages import Register, Registered, TokenDelta, decode_node_message, encode
 from protocol.session import CoordinatorSession, NodeDraining, NodeRegistered, ProtocolViolation
@@ -148,19 +150,27 @@ async def _register(
             raise ProtocolViolation(f"weights do not match catalogue model {offer.model!r}")
 
     now = services.clock.now()
+    limits = EnrollmentLimits(
+        new_nodes_per_day=services.settings.identity.new_nodes_per_day_per_operator,
+        offender_window=timedelta(days=services.settings.points.constants.offender_window_days),
+    )
     async with services.database.session() as db, db.begin():
+        removed = await removal_reason(db, message.node_id)  # on any replica, at once
+        if removed is not None:
+            raise ProtocolViolation(removed)
         row = await record_registration(db, message, now)
         if row.first_seen == now and not await new_node_allowed(request):  # rolls it back
             raise TryLater("too many new node identities from this network: retry later")
         if message.enrollment_token is not None:
             try:
-                await enroll(db, row, message.enrollment_token, now)
+                await enroll(db, row, message.enrollment_token, now, limits)
             except EnrollmentRefused as exc:  # rolls the whole registration back
                 raise ProtocolViolation(exc.reason) from exc
         if row.operator_account_id is None and row.earnings_account_id is None:
             row.earnings_account_id = await node_earnings_account(db, message.node_id, now)
         # Pay collected before enrollment, or settled to the old payee since, joins the operator.
         await sweep_earnings(db, row, now)
+        enrolled = row.operator_account_id is not None
         payee = row.operator_account_id or row.earnings_account_id
         assert payee is not None
         operator = await operator_name(db, row.operator_account_id)
@@ -179,7 +189,8 @@ async def _register(
     if previous is not None:
         services.hub.detach(previous, "node reconnected")
         await previous.close(CloseCode.REPLACED, "replaced by a newer connection")
-    services.admission.joined(message.node_id, message.models)  # before it can be chosen
+    # Before it can be chosen.
+    services.admission.joined(message.node_id, message.models, enrolled=enrolled)
     services.router.upsert_node(
         NodeInfo(
             node_id=message.node_id, models=node.models, slots=message.slots,

@@ -7,6 +7,11 @@ everything left is appended on shutdown. Every ``recompute_interval_s`` it reloa
 stored history and scores it from scratch (off the event loop), then disconnects and refuses the
 nodes the rules remove for good.
 
+A fake-model verdict does not wait for that: :meth:`PointsKeeper.record_fake` stores it at once
+and, in the same transaction, removes the node if it has now reached ``offender_fake_verdicts``
+within ``offender_window_days`` (the removal is stored, so every replica refuses the node when it
+registers; the others disconnect it when they read this replica's presence).
+
 Pages read :meth:`PointsKeeper.current`: the last fold for the past, and the days since (today,
 in practice) scored again from the rows appended after it (one bounded query) and what this
 replica still holds in memory, so a node that just served shows it on the next page load.
@@ -18,18 +23,22 @@ import asyncio
 import logging
 import math
 from contextlib import suppress
+from datetime import datetime
 
 from coordinator.clock import Clock
 from coordinator.hub.live import NodeHub
 from coordinator.periodic import every
 from coordinator.points.batches import ContributionBatcher, OnlineTracker
 from coordinator.points.contributions import (
+    DAY_S,
+    AuthenticityVerdict,
     Contribution,
     JobResult,
     Measurement,
     NodeFacts,
     utc_day,
 )
+from coordinator.points.day import removal_day
 from coordinator.points.history import History
 from coordinator.points.settings import PointsSettings
 from coordinator.points.standings import Standings, rescored, score_history
@@ -41,12 +50,14 @@ from coordinator.store.contributions import (
     load_node_facts,
 )
 from coordinator.store.database import Database
+from coordinator.store.removals import fake_verdict_times, lock_node, record_removal
 from protocol.close_codes import CloseCode
 from protocol.ids import NodeId
 
 log = logging.getLogger(__name__)
 
 REMOVED_REASON = "removed from the network: caught serving a different model than it claims"
+RECENT_REMOVAL_S = 600.0  # how long a removal is told to the other replicas in presence
 
 
 class PointsKeeper:
@@ -71,6 +82,7 @@ class PointsKeeper:
         self._stored_up_to = 0
         self._facts: dict[NodeId, NodeFacts] = {}
         self._scored_since = -math.inf  # when the latest live scoring began (monotonic)
+        self._recent_removals: dict[NodeId, float] = {}  # node -> when removed here (epoch s)
 
     # --- on the hot path: memory only -----------------------------------------------------------
 
@@ -191,15 +203,47 @@ class PointsKeeper:
             self._stored_up_to, self._scored_since = up_to, began
             return self.standings
 
+    async def record_fake(self, verdict: AuthenticityVerdict) -> bool:
+        """Store a fake-model verdict now, and remove its node in the same transaction if that
+        makes it a persistent offender; returns whether it was removed."""
+        constants = self.settings.constants
+        now = self.clock.now()
+        async with self.database.session() as session, session.begin():
+            node = await lock_node(session, verdict.node_id)  # one node's verdicts queue here
+            await append_contributions(session, [verdict], now)
+            if node is None:
+                return False
+            since = verdict.at - constants.offender_window_days * DAY_S
+            times = await fake_verdict_times(session, verdict.node_id, since)
+            if removal_day(times, constants) is None:
+                return False
+            await record_removal(session, node, now, REMOVED_REASON)
+        await self.remove_here(verdict.node_id)
+        return True
+
+    async def remove_here(self, node_id: NodeId, *, announce: bool = True) -> None:
+        """Refuse the node on this replica and disconnect it if it is connected here;
+        ``announce``: tell the other replicas too (each scores the stored history alike)."""
+        if node_id not in self.refused_nodes:
+            log.warning("node %s removed from the network", node_id)
+            if announce:
+                self._recent_removals[node_id] = self.clock.now().timestamp()
+        self.refused_nodes[node_id] = REMOVED_REASON
+        live = self.hub.get(node_id)
+        if live is not None:
+            with suppress(Exception):
+                await live.close(CloseCode.REFUSED, REMOVED_REASON)
+
+    def recent_removals(self, now: datetime) -> tuple[NodeId, ...]:
+        """The nodes removed here lately, for the other replicas to disconnect."""
+        cutoff = now.timestamp() - RECENT_REMOVAL_S
+        for node_id in [node for node, at in self._recent_removals.items() if at < cutoff]:
+            del self._recent_removals[node_id]
+        return tuple(sorted(self._recent_removals))
+
     async def _remove_offenders(self) -> None:
         for node_id in self.standings.removed:
-            if node_id not in self.refused_nodes:
-                log.warning("node %s removed from the network", node_id)
-            self.refused_nodes[node_id] = REMOVED_REASON
-            live = self.hub.get(node_id)
-            if live is not None:
-                with suppress(Exception):
-                    await live.close(CloseCode.REFUSED, REMOVED_REASON)
+            await self.remove_here(node_id, announce=False)
 
     async def run_flushes(self) -> None:
         """Forever: append finished hours every ``flush_interval_s``."""

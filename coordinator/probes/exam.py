@@ -87,3 +87,9 @@ class AdmissionExam:
         if sitting.quarantined:
             return self.required
         return max(0, self.required - sitting.passes)
+
+
+def paid_allowed(state: ExamState, *, enrolled: bool, enrollment_required: bool) -> bool:
+    """Whether a (node, model) in ``state`` may take paid jobs: it passed its exam and, where
+    the network asks it, its node is enrolled to an operator's account."""
+    return state is ExamState.ADMITTED and (enrolled or not enrollment_required)

@@ -35,9 +35,9 @@ from coordinator.hub.live import DispatchFailed, JobCutOff, LiveNode
 from coordinator.periodic import stop_if_cancelled
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.authenticity_settings import AuthenticitySettings
-from coordinator.probes.exam import ExamState
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
+from coordinator.probes.verdicts import record_authenticity
 from coordinator.routing import Outcome
 from coordinator.services import SERVICES, Services
 from protocol import SCORING_PROTOCOL_VERSION
@@ -81,7 +81,7 @@ def may_verify_as_peer(
     """Another operator's node, admitted for ``model`` by its exam, at full trust."""
     return (
         node.payee_account_id != checked_payee and node.node_id in fully_trusted
-        and services.admission.state(node.node_id, model) is ExamState.ADMITTED
+        and services.admission.paid_allowed(node.node_id, model)
     )
 
 
@@ -238,7 +238,7 @@ class RescoringSampler:
             return comparison
         if not comparison.genuine:  # a paid answer not the model's: back to the exam at once
             services.admission.verdict(observation.node_id, model, genuine=False)
-        services.contributions.add(AuthenticityVerdict(
+        await record_authenticity(services, AuthenticityVerdict(
             node_id=observation.node_id, at=services.clock.now().timestamp(),
             model=observation.job.model, genuine=comparison.genuine,
         ))

@@ -12,7 +12,8 @@ node was busy, draining or left before it started) is not counted. Each verdict 
 node's 14-day health window (``Router.record_probe``) and to the points history as a
 :class:`~coordinator.points.ProbeResult`; a judge's "no" is also an
 :class:`~coordinator.points.AuthenticityVerdict` with ``genuine=False`` (a "yes" one with
-``genuine=True``). Judges only judge: they must not record verdicts themselves.
+``genuine=True``), stored at once and removing the node at the offender threshold
+(:mod:`coordinator.probes.verdicts`). Judges only judge: they must not record verdicts themselves.
 
 Probes never starve paid traffic: a node is skipped (and checked again next interval) while it has
 no spare slot or requests are waiting for one of its models.
@@ -39,6 +40,7 @@ from coordinator.periodic import every
 from coordinator.points.contributions import AuthenticityVerdict, ProbeResult
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.sources import ProbeDraw, ProbeSource
+from coordinator.probes.verdicts import record_authenticity
 from coordinator.routing import NodeSnapshot, Outcome
 from coordinator.services import Services
 from protocol.ids import JobId, ModelId, NodeId
@@ -244,12 +246,12 @@ class ProbeScheduler:
                 judged = genuine is not None  # an undecided answer passes, with no verdict
                 passed = genuine is not False
             verdict = ProbeVerdict(node_id, job.model, passed, judged)
-            self._record(verdict)
+            await self._record(verdict)
             return verdict
         finally:
             self._observed.pop(job.job_id, None)
 
-    def _record(self, verdict: ProbeVerdict) -> None:
+    async def _record(self, verdict: ProbeVerdict) -> None:
         services = self.services
         clock = services.clock
         wall_now = clock.now().timestamp()
@@ -265,10 +267,9 @@ class ProbeScheduler:
         if verdict.judged:
             services.admission.verdict(verdict.node_id, verdict.model, genuine=verdict.passed)
             services.hub.notify_capacity()  # requests waiting for an admitted node look again
-            services.contributions.add(
-                AuthenticityVerdict(node_id=verdict.node_id, at=wall_now, model=verdict.model,
-                                    genuine=verdict.passed)
-            )
+            await record_authenticity(services, AuthenticityVerdict(
+                node_id=verdict.node_id, at=wall_now, model=verdict.model, genuine=verdict.passed
+            ))
 
     async def run(self) -> None:
         """Forever: look for due nodes every ``tick_s`` and probe them."""

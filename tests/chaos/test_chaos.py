@@ -71,6 +71,7 @@ class CoordinatorProcess:
             "KORETEX_SHUTDOWN_GRACE_S": "5",
             # Scripted nodes are not the real model: they would never pass the admission exam.
             "KORETEX_AUTHENTICITY__EXAM_CHECKS": "0",
+            "KORETEX_IDENTITY__PAID_REQUIRES_ENROLLMENT": "false",  # nor enrolled
             "PYTHONPATH": str(REPO),
         }
         log = (self.directory / "coordinator.log").open("ab")

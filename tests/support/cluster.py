@@ -104,6 +104,9 @@ async def start_coordinator(
         # fail them, and the admission exam they would sit. Tests of fingerprints turn them on
         # (``authenticity={...}``).
         "authenticity": {"fingerprint_share": 0.0, "exam_checks": 0},
+        # Nor are they enrolled to an operator; tests of enrollment turn the requirement on
+        # (``identity={}``).
+        "identity": {"paid_requires_enrollment": False},
         # Tests mint node identities by the dozen on loopback; the test of that limit sets it.
         "limits": {"new_nodes_per_minute_per_network": 100_000},
     }

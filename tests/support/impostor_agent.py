@@ -86,6 +86,7 @@ async def main() -> None:
     parser.add_argument("--genuine", default=None, help="the claimed weights, for memorised jobs")
     parser.add_argument("--memorised", default=None, help="JSON list of prompts it recognises")
     parser.add_argument("--slots", type=int, default=1)
+    parser.add_argument("--enrollment-token", default=None)
     args = parser.parse_args()
 
     entry = catalogue.by_id(args.claim)
@@ -107,7 +108,7 @@ async def main() -> None:
         models=(ModelOffer(
             model=ModelId(args.claim), weights_sha256=claimed_sha, context_length=2048,
         ),),
-        slots=args.slots, hardware=hardware.detect(),
+        slots=args.slots, hardware=hardware.detect(), enrollment_token=args.enrollment_token,
     )
     link = Link(
         tuple(args.coordinator), lambda: AgentSession(key.signing_key, offer),

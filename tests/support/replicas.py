@@ -131,6 +131,8 @@ def replica_env(database_url: str, **extra: str) -> dict[str, str]:
         "KORETEX_HEARTBEAT_INTERVAL_S": "1",
         # Scripted nodes are not the real model: they would never pass the admission exam.
         "KORETEX_AUTHENTICITY__EXAM_CHECKS": "0",
+        # Nor are they enrolled: tests of enrollment ask for it.
+        "KORETEX_IDENTITY__PAID_REQUIRES_ENROLLMENT": "false",
         **extra,
     }
 

@@ -78,6 +78,15 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
     services = coordinator.services
     sink = InMemoryContributions()
     services.contributions = sink
+    keeper = services.points
+    assert keeper is not None
+    record_fake = keeper.record_fake
+
+    async def fake_also_in_sink(verdict: AuthenticityVerdict) -> bool:
+        sink.add(verdict)  # a fake verdict goes to the store at once, not to the batch
+        return await record_fake(verdict)
+
+    keeper.record_fake = fake_also_in_sink  # type: ignore[method-assign]
     sampler = next(o for o in services.observers if isinstance(o, RescoringSampler))
     priced = services.catalogue.get(MODEL)
     assert priced is not None and priced.fingerprint is not None

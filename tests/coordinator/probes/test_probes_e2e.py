@@ -18,6 +18,7 @@ from coordinator.probes.observation import JobObservation
 from coordinator.probes.scheduler import ProbeScheduler
 from coordinator.probes.sources import ProbeDraw
 from coordinator.routing import RoutingConstants
+from coordinator.store.contributions import load_contributions
 from protocol.chat import ChatMessage, SamplingParams
 from protocol.ids import ModelId, NodeId
 
@@ -170,11 +171,16 @@ async def test_failed_and_misjudged_probes_fail_and_a_wrong_model_is_a_fake_verd
         assert verdicts[other.node_id] is not None and not verdicts[other.node_id].passed
         keeper = services.points
         assert keeper is not None
-        authenticity = {r.node_id: r.genuine for r in keeper.batcher.preview()
+        async with services.database.session() as session:
+            stored = await load_contributions(session)  # a fake verdict is stored at once
+        authenticity = {r.node_id: r.genuine for r in [*stored, *keeper.batcher.preview()]
                         if isinstance(r, AuthenticityVerdict)}
         assert authenticity == {honest.node_id: True, other.node_id: False}, (
             "a transport failure is no verdict on the model"
         )
+        assert [r.node_id for r in stored if isinstance(r, AuthenticityVerdict)] == [
+            other.node_id
+        ]
         wall = services.clock.now().timestamp()
         for agent, failures in ((failing, 1), (honest, 0), (other, 1)):
             buckets = services.router.health_buckets(NodeId(agent.node_id), wall_now=wall)

@@ -1,0 +1,17 @@
+"""Where an authenticity verdict goes: a genuine one joins the batched points history; a fake one
+is stored at once by the points keeper, which removes the node in the same transaction when it
+reaches the offender threshold (not at the next rescoring of the history)."""
+
+from __future__ import annotations
+
+from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.services import Services
+
+
+async def record_authenticity(services: Services, verdict: AuthenticityVerdict) -> bool:
+    """Record ``verdict``; returns whether its node was removed from the network for it."""
+    keeper = services.points
+    if verdict.genuine or keeper is None:
+        services.contributions.add(verdict)
+        return False
+    return await keeper.record_fake(verdict)
