@@ -24,6 +24,7 @@ from coordinator.accounts.api_keys import create_key
 from coordinator.economy.ledger import ensure_system_books
 from coordinator.store.database import Database
 from support.cluster import REPO, TIMEOUT_FACTOR, AgentProcess, wait_for, write_node_key
+from support.fingerprints import install_fingerprints
 
 REDIS_URL = os.environ.get("KORETEX_TEST_REDIS_URL")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -141,6 +142,8 @@ async def start_replicas(
     directory: Path, database_url: str, count: int, **extra: str
 ) -> list[Replica]:
     env = replica_env(database_url, **extra)
+    if env["KORETEX_AUTHENTICITY__EXAM_CHECKS"] != "0":  # the deployment's fingerprints
+        await install_fingerprints(database_url)
     replicas = [Replica(f"r{i + 1}", directory / f"r{i + 1}", env) for i in range(count)]
     await asyncio.gather(*(replica.start() for replica in replicas))
     return replicas

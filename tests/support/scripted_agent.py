@@ -43,7 +43,7 @@ class LoggingRunner(JobRunner):
 
     def __init__(self, engine: Engine, model_id: ModelId, slots: int, *,
                  log_path: Path) -> None:
-        super().__init__(engine, model_id, slots)
+        super().__init__({model_id: engine}, slots)
         self.log_path = log_path
 
     def start(self, job: Job, send: Send) -> None:
