@@ -15,6 +15,7 @@ from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
 from coordinator.economy.bounties import BountyBoard, RefusalTally
 from coordinator.economy.ledger import Ledger
+from coordinator.economy.payees import DepartedPayees
 from coordinator.hub.calls import CallTimeouts, NodeCalls
 from coordinator.hub.live import NodeHub
 from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
@@ -45,7 +46,7 @@ class Services:
     ledger: Ledger
     rng: random.Random = field(default_factory=random.Random)
     throughput: ThroughputBook = field(default_factory=ThroughputBook)
-    departed_payees: dict[NodeId, int] = field(default_factory=dict)  # pay for nodes gone mid-call
+    departed_payees: DepartedPayees = field(default_factory=DepartedPayees)  # gone mid-call
     shutting_down: bool = False
     waiting: dict[ModelId, int] = field(default_factory=dict)  # requests queued per model
     observers: list[Observer] = field(default_factory=list)  # told of every job attempt

@@ -178,7 +178,7 @@ def merge_presence(
     for node_id, node in previous.items():
         if node_id not in current and node_id in router and router.owner(node_id) is not None:
             router.remove_node(node_id)
-            services.departed_payees[node_id] = node.payee_account_id
+            services.departed_payees.remember(node_id, node.payee_account_id)
             changed = True
     services.remote_nodes = current
     alive = {replica.replica for replica in replicas}

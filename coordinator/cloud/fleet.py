@@ -22,8 +22,7 @@ from coordinator.cloud.relay import CloudRelay
 from coordinator.cloud.sealing import MasterKeyInvalid, SealBroken, TokenSealer
 from coordinator.cloud.settings import CloudSettings
 from coordinator.hub.live import LiveNode
-from coordinator.maintenance import save_health
-from coordinator.routing import NodeInfo
+from coordinator.hub.membership import Admitted, announce, depart
 from coordinator.services import SERVICES, Services
 from coordinator.store.database import Database
 from coordinator.store.health import load_buckets
@@ -100,9 +99,14 @@ async def bring_online(services: Services, fleet: CloudFleet, row: CloudNode) ->
     async with services.database.session() as db, db.begin():
         node_row = await record_registration(db, register, now)
         node_row.operator_account_id = row.account_id  # its earnings go to its operator
-        first_seen, model_switched_at = node_row.first_seen, node_row.model_switched_at
         window_start = now - timedelta(days=services.settings.routing.health_window_days)
-        health = await load_buckets(db, node_id, int(window_start.timestamp()))
+        admitted = Admitted(
+            payee_account_id=row.account_id, first_seen=node_row.first_seen,
+            model_switched_at=node_row.model_switched_at,
+            health=await load_buckets(db, node_id, int(window_start.timestamp())),
+            slots=row.concurrency, declared_tok_s=None,
+            examined=False,  # the coordinator checked the upstream when it was added
+        )
     relay = CloudRelay(
         base_url=row.base_url, upstream_model=row.upstream_model, resume=row.resume,
         concurrency=row.concurrency, sealed_token=row.token_sealed, sealer=fleet.sealer,
@@ -114,25 +118,16 @@ async def bring_online(services: Services, fleet: CloudFleet, row: CloudNode) ->
     )
     node = LiveNode(
         node_id=node_id, register=register, session=session, send=relay.send, close=relay.close,
-        connected_at=now, payee_account_id=row.account_id, first_seen=first_seen,
-        model_switched_at=model_switched_at,
+        connected_at=now, payee_account_id=row.account_id, first_seen=admitted.first_seen,
+        model_switched_at=admitted.model_switched_at,
     )
     relay.node = node
     fleet.relays[node_id] = relay
-    services.hub.attach(node)
+    announce(services, node, admitted, now)
     if older is not None:
         task = asyncio.create_task(older.retire(services.settings.cloud.reconfigure_grace_s))
         fleet.retiring.add(task)
         task.add_done_callback(fleet.retiring.discard)
-    services.router.upsert_node(
-        NodeInfo(
-            node_id=node_id, models=node.models, slots=row.concurrency, declared_tok_s=None,
-            first_seen=first_seen.timestamp(), contexts=node.contexts,
-        ),
-        now=services.clock.monotonic(),
-        wall_now=now.timestamp(),
-        health=health,
-    )
     log.info("cloud node %s online serving %s", node_id, row.model)
     return node
 
@@ -142,17 +137,8 @@ async def take_offline(services: Services, fleet: CloudFleet, node_id: NodeId, r
     relay = fleet.relays.pop(node_id, None)
     if relay is None:
         return
-    node = relay.node
-    if node is not None:
-        services.departed_payees[node_id] = node.payee_account_id
-        services.hub.detach(node, reason)
-    if services.hub.get(node_id) is None:
-        services.router.remove_node(node_id)
-        if not services.shutting_down:
-            try:
-                await save_health(services, [node_id])
-            except Exception:
-                log.debug("health of %s not saved", node_id, exc_info=True)
+    if relay.node is not None:
+        await depart(services, relay.node, reason)
     await relay.close(CloseCode.CLOUD_NODE_REMOVED, reason)
     log.info("cloud node %s offline: %s", node_id, reason)
 

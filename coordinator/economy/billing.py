@@ -102,11 +102,10 @@ def settle_call(services: Services, hold: Hold, meter: CallMeter) -> None:
     for node_id, tokens in meter.delivered_by_node.items():
         live = services.hub.get(node_id)
         remote = services.remote_nodes.get(node_id)  # connected to another replica
-        payee = live.payee_account_id if live else services.departed_payees.get(node_id)
+        payee = payee_of(services, node_id)
         first_seen = live.first_seen if live else now
         switched = live.model_switched_at if live else None
         if live is None and remote is not None:
-            payee = remote.payee_account_id
             first_seen = datetime.fromtimestamp(remote.first_seen, UTC)
             switched = (
                 datetime.fromtimestamp(remote.model_switched_at, UTC)

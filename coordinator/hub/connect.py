@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import base58
 import pydantic
@@ -24,9 +24,8 @@ from coordinator.accounts.enrollment import (
 )
 from coordinator.accounts.identity import EnrollmentLimits
 from coordinator.hub.live import LiveNode, delta_violation
+from coordinator.hub.membership import Admitted, announce, depart
 from coordinator.limits.enforce import new_node_allowed
-from coordinator.maintenance import save_health
-from coordinator.routing import NodeInfo
 from coordinator.services import SERVICES, Services
 from coordinator.store.health import load_buckets
 from coordinator.store.nodes import record_registration
@@ -104,16 +103,7 @@ async def node_connect(request: web.Request) -> web.WebSocketResponse:
         log.exception("node %s: receive loop failed", node.node_id)
         await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"coordinator error")
     finally:
-        services.departed_payees[node.node_id] = node.payee_account_id
-        services.hub.detach(node, "node disconnected")
-        if services.hub.get(node.node_id) is None:
-            services.router.remove_node(node.node_id)
-            services.admission.left(node.node_id)
-            try:
-                if not services.shutting_down:  # on shutdown the app saved every window
-                    await save_health(services, [node.node_id])
-            except Exception:  # shutting down: the app saved every window already
-                log.debug("health of %s not saved on leave", node.node_id, exc_info=True)
+        await depart(services, node, "node disconnected")
         log.info("node %s left", node.node_id)
     return ws
 
@@ -126,6 +116,41 @@ async def _register(
     ws: web.WebSocketResponse, session: CoordinatorSession, services: Services,
     request: web.Request,
 ) -> LiveNode | None:
+    """Verify the node's registration, admit it in the store, announce it: its live node, or
+    None when it hung up first."""
+    message = await _verify(ws, session, services)
+    if message is None:
+        return None
+    now = services.clock.now()
+    admitted, operator, earned = await _admit(services, request, message, now)
+    node = LiveNode(
+        node_id=message.node_id, register=message, session=session, send=ws.send_str,
+        close=lambda code, reason: ws.close(code=code, message=reason.encode()),
+        connected_at=now, payee_account_id=admitted.payee_account_id,
+        first_seen=admitted.first_seen, model_switched_at=admitted.model_switched_at,
+        operator=operator,
+    )
+    previous = announce(services, node, admitted, now)
+    if previous is not None:
+        services.hub.detach(previous, "node reconnected")
+        await previous.close(CloseCode.REPLACED, "replaced by a newer connection")
+    parked_until = await services.bus.park_of(message.node_id)  # by its previous replica
+    if parked_until is not None:
+        services.router.park(
+            message.node_id, until=services.clock.monotonic() + parked_until - now.timestamp(),
+            now=services.clock.monotonic(),
+        )
+    await ws.send_str(
+        encode(Registered(node_id=message.node_id, operator=operator, earned=earned))
+    )
+    log.info("node %s joined serving %s", message.node_id, sorted(node.models))
+    return node
+
+
+async def _verify(
+    ws: web.WebSocketResponse, session: CoordinatorSession, services: Services
+) -> Register | None:
+    """The node's signed registration, checked: its identity, not refused, catalogue weights."""
     try:
         frame = await ws.receive(timeout=REGISTER_TIMEOUT_S)
     except TimeoutError as exc:
@@ -148,8 +173,15 @@ async def _register(
     for offer in message.models:
         if not services.catalogue.accepts_weights(offer.model, offer.weights_sha256):
             raise ProtocolViolation(f"weights do not match catalogue model {offer.model!r}")
+    return message
 
-    now = services.clock.now()
+
+async def _admit(
+    services: Services, request: web.Request, message: Register, now: datetime
+) -> tuple[Admitted, str | None, int]:
+    """Record the registration in one transaction: not removed, within the identity limits,
+    enrolled if it brings a token. Returns what membership needs, the operator's name and what
+    the node has earned so far."""
     limits = EnrollmentLimits(
         new_nodes_per_day=services.settings.identity.new_nodes_per_day_per_operator,
         offender_window=timedelta(days=services.settings.points.constants.offender_window_days),
@@ -170,48 +202,19 @@ async def _register(
             row.earnings_account_id = await node_earnings_account(db, message.node_id, now)
         # Pay collected before enrollment, or settled to the old payee since, joins the operator.
         await sweep_earnings(db, row, now)
-        enrolled = row.operator_account_id is not None
         payee = row.operator_account_id or row.earnings_account_id
         assert payee is not None
         operator = await operator_name(db, row.operator_account_id)
         earned = await node_earned(db, message.node_id)
-        first_seen = row.first_seen
-        model_switched_at = row.model_switched_at
         window_start = now - timedelta(days=services.settings.routing.health_window_days)
-        health = await load_buckets(db, message.node_id, int(window_start.timestamp()))
-    node = LiveNode(
-        node_id=message.node_id, register=message, session=session, send=ws.send_str,
-        close=lambda code, reason: ws.close(code=code, message=reason.encode()),
-        connected_at=now, payee_account_id=payee, first_seen=first_seen,
-        model_switched_at=model_switched_at, operator=operator,
-    )
-    previous = services.hub.attach(node)
-    if previous is not None:
-        services.hub.detach(previous, "node reconnected")
-        await previous.close(CloseCode.REPLACED, "replaced by a newer connection")
-    # Before it can be chosen.
-    services.admission.joined(message.node_id, message.models, enrolled=enrolled)
-    services.router.upsert_node(
-        NodeInfo(
-            node_id=message.node_id, models=node.models, slots=message.slots,
-            declared_tok_s=message.declared_tok_s, first_seen=first_seen.timestamp(),
-            contexts=node.contexts,
-        ),
-        now=services.clock.monotonic(),
-        wall_now=now.timestamp(),
-        health=health,
-    )
-    parked_until = await services.bus.park_of(message.node_id)  # by its previous replica
-    if parked_until is not None:
-        services.router.park(
-            message.node_id, until=services.clock.monotonic() + parked_until - now.timestamp(),
-            now=services.clock.monotonic(),
+        admitted = Admitted(
+            payee_account_id=payee, first_seen=row.first_seen,
+            model_switched_at=row.model_switched_at,
+            health=await load_buckets(db, message.node_id, int(window_start.timestamp())),
+            slots=message.slots, declared_tok_s=message.declared_tok_s, examined=True,
+            enrolled=row.operator_account_id is not None,
         )
-    await ws.send_str(
-        encode(Registered(node_id=message.node_id, operator=operator, earned=earned))
-    )
-    log.info("node %s joined serving %s", message.node_id, sorted(node.models))
-    return node
+        return admitted, operator, earned
 
 
 async def _serve(ws: web.WebSocketResponse, node: LiveNode, services: Services) -> None:
