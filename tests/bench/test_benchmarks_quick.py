@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = (
     "authenticity", "constrained", "engines", "gateway_overhead", "gateway_vs_peers",
-    "hostile_node", "ledger", "node_swarm", "points", "routing", "scale",
+    "hostile_node", "integrity", "ledger", "node_swarm", "points", "routing", "scale",
 )
 NEEDS_SERVICES = {"ledger": ("KORETEX_TEST_POSTGRES_URL",),
                   "scale": ("KORETEX_TEST_POSTGRES_URL", "KORETEX_TEST_REDIS_URL")}
