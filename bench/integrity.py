@@ -120,7 +120,7 @@ class Tally:
     honest_exam_checks: int = 0  # fingerprint verdicts on honest nodes while sitting one
     honest_verdicts: int = 0  # every fingerprint verdict on an honest node
     honest_quarantined: int = 0  # by a fake verdict on their own answer
-    peer_reexams: Counter[Role] = field(default_factory=Counter)
+    disagreements: Counter[Role] = field(default_factory=Counter)  # re-scoring, by peers
     rescored: int = 0
     unverified: int = 0
 
@@ -412,7 +412,7 @@ class Network:
         if self.rescored(checked.machine.paid_kind, prompt) is not False:
             return
         for identity in (checked, verifier):
-            self.tally.peer_reexams[identity.machine.role] += 1
+            self.tally.disagreements[identity.machine.role] += 1
             if identity.machine.role == "honest" and self.scenario.exam:
                 self.tally.honest_exams += 1
             self.admission.verdict(identity.node_id, MODEL, genuine=False)
@@ -524,13 +524,20 @@ def describe(network: Network, label: str) -> None:
         served = sum(i.paid_tokens for i in subs if i.machine.paid_kind == kind)
         count = sum(i.machine.paid_kind == kind for i in subs)
         print(f"    {kind:14} identities {count:4d}, paid tokens {served:,}")
+    honest_kinds = network.recording.honest_kinds()
     print(f"  honest: {tally.honest_exams:,} exams sat ({tally.honest_exam_checks:,} exam checks), "
-          f"{tally.honest_verdicts:,} fingerprint verdicts, quarantined by their own answer: "
-          f"{tally.honest_quarantined}; re-examined after a peer disagreement: "
-          f"{tally.peer_reexams['honest']}")
-    print(f"  honest-on-probes-only: {tally.peer_reexams['probes-only']} re-exams after a peer "
-          f"disagreement (each passed: they answer probes genuinely); re-scored paid jobs "
-          f"{tally.rescored:,} ({tally.unverified:,} with no peer to score them)")
+          f"{tally.honest_verdicts:,} fingerprint verdicts (replays of "
+          f"{len(honest_kinds) * len(network.recording.prompts)} distinct recorded answers), "
+          f"quarantined by their own answer: {tally.honest_quarantined}")
+    reexam = "sends both to a re-exam" if s.exam else "no exam to send them to"
+    print(f"  re-scored paid jobs {tally.rescored:,} ({tally.unverified:,} found no peer); a peer "
+          f"disagreement ({reexam}) involved honest nodes {tally.disagreements['honest']:,} "
+          f"times, honest-on-probes-only nodes {tally.disagreements['probes-only']:,} times, "
+          f"substitutes {tally.disagreements['substitute']:,}")
+    if s.exam and s.probes_only:
+        print("  honest-on-probes-only nodes pass every re-exam (fingerprints are probes, which"
+              " they answer genuinely), and a peer's disagreement records no verdict, so they"
+              " keep serving")
 
 
 def judged_once(recording: Recording, network: Network) -> None:
@@ -575,13 +582,15 @@ async def main() -> None:
     network.run()
     describe(network, "Defaults (exam of 3, quarantine, identity limits, peer re-scoring)")
     share, quarantined = substitute_share(network.tally), network.tally.honest_quarantined
+    checks = [i.first_fake_check for i in network.identities if i.first_fake_check is not None]
+    first = f"{statistics.median(checks):g} (max {max(checks)})" if checks else "never"
     harness.report(
         "integrity", "substitute share of paid tokens <= 0.1%, 0 honest quarantined",
         f"{share:.3%} of paid tokens by substitutes (substitute nodes "
         f"{network.tally.paid_tokens['substitute']:,}, honest-on-probes-only "
         f"{network.tally.paid_tokens['probes-only']:,} tokens; control without exam "
         f"{substitute_share(control.tally):.3%}); {quarantined} honest quarantined over "
-        f"{network.tally.honest_exams:,} honest exams",
+        f"{network.tally.honest_exams:,} honest exams; first fake verdict after {first} check(s)",
         share <= TARGET_SHARE and quarantined == 0, quick=args.quick,
     )
 
