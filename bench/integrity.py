@@ -99,7 +99,8 @@ class Machine:
 
 @dataclass
 class Identity:
-    """One node key's life: what it served and when it was caught."""
+    """One connection of a node key (a cheater's key connects once): what it served and when
+    it was caught."""
 
     node_id: NodeId
     machine: Machine
@@ -227,18 +228,15 @@ class Network:
     # --- connecting and leaving -----------------------------------------------------------------
 
     def connect(self, machine: Machine) -> None:
-        """Registration: a long-standing machine comes back with its key; a cheater's new key is
-        enrolled if its operator may enroll one now, else it tries again when it may."""
+        """Registration: a long-standing machine comes back with its key; a cheater comes with
+        a new key, enrolled to its operator if the limits allow one now, else it tries again
+        ten minutes later."""
         long_standing = machine.role != "substitute"
-        if not long_standing or machine.node_id is None:
-            refusal = None if long_standing else self.enrollment_refusal(machine.operator)
-            if refusal is not None:
-                self.at(self.now + 600.0, lambda: self.connect(machine))
-                return
-            machine.serial += 1
-            machine.node_id = NodeId(f"{machine.name}-key{machine.serial}")
-            if not long_standing:
-                self.enrolled_at.setdefault(machine.operator, deque()).append(self.now)
+        if not long_standing and not self.new_key(machine):
+            self.at(self.now + 600.0, partial(self.connect, machine))
+            return
+        if machine.node_id is None:
+            machine.node_id = NodeId(machine.name)
         node_id = machine.node_id
         wall = WALL0 + self.now
         history: tuple[HealthBucket, ...] = ()
@@ -261,6 +259,15 @@ class Network:
             self.tally.honest_exams += 1
         self.update_sitting(node_id)
 
+    def new_key(self, machine: Machine) -> bool:
+        """A cheater's next key, if its operator may enroll one more node now."""
+        if self.enrollment_refusal(machine.operator) is not None:
+            return False
+        machine.serial += 1
+        machine.node_id = NodeId(f"{machine.name}-key{machine.serial}")
+        self.enrolled_at.setdefault(machine.operator, deque()).append(self.now)
+        return True
+
     def offer(self) -> ModelOffer:
         return ModelOffer(model=MODEL, weights_sha256=self.recording.fingerprint.weights_sha256,
                           context_length=2048)
@@ -275,6 +282,8 @@ class Network:
         return enrollment_refusal(len(enrolled), recently, self.limits)
 
     def disconnect(self, identity: Identity, why: str) -> None:
+        """The node leaves (its jobs in flight still end and count: a real one's would fail,
+        a few seconds of tokens either way)."""
         node_id = identity.node_id
         if self.live.pop(node_id, None) is None:
             return
