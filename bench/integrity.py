@@ -105,7 +105,7 @@ class Identity:
     node_id: NodeId
     machine: Machine
     connected_at: float
-    fingerprint_checks: int = 0
+    fingerprint_checks: int = 0  # fingerprint probes answered, decided or not
     first_fake_check: int | None = None
     first_fake_at: float | None = None
     fakes: list[float] = field(default_factory=list)
@@ -344,7 +344,11 @@ class Network:
                                  wall_now=WALL0 + self.now, probe=True)
         if node_id not in self.live:
             return  # it left meanwhile: the probe ends neutral
-        genuine = None if draw.judge is None else self.judge(identity, draw)
+        if draw.judge is None:
+            genuine = None
+        else:
+            identity.fingerprint_checks += 1
+            genuine = self.judge(identity, draw)
         # As ProbeScheduler._probe and _record: an undecided judge passes with no verdict.
         self.router.record_probe(
             node_id, Outcome.FAILURE if genuine is False else Outcome.SUCCESS,
@@ -378,7 +382,6 @@ class Network:
 
     def fingerprint_verdict(self, identity: Identity, genuine: bool) -> None:
         node_id, role = identity.node_id, identity.machine.role
-        identity.fingerprint_checks += 1
         if role == "honest":
             self.tally.honest_verdicts += 1
             if node_id in self.sitting:
