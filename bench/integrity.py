@@ -118,6 +118,7 @@ class Tally:
     paid_tokens: Counter[Role] = field(default_factory=Counter)
     unserved: int = 0
     honest_exams: int = 0  # exams sat by honest nodes (each connection, each re-exam)
+    honest_reexams: int = 0  # of which sat after a peer disagreement
     honest_exam_checks: int = 0  # fingerprint verdicts on honest nodes while sitting one
     honest_verdicts: int = 0  # every fingerprint verdict on an honest node
     honest_quarantined: int = 0  # by a fake verdict on their own answer
@@ -427,6 +428,7 @@ class Network:
             self.tally.disagreements[identity.machine.role] += 1
             if identity.machine.role == "honest" and self.scenario.exam:
                 self.tally.honest_exams += 1
+                self.tally.honest_reexams += 1
             self.admission.verdict(identity.node_id, MODEL, genuine=False)
             self.update_sitting(identity.node_id)
 
@@ -537,7 +539,8 @@ def describe(network: Network, label: str) -> None:
         count = sum(i.machine.paid_kind == kind for i in subs)
         print(f"    {kind:14} identities {count:4d}, paid tokens {served:,}")
     honest_kinds = network.recording.honest_kinds()
-    print(f"  honest: {tally.honest_exams:,} exams sat ({tally.honest_exam_checks:,} exam checks), "
+    print(f"  honest: {tally.honest_exams:,} exams sat ({tally.honest_reexams:,} of them after a "
+          f"peer disagreement; {tally.honest_exam_checks:,} exam checks), "
           f"{tally.honest_verdicts:,} fingerprint verdicts (replays of "
           f"{len(honest_kinds) * len(network.recording.prompts)} distinct recorded answers), "
           f"quarantined by their own answer: {tally.honest_quarantined}")
