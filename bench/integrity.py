@@ -607,6 +607,8 @@ async def main() -> None:
         f"{substitute_share(control.tally):.3%}); {quarantined} honest quarantined over "
         f"{network.tally.honest_exams:,} honest exams; first fake verdict after {first} check(s)",
         share <= TARGET_SHARE and quarantined == 0, quick=args.quick,
+        share=share, control_share=substitute_share(control.tally),
+        honest_quarantined=quarantined,
     )
 
 
