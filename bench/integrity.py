@@ -23,6 +23,9 @@ the probe pool's consumer spread); the I/O loops around the decisions (ProbeSche
 _record, RescoringSampler.check, the keeper's record_fake, registration), whose few lines of
 glue are re-played here where marked. Cheaters are worst cases: they tell probes from paid jobs
 (honest-on-probes-only nodes answer every probe genuinely) and know their own fake-verdict count.
+Left out: every sampled paid job is re-scored at once (the real sampler checks one at a time and
+drops samples past a queue of 64); a cheater opens no second operator account (one machine, one
+account, its limits); long-standing nodes are fully trusted peers from the start.
 """
 
 from __future__ import annotations
