@@ -26,7 +26,8 @@ import harness
 
 BENCHMARKS = (
     "authenticity", "constrained", "engines", "gateway_overhead", "gateway_vs_peers",
-    "hostile_node", "ledger", "models", "node_swarm", "points", "routing", "scale",
+    "hostile_node", "integrity", "ledger", "models", "node_swarm", "points", "routing",
+    "scale",
 )
 NEEDS_SERVICES = frozenset({"ledger", "scale"})
 SERVICES = harness.ROOT / "scripts" / "test_services.sh"

@@ -21,7 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = (
     "authenticity", "constrained", "engines", "gateway_overhead", "gateway_vs_peers",
-    "hostile_node", "ledger", "models", "node_swarm", "points", "routing", "scale",
+    "hostile_node", "integrity", "ledger", "models", "node_swarm", "points", "routing",
+    "scale",
 )
 NEEDS_SERVICES = {"ledger": ("KORETEX_TEST_POSTGRES_URL",),
                   "scale": ("KORETEX_TEST_POSTGRES_URL", "KORETEX_TEST_REDIS_URL")}
@@ -70,6 +71,9 @@ def test_quick_mode_prints_its_figure(name: str) -> None:
     if name == "gateway_vs_peers":  # with or without LiteLLM, Koretex itself is measured
         assert line["koretex_rps_c32"] > 0, output[-3000:]
         assert line["koretex_errors_c1"] == 0 and line["koretex_errors_c32"] == 0, line
+    if name == "integrity":  # with nothing to stop them, the simulated substitutes are paid
+        assert line["control_share"] > 0, line
+        assert 0 <= line["share"] <= 1, line
     if name == "node_swarm":  # every simulated node registered
         count = str(line["figure"]).split(" ", 1)[0]
         assert count == "50/50", line
