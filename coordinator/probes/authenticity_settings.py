@@ -11,10 +11,12 @@ mean alone does not separate a re-quantization, but never below 0.277 on the top
 re-quantizations, and ``mean_drift`` 0.34 (2x the honest maximum) against stand-ins, leaving
 honest nodes room for other hardware and engine builds; re-run both tools on new hardware.
 
-Trusted nodes are the verifiers of re-scoring: a node is trusted when its id is in
-``trusted_nodes`` or the wallet it earns for (its operator) is in ``trusted_operators``. The
-platform lists there only machines it runs or vouches for; every check of a node is scored by a
-trusted node other than the node checked.
+Trusted nodes are the verifiers of re-scoring where any are configured: a node is trusted when its
+id is in ``trusted_nodes`` or the wallet it earns for (its operator) is in ``trusted_operators``.
+The platform lists there only machines it runs or vouches for; every check of a node is scored by
+a trusted node other than the node checked. Where none are (the default), a peer verifies: a node
+of another operator that passed its exam for the model and holds full trust
+(:mod:`coordinator.probes.rescoring`).
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class AuthenticitySettings(BaseModel):
     tolerances: PlausibilityTolerances = Field(default_factory=PlausibilityTolerances)
     rescore_rate: float = Field(
         default=0.05, ge=0, le=1,
-        description="Share of completed jobs (paid and probes) re-scored by a trusted node.",
+        description="Share of completed jobs (paid and probes) re-scored by a verifier (a trusted"
+        " node where any are configured, else another operator's fully trusted node).",
     )
     rescore_queue: int = Field(
         default=64, ge=1, description="Jobs waiting for re-scoring; more are dropped, not held."

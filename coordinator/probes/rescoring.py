@@ -9,10 +9,12 @@ in one prefill pass (:class:`protocol.messages.ScoreRequest`). The comparison co
 as an :class:`AuthenticityVerdict` (the points core turns a fake one into its penalty).
 
 Without configured verifiers (no ``trusted_nodes`` or ``trusted_operators``), re-scoring still
-runs: a *peer* scores, a node of another operator (another payee) that has passed its admission
-exam for the model and holds full trust on the points ramp. A peer is not the platform: when the
-two disagree, neither is blamed (no verdict is recorded) but both go back to a fingerprint
-re-exam at once, which tells the substitute from the honest one.
+runs, on a *peer* (:func:`may_verify`): a node enrolled to another operator's account, admitted
+for the model by its exam, and at full trust on the routing ramp (seen for ``ramp_days``). A
+peer is not the platform: when the two disagree, neither is blamed (no verdict is recorded) but
+both go back to a fingerprint re-exam at once (:func:`ruling`), which tells the substitute from
+the honest one. A node honest on its exam and cheating on paid jobs is caught there; so is a
+colluding verifier.
 
 The checked node never learns of it: nothing it receives differs, the check happens after its
 answer was delivered, on another node. A full queue drops the sample (counted) rather than hold
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -35,10 +37,9 @@ from coordinator.hub.live import DispatchFailed, JobCutOff, LiveNode
 from coordinator.periodic import stop_if_cancelled
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.authenticity_settings import AuthenticitySettings
-from coordinator.probes.exam import ExamState
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
-from coordinator.routing import Outcome
+from coordinator.routing import Outcome, ramp_fraction
 from coordinator.services import SERVICES, Services
 from protocol import SCORING_PROTOCOL_VERSION
 from protocol.chat import TokenLogprob
@@ -59,39 +60,87 @@ def is_trusted(node: LiveNode, settings: AuthenticitySettings) -> bool:
     )
 
 
-def verifiers(services: Services, model: ModelId, checked: NodeId) -> list[LiveNode]:
-    """Nodes, other than the checked one, that serve ``model``, can score and may verify it:
-    the trusted ones where any are configured, else its peers (:func:`may_verify_as_peer`)."""
-    settings = services.settings.authenticity
-    able = [
-        node for node in services.hub.nodes_serving(model)
-        if node.node_id != checked and node.register.protocol_version >= SCORING_PROTOCOL_VERSION
-    ]
-    if settings.trusted_nodes or settings.trusted_operators:
-        return [node for node in able if is_trusted(node, settings)]
-    payee = payee_of(services, checked)
-    trusted = fully_trusted(services)
-    return [node for node in able if may_verify_as_peer(node, model, payee, trusted, services)]
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the coordinator knows of a node that might re-score another node's answer."""
+
+    node_id: NodeId
+    operator: int | None
+    """The account it is enrolled to; ``None`` when nobody enrolled it."""
+    admitted: bool
+    """Passed its admission exam for the model: it may take paid jobs for it."""
+    trust: float
+    """Its routing ramp fraction: 1.0 once it has been seen for the whole ramp."""
+    scores: bool
+    """It speaks the scoring protocol."""
+    platform: bool = False
+    """The platform vouches for it (``trusted_nodes`` / ``trusted_operators``)."""
 
 
-def may_verify_as_peer(
-    node: LiveNode, model: ModelId, checked_payee: int | None, fully_trusted: frozenset[NodeId],
-    services: Services,
-) -> bool:
-    """Another operator's node, admitted for ``model`` by its exam, at full trust."""
+def may_verify(candidate: Candidate, checked: NodeId, checked_payee: int | None) -> bool:
+    """Whether ``candidate`` may re-score ``checked`` (paid to ``checked_payee``) as its peer:
+    another node, enrolled to another operator, admitted for the model, at full trust."""
     return (
-        node.payee_account_id != checked_payee and node.node_id in fully_trusted
-        and services.admission.state(node.node_id, model) is ExamState.ADMITTED
+        candidate.scores and candidate.node_id != checked and candidate.operator is not None
+        and candidate.operator != checked_payee and candidate.admitted and candidate.trust >= 1.0
     )
 
 
-def fully_trusted(services: Services) -> frozenset[NodeId]:
-    """Nodes whose trust has reached 1 on the points ramp, as of the latest scored day."""
-    points = services.points
-    if points is None or not points.standings.days:
-        return frozenset()
-    latest = points.standings.days[-1]
-    return frozenset(node.node_id for node in latest.nodes if node.terms.trust >= 1.0)
+def eligible_verifiers(
+    candidates: Iterable[Candidate], checked: NodeId, checked_payee: int | None,
+    *, platform_configured: bool,
+) -> list[Candidate]:
+    """Who may re-score ``checked``: the platform's verifiers where any are configured (any of
+    them but the node itself), else its peers (:func:`may_verify`)."""
+    if platform_configured:
+        return [c for c in candidates if c.platform and c.scores and c.node_id != checked]
+    return [c for c in candidates if may_verify(c, checked, checked_payee)]
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """What one re-scoring's comparison does."""
+
+    verdict: bool | None
+    """The authenticity verdict recorded on the checked node (genuine or not); ``None``: none."""
+    reexamine: tuple[NodeId, ...]
+    """Nodes sent back to a fingerprint re-exam for the model (held from paid jobs till then)."""
+
+
+def ruling(genuine: bool | None, checked: NodeId, verifier: NodeId, *, platform: bool) -> Ruling:
+    """The consequence of a comparison: the platform's verifier is believed (a fake verdict and
+    a re-exam for the checked node); a peer's disagreement blames neither and re-examines both;
+    an undecided comparison, or a peer's agreement, does nothing."""
+    if genuine is None:
+        return Ruling(None, ())
+    if platform:
+        return Ruling(genuine, () if genuine else (checked,))
+    return Ruling(None, () if genuine else (checked, verifier))
+
+
+def candidate_of(services: Services, node: LiveNode, model: ModelId) -> Candidate:
+    """The facts :func:`may_verify` reads about a connected node, as of now."""
+    age_s = services.clock.now().timestamp() - node.first_seen.timestamp()
+    return Candidate(
+        node_id=node.node_id,
+        operator=node.payee_account_id if node.operator is not None else None,
+        admitted=services.router.paid_eligible(node.node_id, model),
+        trust=ramp_fraction(age_s, services.settings.routing),
+        scores=node.register.protocol_version >= SCORING_PROTOCOL_VERSION,
+        platform=is_trusted(node, services.settings.authenticity),
+    )
+
+
+def verifiers(services: Services, model: ModelId, checked: NodeId) -> list[LiveNode]:
+    """Connected nodes that may re-score ``checked``'s answer for ``model``."""
+    settings = services.settings.authenticity
+    nodes = {node.node_id: node for node in services.hub.nodes_serving(model)}
+    chosen = eligible_verifiers(
+        (candidate_of(services, node, model) for node in nodes.values()),
+        checked, payee_of(services, checked),
+        platform_configured=bool(settings.trusted_nodes or settings.trusted_operators),
+    )
+    return [nodes[c.node_id] for c in chosen]
 
 
 def score_request(
@@ -151,7 +200,7 @@ async def score_on(
 class SamplerCounts:
     sampled: int = 0
     dropped: int = 0  # the queue was full
-    unverified: int = 0  # no trusted node, or it failed
+    unverified: int = 0  # no verifier, or it failed
     genuine: int = 0
     substituted: int = 0
     inconclusive: int = 0
@@ -231,17 +280,19 @@ class RescoringSampler:
                 observation.node_id, observation.job.model, comparison.reason,
             )
         model = observation.job.model
-        if not is_trusted(verifier, self._settings):
-            if not comparison.genuine:  # a peer's word against the node's: re-examine both
-                for node_id in (observation.node_id, verifier.node_id):
-                    services.admission.verdict(node_id, model, genuine=False)
-            return comparison
-        if not comparison.genuine:  # a paid answer not the model's: back to the exam at once
-            services.admission.verdict(observation.node_id, model, genuine=False)
-        services.contributions.add(AuthenticityVerdict(
-            node_id=observation.node_id, at=services.clock.now().timestamp(),
-            model=observation.job.model, genuine=comparison.genuine,
-        ))
+        decided = ruling(
+            comparison.genuine, observation.node_id, verifier.node_id,
+            platform=is_trusted(verifier, self._settings),
+        )
+        if decided.reexamine:
+            log.warning("re-examining %s for %s after re-scoring", decided.reexamine, model)
+        for node_id in decided.reexamine:
+            services.admission.verdict(node_id, model, genuine=False)
+        if decided.verdict is not None:
+            services.contributions.add(AuthenticityVerdict(
+                node_id=observation.node_id, at=services.clock.now().timestamp(),
+                model=model, genuine=decided.verdict,
+            ))
         return comparison
 
 
