@@ -10,6 +10,10 @@ mean alone does not separate a re-quantization, but never below 0.277 on the top
 ``top_drift`` 0.22 (about 1.7x the honest maximum, below every substitute) decides against
 re-quantizations, and ``mean_drift`` 0.34 (2x the honest maximum) against stand-ins, leaving
 honest nodes room for other hardware and engine builds; re-run both tools on new hardware.
+``tests/coordinator/probes/test_calibration.py`` re-measures it on every test run: the worst
+honest pair times 1.5 must stay inside ``mean_drift`` and ``top_drift``, the Q4_0 re-quantization
+outside (on a 2-core AVX-512 machine: honest at most 0.08-0.11 mean and 0.09 top-k, greedy or
+sampled at temperature 1; the substitute at least 0.27 mean and 0.39 top-k).
 
 Trusted nodes are the verifiers of re-scoring where any are configured: a node is trusted when its
 id is in ``trusted_nodes`` or the wallet it earns for (its operator) is in ``trusted_operators``.
