@@ -1,10 +1,10 @@
-"""Re-scoring: a random sample of finished jobs, checked after the fact by a trusted node.
+"""Re-scoring: a random sample of finished jobs, checked after the fact by another node.
 
 Every job asks the node for its tokens' logprobs, so a finished job carries the node's claim. The
 sampler (an observer of every attempt, paid or probe) keeps a random share of the successful
-ones (``rescore_rate``) in a bounded queue and, off the consumer's path, asks a *different*
-trusted node serving the same catalogue model to score the prompt plus the first node's tokens
-in one prefill pass (:class:`protocol.messages.ScoreRequest`). The comparison core
+ones (``rescore_rate``) in a bounded queue and, off the consumer's path, asks a verifier (another
+node serving the same catalogue model) to score the prompt plus the first node's tokens in one
+prefill pass (:class:`protocol.messages.ScoreRequest`). The comparison core
 (:mod:`coordinator.probes.plausibility`) then rules; a decided verdict goes to the contributions
 as an :class:`AuthenticityVerdict` (the points core turns a fake one into its penalty).
 
@@ -14,7 +14,9 @@ for the model by its exam, and at full trust on the routing ramp (seen for ``ram
 peer is not the platform: when the two disagree, neither is blamed (no verdict is recorded) but
 both go back to a fingerprint re-exam at once (:func:`ruling`), which tells the substitute from
 the honest one. A node honest on its exam and cheating on paid jobs is caught there; so is a
-colluding verifier.
+verifier serving a substitute itself (it disagrees with the honest nodes it checks). Cheats of two
+operators vouch for each other only until an honest peer draws one of their jobs (the verifier is
+drawn at random among those eligible).
 
 The checked node never learns of it: nothing it receives differs, the check happens after its
 answer was delivered, on another node. A full queue drops the sample (counted) rather than hold
