@@ -13,10 +13,11 @@ runs, on a *peer* (:func:`may_verify`): a node enrolled to another operator's ac
 for the model by its exam, and at full trust on the routing ramp (seen for ``ramp_days``). A
 peer is not the platform: when the two disagree, neither is blamed (no verdict is recorded) but
 both go back to a fingerprint re-exam at once (:func:`ruling`), which tells the substitute from
-the honest one. A node honest on its exam and cheating on paid jobs is caught there; so is a
-verifier serving a substitute itself (it disagrees with the honest nodes it checks). Cheats of two
-operators vouch for each other only until an honest peer draws one of their jobs (the verifier is
-drawn at random among those eligible).
+the honest one. Peers re-score paid answers only (:func:`eligible_verifiers`). A node honest on
+its exam and cheating on paid jobs is caught there; so is a verifier serving a substitute itself
+(it disagrees with the honest nodes it checks). Cheats of two operators vouch for each other only
+until an honest peer draws one of their jobs (the verifier is drawn at random among those
+eligible).
 
 The checked node never learns of it: nothing it receives differs, the check happens after its
 answer was delivered, on another node. A full queue drops the sample (counted) rather than hold
@@ -90,12 +91,17 @@ def may_verify(candidate: Candidate, checked: NodeId, checked_payee: int | None)
 
 def eligible_verifiers(
     candidates: Iterable[Candidate], checked: NodeId, checked_payee: int | None,
-    *, platform_configured: bool,
+    *, platform_configured: bool, probe: bool,
 ) -> list[Candidate]:
-    """Who may re-score ``checked``: the platform's verifiers where any are configured (any of
-    them but the node itself), else its peers (:func:`may_verify`)."""
+    """Who may re-score ``checked``'s answer: the platform's verifiers where any are configured
+    (any of them but the node itself), else its peers (:func:`may_verify`), for paid answers
+    only. A probe is the coordinator's own check already, and a peer's disagreement with a node
+    sitting its exam (which takes probes only) would send the peer back to the exam for every
+    exam answer the other node fails."""
     if platform_configured:
         return [c for c in candidates if c.platform and c.scores and c.node_id != checked]
+    if probe:
+        return []
     return [c for c in candidates if may_verify(c, checked, checked_payee)]
 
 
@@ -133,14 +139,18 @@ def candidate_of(services: Services, node: LiveNode, model: ModelId) -> Candidat
     )
 
 
-def verifiers(services: Services, model: ModelId, checked: NodeId) -> list[LiveNode]:
-    """Connected nodes that may re-score ``checked``'s answer for ``model``."""
+def verifiers(
+    services: Services, model: ModelId, checked: NodeId, *, probe: bool = False
+) -> list[LiveNode]:
+    """Connected nodes that may re-score ``checked``'s answer for ``model`` (a probe's if
+    ``probe``)."""
     settings = services.settings.authenticity
     nodes = {node.node_id: node for node in services.hub.nodes_serving(model)}
     chosen = eligible_verifiers(
         (candidate_of(services, node, model) for node in nodes.values()),
         checked, payee_of(services, checked),
         platform_configured=bool(settings.trusted_nodes or settings.trusted_operators),
+        probe=probe,
     )
     return [nodes[c.node_id] for c in chosen]
 
@@ -250,7 +260,9 @@ class RescoringSampler:
     async def check(self, observation: JobObservation) -> Comparison | None:
         """Re-score one job on a verifier; act on the verdict and return it, if any."""
         services = self._services
-        candidates = verifiers(services, observation.job.model, observation.node_id)
+        candidates = verifiers(
+            services, observation.job.model, observation.node_id, probe=observation.probe
+        )
         if not candidates:
             self.counts.unverified += 1
             return None

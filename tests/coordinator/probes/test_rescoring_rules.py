@@ -44,14 +44,24 @@ def test_configured_platform_verifiers_replace_peers() -> None:
     old_platform = peer(node_id=NodeId("old"), platform=True, scores=False)
     a_peer = peer()
     everyone = [platform, own_platform, old_platform, a_peer]
+    for probe in (False, True):
+        assert eligible_verifiers(
+            everyone, CHECKED, CHECKED_OPERATOR, platform_configured=True, probe=probe
+        ) == [platform]
     assert eligible_verifiers(
-        everyone, CHECKED, CHECKED_OPERATOR, platform_configured=True
-    ) == [platform]
-    assert eligible_verifiers(
-        everyone, CHECKED, CHECKED_OPERATOR, platform_configured=False
+        everyone, CHECKED, CHECKED_OPERATOR, platform_configured=False, probe=False
     ) == [a_peer]
     assert eligible_verifiers(
-        [peer(operator=CHECKED_OPERATOR)], CHECKED, CHECKED_OPERATOR, platform_configured=False
+        [peer(operator=CHECKED_OPERATOR)], CHECKED, CHECKED_OPERATOR, platform_configured=False,
+        probe=False,
+    ) == []
+
+
+def test_peers_re_score_paid_answers_only() -> None:
+    """A node sitting its exam takes probes only: were they re-scored by a peer, its every
+    failed exam answer would send the peer back to the exam too."""
+    assert eligible_verifiers(
+        [peer()], CHECKED, CHECKED_OPERATOR, platform_configured=False, probe=True
     ) == []
 
 
