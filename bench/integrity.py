@@ -42,8 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
-from types import SimpleNamespace
-from typing import Literal, cast
+from typing import Literal
 
 import harness  # the repository on the path
 import numpy as np
@@ -51,7 +50,6 @@ from integrity_answers import SUBSTITUTES, TOP_LOGPROBS, Recording, load_or_reco
 
 from coordinator.accounts.identity import EnrollmentLimits, enrollment_refusal
 from coordinator.accounts.identity_settings import IdentitySettings
-from coordinator.hub.live import LiveNode
 from coordinator.points.constants import PointsConstants
 from coordinator.points.day import removal_day
 from coordinator.probes.admission import Admission
@@ -60,7 +58,13 @@ from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import compare
 from coordinator.probes.prompts import PromptPool, realistic_params
-from coordinator.probes.rescoring import may_verify_as_peer
+from coordinator.probes.rescoring import (
+    Candidate,
+    Disputes,
+    may_verify,
+    rescore_chance,
+    ruling,
+)
 from coordinator.probes.scheduler import (
     ProbeSchedule,
     draw_probe,
@@ -72,7 +76,6 @@ from coordinator.probes.settings import ProbeSettings
 from coordinator.probes.sources import ProbeDraw, ProbeSource
 from coordinator.routing import HealthBucket, NodeInfo, Outcome, Router
 from coordinator.routing.health import bucket_start
-from coordinator.services import Services
 from protocol.ids import ModelId, NodeId
 from protocol.messages import ModelOffer
 
@@ -113,6 +116,7 @@ class Identity:
     first_fake_at: float | None = None
     fakes: list[float] = field(default_factory=list)
     paid_tokens: int = 0
+    paid_answers: int = 0  # paid jobs answered (probation re-scores the first ones)
     ended: str = "connected at the end"
 
 
@@ -126,6 +130,7 @@ class Tally:
     honest_verdicts: int = 0  # every fingerprint verdict on an honest node
     honest_quarantined: int = 0  # by a fake verdict on their own answer
     disagreements: Counter[Role] = field(default_factory=Counter)  # re-scoring, by peers
+    corroborated: Counter[Role] = field(default_factory=Counter)  # disputes made verdicts
     rescored: int = 0
     unverified: int = 0
 
@@ -184,6 +189,9 @@ class Network:
         self.enrolled_at: dict[str, deque[float]] = {}
         self.removed_at: dict[str, float] = {}
         self.fully_trusted: set[NodeId] = set()
+        self.disputes = Disputes(
+            self.authenticity.peer_corroboration, self.authenticity.peer_dispute_window_s
+        )
         self.tally = Tally()
         spread = random.Random(seed)  # drawn once: pydantic-validated params are slow to draw
         self.lengths = [
@@ -327,7 +335,8 @@ class Network:
                                  wall_now=WALL0 + self.now)
         identity.paid_tokens += tokens
         self.tally.paid_tokens[identity.machine.role] += tokens
-        if self.rng.random() < self.authenticity.rescore_rate:
+        identity.paid_answers += 1
+        if self.rng.random() < rescore_chance(identity.paid_answers - 1, self.authenticity):
             self.rescore(identity)
 
     def start_probe(self, node_id: NodeId, draw: ProbeDraw, exam: bool) -> None:
@@ -425,15 +434,27 @@ class Network:
             self.tally.unverified += 1
             return
         prompt = self.rng.randrange(len(self.recording.prompts))
-        if self.rescored(checked.machine.paid_kind, prompt) is not False:
-            return
+        genuine = self.rescored(checked.machine.paid_kind, prompt)
+        corroborated = genuine is False and self.disputes.dispute(
+            checked.node_id, hash(verifier.machine.operator), WALL0 + self.now
+        )
+        decided = ruling(
+            genuine, checked.node_id, verifier.node_id, platform=False, corroborated=corroborated
+        )
         for identity in (checked, verifier):
+            if identity.node_id not in decided.reexamine:
+                continue
             self.tally.disagreements[identity.machine.role] += 1
             if identity.machine.role == "honest" and self.scenario.exam:
                 self.tally.honest_exams += 1
                 self.tally.honest_reexams += 1
             self.admission.verdict(identity.node_id, MODEL, genuine=False)
             self.update_sitting(identity.node_id)
+        if decided.verdict is False:  # corroborated by peers of two operators: as the keeper
+            self.tally.corroborated[checked.machine.role] += 1
+            if checked.machine.role == "honest":
+                self.tally.honest_quarantined += 1
+            self.record_fake(checked)
 
     @functools.cache  # noqa: B019 (one network per run) a recorded answer, one verdict
     def rescored(self, kind: str, prompt: int) -> bool | None:
@@ -454,13 +475,12 @@ class Network:
         return self.rng.choice(peers) if peers else None
 
     def may_verify(self, peer: Identity, checked: Identity) -> bool:
-        """The real peer rule, handed the few fields it reads (payee, node id, admission)."""
-        view = SimpleNamespace(node_id=peer.node_id, payee_account_id=hash(peer.machine.operator))
-        services = SimpleNamespace(admission=self.admission)
-        return may_verify_as_peer(
-            cast(LiveNode, view), MODEL, hash(checked.machine.operator),
-            frozenset(self.fully_trusted), cast(Services, services),
-        )
+        """The real peer rule on what the coordinator knows of the peer."""
+        return may_verify(Candidate(
+            node_id=peer.node_id, operator=hash(peer.machine.operator),
+            admitted=self.admission.paid_allowed(peer.node_id, MODEL),
+            trust=1.0 if peer.node_id in self.fully_trusted else 0.0, scores=True,
+        ), checked.node_id, hash(checked.machine.operator))
 
     def update_sitting(self, node_id: NodeId) -> None:
         if node_id in self.live and self.admission.due(node_id, [MODEL]):
@@ -552,10 +572,9 @@ def describe(network: Network, label: str) -> None:
           f"disagreement ({reexam}) involved honest nodes {tally.disagreements['honest']:,} "
           f"times, honest-on-probes-only nodes {tally.disagreements['probes-only']:,} times, "
           f"substitutes {tally.disagreements['substitute']:,}")
-    if s.exam and s.probes_only:
-        print("  honest-on-probes-only nodes pass every re-exam (fingerprints are probes, which"
-              " they answer genuinely), and a peer's disagreement records no verdict, so they"
-              " keep serving")
+    print(f"  disputes corroborated by peers of {network.authenticity.peer_corroboration} "
+          f"operators (a fake verdict): honest-on-probes-only nodes "
+          f"{tally.corroborated['probes-only']:,}, honest nodes {tally.corroborated['honest']:,}")
 
 
 def judged_once(recording: Recording, network: Network) -> None:

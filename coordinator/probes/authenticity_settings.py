@@ -10,11 +10,17 @@ mean alone does not separate a re-quantization, but never below 0.277 on the top
 ``top_drift`` 0.22 (about 1.7x the honest maximum, below every substitute) decides against
 re-quantizations, and ``mean_drift`` 0.34 (2x the honest maximum) against stand-ins, leaving
 honest nodes room for other hardware and engine builds; re-run both tools on new hardware.
+``tests/coordinator/probes/test_calibration.py`` re-measures it on every test run: the worst
+honest pair times 1.5 must stay inside ``mean_drift`` and ``top_drift``, the Q4_0 re-quantization
+outside (on a 2-core AVX-512 machine: honest at most 0.08-0.11 mean and 0.09 top-k, greedy or
+sampled at temperature 1; the substitute at least 0.27 mean and 0.39 top-k).
 
-Trusted nodes are the verifiers of re-scoring: a node is trusted when its id is in
-``trusted_nodes`` or the wallet it earns for (its operator) is in ``trusted_operators``. The
-platform lists there only machines it runs or vouches for; every check of a node is scored by a
-trusted node other than the node checked.
+Trusted nodes are the verifiers of re-scoring where any are configured: a node is trusted when its
+id is in ``trusted_nodes`` or the wallet it earns for (its operator) is in ``trusted_operators``.
+The platform lists there only machines it runs or vouches for; every check of a node is scored by
+a trusted node other than the node checked. Where none are (the default), a peer verifies: a node
+of another operator that passed its exam for the model and holds full trust
+(:mod:`coordinator.probes.rescoring`).
 """
 
 from __future__ import annotations
@@ -64,7 +70,8 @@ class AuthenticitySettings(BaseModel):
     tolerances: PlausibilityTolerances = Field(default_factory=PlausibilityTolerances)
     rescore_rate: float = Field(
         default=0.05, ge=0, le=1,
-        description="Share of completed jobs (paid and probes) re-scored by a trusted node.",
+        description="Share of completed jobs (paid and probes) re-scored by a verifier (a trusted"
+        " node where any are configured, else another operator's fully trusted node).",
     )
     rescore_queue: int = Field(
         default=64, ge=1, description="Jobs waiting for re-scoring; more are dropped, not held."
@@ -75,6 +82,17 @@ class AuthenticitySettings(BaseModel):
         " and the verifier's reply stays well inside one websocket frame.",
     )
     rescore_timeout_s: float = Field(default=60.0, gt=0)
+    rescore_probation_jobs: int = Field(
+        default=20, ge=0,
+        description="A node's first paid answers (per identity, on this replica) are all"
+        " re-scored: a cheat behaving for its exam is disputed before it has served much.",
+    )
+    peer_corroboration: int = Field(
+        default=2, ge=2,
+        description="Peers of this many different operators disputing a node's paid answers"
+        " within peer_dispute_window_s make a fake verdict (one peer's word blames nobody).",
+    )
+    peer_dispute_window_s: float = Field(default=86_400.0, gt=0)
     trusted_nodes: tuple[str, ...] = Field(
         default=(), description="Node ids the platform vouches for as re-scoring verifiers."
     )

@@ -6,7 +6,13 @@ has each generate (greedy and sampled) and another score the same tokens, and re
 statistics the comparison core uses (mean drift on emitted tokens, mean drift on the shared
 top-k, worst single token), with suggested tolerances at ``margin`` times the honest maximum.
 Given substitute weights, it reports the same statistics for them, to show the separation.
-Like the fingerprint run, it uses the node's engine in-process (an offline tool).
+Like the fingerprint run, it uses the node's engine in-process (an offline tool). The prompts are
+the probe pool's, worded like paid requests: re-scoring checks paid answers. Each engine answers
+and scores every prompt in turn, so its first run starts on a fresh context and the later ones on a
+context that held another job (the prompt-cache state a busy node is in).
+
+``tests/coordinator/probes/test_calibration.py`` runs it on this machine as a test: every honest
+pair inside the tolerances with margin, the Q4_0 re-quantization outside.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
-from coordinator.probes.fingerprint_prompts import fingerprint_prompts
 from coordinator.probes.plausibility import compare
+from coordinator.probes.prompts import USER_PROMPTS
 from protocol.catalogue import CatalogueModel
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 
@@ -52,9 +58,10 @@ HONEST_SETUPS = (
 
 async def measure(
     model: CatalogueModel, weights: Path, *, substitutes: tuple[Path, ...] = (),
-    prompts: tuple[str, ...] | None = None, max_tokens: int = 48,
+    prompts: tuple[str, ...] = USER_PROMPTS[:4], max_tokens: int = 48,
     setups: tuple[EngineSetup, ...] = HONEST_SETUPS, seed: int = 1,
     tolerances: PlausibilityTolerances | None = None,
+    temperatures: tuple[float, ...] = (0.0, 1.0),
 ) -> list[DriftSample]:
     """Drift of every generator setup (and substitute) against every other scorer setup."""
     from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, ScoringRequest
@@ -62,8 +69,6 @@ async def measure(
 
     tolerances = tolerances or PlausibilityTolerances()
     rng = random.Random(seed)
-    if prompts is None:  # fingerprint-shaped prompts, the same for a seed
-        prompts = fingerprint_prompts(seed.to_bytes(8, "big"), model.id, 0, count=4)
 
     def engine(path: Path, setup: EngineSetup) -> LlamaCppEngine:
         return LlamaCppEngine(
@@ -78,7 +83,7 @@ async def measure(
     samples: list[DriftSample] = []
     try:
         for (name, generator), temperature, prompt in itertools.product(
-            generators.items(), (0.0, 1.0), prompts
+            generators.items(), temperatures, prompts
         ):
             messages = (ChatMessage(role="user", content=prompt),)
             params = SamplingParams(

@@ -89,11 +89,13 @@ def _same_token(claimed: TokenLogprob, reference: TokenLogprob) -> bool:
 
 def _unambiguous(top: Sequence[TopLogprob]) -> dict[str, float]:
     """Alternatives by text, leaving out texts that do not name one token: several ids can
-    spell the same text (above all the U+FFFD of partial UTF-8 sequences)."""
+    spell the same text (above all the U+FFFD of partial UTF-8 sequences, and the empty text of
+    control tokens: Gemma 3 has thousands, end of turn and end of text among them, whose ranks
+    two honest runs may swap at the edge of a top-k)."""
     counts = Counter(alt.token for alt in top)
     return {
         alt.token: alt.logprob for alt in top
-        if counts[alt.token] == 1 and "\ufffd" not in alt.token
+        if counts[alt.token] == 1 and alt.token and "\ufffd" not in alt.token
     }
 
 

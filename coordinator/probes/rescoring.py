@@ -1,18 +1,23 @@
-"""Re-scoring: a random sample of finished jobs, checked after the fact by a trusted node.
+"""Re-scoring: a random sample of finished jobs, checked after the fact by another node.
 
 Every job asks the node for its tokens' logprobs, so a finished job carries the node's claim. The
 sampler (an observer of every attempt, paid or probe) keeps a random share of the successful
-ones (``rescore_rate``) in a bounded queue and, off the consumer's path, asks a *different*
-trusted node serving the same catalogue model to score the prompt plus the first node's tokens
-in one prefill pass (:class:`protocol.messages.ScoreRequest`). The comparison core
+ones (``rescore_rate``) in a bounded queue and, off the consumer's path, asks a verifier (another
+node serving the same catalogue model) to score the prompt plus the first node's tokens in one
+prefill pass (:class:`protocol.messages.ScoreRequest`). The comparison core
 (:mod:`coordinator.probes.plausibility`) then rules; a decided verdict goes to the contributions
 as an :class:`AuthenticityVerdict` (the points core turns a fake one into its penalty).
 
 Without configured verifiers (no ``trusted_nodes`` or ``trusted_operators``), re-scoring still
-runs: a *peer* scores, a node of another operator (another payee) that has passed its admission
-exam for the model and holds full trust on the points ramp. A peer is not the platform: when the
-two disagree, neither is blamed (no verdict is recorded) but both go back to a fingerprint
-re-exam at once, which tells the substitute from the honest one.
+runs, on a *peer* (:func:`may_verify`): a node enrolled to another operator's account, admitted
+for the model by its exam, and at full trust on the routing ramp (seen for ``ramp_days``). A
+peer is not the platform: when the two disagree, neither is blamed (no verdict is recorded) but
+both go back to a fingerprint re-exam at once (:func:`ruling`), which tells the substitute from
+the honest one. Peers re-score paid answers only (:func:`eligible_verifiers`). A node honest on
+its exam and cheating on paid jobs is caught there; so is a verifier serving a substitute itself
+(it disagrees with the honest nodes it checks). Cheats of two operators vouch for each other only
+until an honest peer draws one of their jobs (the verifier is drawn at random among those
+eligible).
 
 The checked node never learns of it: nothing it receives differs, the check happens after its
 answer was delivered, on another node. A full queue drops the sample (counted) rather than hold
@@ -24,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -38,7 +44,7 @@ from coordinator.probes.authenticity_settings import AuthenticitySettings
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.probes.verdicts import record_authenticity
-from coordinator.routing import Outcome
+from coordinator.routing import Outcome, ramp_fraction
 from coordinator.services import SERVICES, Services
 from protocol import SCORING_PROTOCOL_VERSION
 from protocol.chat import TokenLogprob
@@ -59,39 +65,166 @@ def is_trusted(node: LiveNode, settings: AuthenticitySettings) -> bool:
     )
 
 
-def verifiers(services: Services, model: ModelId, checked: NodeId) -> list[LiveNode]:
-    """Nodes, other than the checked one, that serve ``model``, can score and may verify it:
-    the trusted ones where any are configured, else its peers (:func:`may_verify_as_peer`)."""
-    settings = services.settings.authenticity
-    able = [
-        node for node in services.hub.nodes_serving(model)
-        if node.node_id != checked and node.register.protocol_version >= SCORING_PROTOCOL_VERSION
-    ]
-    if settings.trusted_nodes or settings.trusted_operators:
-        return [node for node in able if is_trusted(node, settings)]
-    payee = payee_of(services, checked)
-    trusted = fully_trusted(services)
-    return [node for node in able if may_verify_as_peer(node, model, payee, trusted, services)]
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the coordinator knows of a node that might re-score another node's answer."""
+
+    node_id: NodeId
+    operator: int | None
+    """The account it is enrolled to; ``None`` when nobody enrolled it."""
+    admitted: bool
+    """Passed its admission exam for the model: it may take paid jobs for it."""
+    trust: float
+    """Its routing ramp fraction: 1.0 once it has been seen for the whole ramp."""
+    scores: bool
+    """It speaks the scoring protocol."""
+    platform: bool = False
+    """The platform vouches for it (``trusted_nodes`` / ``trusted_operators``)."""
 
 
-def may_verify_as_peer(
-    node: LiveNode, model: ModelId, checked_payee: int | None, fully_trusted: frozenset[NodeId],
-    services: Services,
-) -> bool:
-    """Another operator's node, admitted for ``model`` by its exam, at full trust."""
+def may_verify(candidate: Candidate, checked: NodeId, checked_payee: int | None) -> bool:
+    """Whether ``candidate`` may re-score ``checked`` (paid to ``checked_payee``) as its peer:
+    another node, enrolled to another operator, admitted for the model, at full trust."""
     return (
-        node.payee_account_id != checked_payee and node.node_id in fully_trusted
-        and services.admission.paid_allowed(node.node_id, model)
+        candidate.scores and candidate.node_id != checked and candidate.operator is not None
+        and candidate.operator != checked_payee and candidate.admitted and candidate.trust >= 1.0
     )
 
 
-def fully_trusted(services: Services) -> frozenset[NodeId]:
-    """Nodes whose trust has reached 1 on the points ramp, as of the latest scored day."""
-    points = services.points
-    if points is None or not points.standings.days:
-        return frozenset()
-    latest = points.standings.days[-1]
-    return frozenset(node.node_id for node in latest.nodes if node.terms.trust >= 1.0)
+def eligible_verifiers(
+    candidates: Iterable[Candidate], checked: NodeId, checked_payee: int | None,
+    *, platform_configured: bool, probe: bool,
+) -> list[Candidate]:
+    """Who may re-score ``checked``'s answer: the platform's verifiers where any are configured
+    (any of them but the node itself), else its peers (:func:`may_verify`), for paid answers
+    only. A probe is the coordinator's own check already, and a peer's disagreement with a node
+    sitting its exam (which takes probes only) would send the peer back to the exam for every
+    exam answer the other node fails."""
+    if platform_configured:
+        return [c for c in candidates if c.platform and c.scores and c.node_id != checked]
+    if probe:
+        return []
+    return [c for c in candidates if may_verify(c, checked, checked_payee)]
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """What one re-scoring's comparison does."""
+
+    verdict: bool | None
+    """The authenticity verdict recorded on the checked node (genuine or not); ``None``: none."""
+    reexamine: tuple[NodeId, ...]
+    """Nodes sent back to a fingerprint re-exam for the model (held from paid jobs till then)."""
+
+
+def ruling(
+    genuine: bool | None, checked: NodeId, verifier: NodeId, *, platform: bool,
+    corroborated: bool = False,
+) -> Ruling:
+    """The consequence of a comparison: the platform's verifier is believed (a fake verdict and
+    a re-exam for the checked node); a peer's disagreement re-examines both and blames neither,
+    unless peers of other operators disputed the node's answers too (``corroborated``): then the
+    checked node gets a fake verdict; an undecided comparison, or a peer's agreement, does
+    nothing."""
+    if genuine is None:
+        return Ruling(None, ())
+    if platform:
+        return Ruling(genuine, () if genuine else (checked,))
+    if genuine:
+        return Ruling(None, ())
+    return Ruling(False if corroborated else None, (checked, verifier))
+
+
+MAX_DISPUTED_NODES = 10_000
+
+
+def rescore_chance(paid_answers_so_far: int, settings: AuthenticitySettings) -> float:
+    """How likely a node's next paid answer is re-scored: every one on probation (its first
+    ``rescore_probation_jobs``), then ``rescore_rate``."""
+    if paid_answers_so_far < settings.rescore_probation_jobs:
+        return 1.0
+    return settings.rescore_rate
+
+
+class AnswerCounts:
+    """Paid answers seen per node, for probation; the most recent ``limit`` nodes kept."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._counts: OrderedDict[NodeId, int] = OrderedDict()
+
+    def seen(self, node_id: NodeId) -> int:
+        """Count one more answer; how many came before it."""
+        before = self._counts.pop(node_id, 0)
+        self._counts[node_id] = before + 1
+        if len(self._counts) > self._limit:
+            self._counts.popitem(last=False)
+        return before
+
+
+class Disputes:
+    """Peers' disagreements with each node's paid answers, by the peer's operator.
+
+    A node that behaves for its probes and serves a substitute to paid jobs passes every
+    fingerprint re-exam, so a disagreement alone would never stop it. It is disputed by every
+    honest peer that draws one of its jobs, while an honest node is disputed only by a cheat:
+    disputes from ``corroboration`` different operators within ``window_s`` make the verdict.
+    """
+
+    def __init__(self, corroboration: int, window_s: float) -> None:
+        self._corroboration = corroboration
+        self._window_s = window_s
+        self._by_node: dict[NodeId, dict[int, float]] = {}
+
+    def dispute(self, checked: NodeId, verifier_operator: int, now: float) -> bool:
+        """Record a peer's disagreement; whether it is now corroborated (and starts afresh)."""
+        operators = {
+            operator: at for operator, at in self._by_node.get(checked, {}).items()
+            if now - at <= self._window_s
+        }
+        operators[verifier_operator] = now
+        if len(self._by_node) > MAX_DISPUTED_NODES:  # forget nodes disputed long ago
+            self._by_node = {
+                node: seen for node, seen in self._by_node.items()
+                if now - max(seen.values()) <= self._window_s
+            }
+        if len(operators) >= self._corroboration:
+            self._by_node.pop(checked, None)
+            return True
+        self._by_node[checked] = operators
+        return False
+
+    def __len__(self) -> int:
+        return len(self._by_node)
+
+
+def candidate_of(services: Services, node: LiveNode, model: ModelId) -> Candidate:
+    """The facts :func:`may_verify` reads about a connected node, as of now."""
+    age_s = services.clock.now().timestamp() - node.first_seen.timestamp()
+    return Candidate(
+        node_id=node.node_id,
+        operator=node.payee_account_id if node.operator is not None else None,
+        admitted=services.router.paid_eligible(node.node_id, model),
+        trust=ramp_fraction(age_s, services.settings.routing),
+        scores=node.register.protocol_version >= SCORING_PROTOCOL_VERSION,
+        platform=is_trusted(node, services.settings.authenticity),
+    )
+
+
+def verifiers(
+    services: Services, model: ModelId, checked: NodeId, *, probe: bool = False
+) -> list[LiveNode]:
+    """Connected nodes that may re-score ``checked``'s answer for ``model`` (a probe's if
+    ``probe``)."""
+    settings = services.settings.authenticity
+    nodes = {node.node_id: node for node in services.hub.nodes_serving(model)}
+    chosen = eligible_verifiers(
+        (candidate_of(services, node, model) for node in nodes.values()),
+        checked, payee_of(services, checked),
+        platform_configured=bool(settings.trusted_nodes or settings.trusted_operators),
+        probe=probe,
+    )
+    return [nodes[c.node_id] for c in chosen]
 
 
 def score_request(
@@ -151,7 +284,7 @@ async def score_on(
 class SamplerCounts:
     sampled: int = 0
     dropped: int = 0  # the queue was full
-    unverified: int = 0  # no trusted node, or it failed
+    unverified: int = 0  # no verifier, or it failed
     genuine: int = 0
     substituted: int = 0
     inconclusive: int = 0
@@ -167,6 +300,10 @@ class RescoringSampler:
         self._queue: asyncio.Queue[JobObservation] = asyncio.Queue(self._settings.rescore_queue)
         self._serial = 0
         self.counts = SamplerCounts()
+        self.answers = AnswerCounts()
+        self.disputes = Disputes(
+            self._settings.peer_corroboration, self._settings.peer_dispute_window_s
+        )
 
     def __call__(self, observation: JobObservation) -> None:
         """Keep a random share of successful attempts; never blocks, never raises."""
@@ -176,7 +313,10 @@ class RescoringSampler:
             # its tokens were not drawn from the model's own distribution alone, or followed
             # a prompt a verifier's scoring would not render the same way
             return
-        if self._rng.random() >= self._settings.rescore_rate:
+        chance = self._settings.rescore_rate if observation.probe else rescore_chance(
+            self.answers.seen(observation.node_id), self._settings
+        )
+        if self._rng.random() >= chance:
             return
         try:
             self._queue.put_nowait(observation)
@@ -199,7 +339,9 @@ class RescoringSampler:
     async def check(self, observation: JobObservation) -> Comparison | None:
         """Re-score one job on a verifier; act on the verdict and return it, if any."""
         services = self._services
-        candidates = verifiers(services, observation.job.model, observation.node_id)
+        candidates = verifiers(
+            services, observation.job.model, observation.node_id, probe=observation.probe
+        )
         if not candidates:
             self.counts.unverified += 1
             return None
@@ -231,17 +373,27 @@ class RescoringSampler:
                 observation.node_id, observation.job.model, comparison.reason,
             )
         model = observation.job.model
-        if not is_trusted(verifier, self._settings):
-            if not comparison.genuine:  # a peer's word against the node's: re-examine both
-                for node_id in (observation.node_id, verifier.node_id):
-                    services.admission.verdict(node_id, model, genuine=False)
-            return comparison
-        if not comparison.genuine:  # a paid answer not the model's: back to the exam at once
-            services.admission.verdict(observation.node_id, model, genuine=False)
-        await record_authenticity(services, AuthenticityVerdict(
-            node_id=observation.node_id, at=services.clock.now().timestamp(),
-            model=observation.job.model, genuine=comparison.genuine,
-        ))
+        platform = is_trusted(verifier, self._settings)
+        corroborated = (
+            comparison.genuine is False and not platform
+            and self.disputes.dispute(
+                observation.node_id, verifier.payee_account_id,
+                services.clock.now().timestamp(),
+            )
+        )
+        decided = ruling(
+            comparison.genuine, observation.node_id, verifier.node_id, platform=platform,
+            corroborated=corroborated,
+        )
+        if decided.reexamine:
+            log.warning("re-examining %s for %s after re-scoring", decided.reexamine, model)
+        for node_id in decided.reexamine:
+            services.admission.verdict(node_id, model, genuine=False)
+        if decided.verdict is not None:
+            await record_authenticity(services, AuthenticityVerdict(
+                node_id=observation.node_id, at=services.clock.now().timestamp(),
+                model=model, genuine=decided.verdict,
+            ))
         return comparison
 
 

@@ -4,7 +4,9 @@ It registers as the catalogue model ``--claim`` and lies about its weights: it r
 catalogue's sha256 while it loads ``--weights`` (a smaller stand-in or a cruder quantization).
 With ``--genuine PATH --memorised FILE`` it is the smarter cheat: it answers the prompts listed in
 FILE (the fingerprint prompts it has learned to recognise) with the genuine weights and every
-other job with the substitute, so only re-scoring of ordinary jobs can catch it.
+other job with the substitute, so only re-scoring of ordinary jobs can catch it. With
+``--genuine PATH --honest-while FILE`` it serves the genuine weights while FILE exists (its
+admission exam) and the substitute once FILE is gone.
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ class SplitEngine:
     name = "llama.cpp"
 
     def __init__(
-        self, substitute: LlamaCppEngine, genuine: LlamaCppEngine | None, memorised: set[str]
+        self, substitute: LlamaCppEngine, genuine: LlamaCppEngine | None, memorised: set[str],
+        honest_while: Path | None = None,
     ) -> None:
         self._substitute = substitute
         self._genuine = genuine
         self._memorised = memorised
+        self._honest_while = honest_while
 
     @property
     def model(self) -> ModelInfo:
@@ -62,7 +66,10 @@ class SplitEngine:
 
     def _for(self, request: GenerationRequest) -> LlamaCppEngine:
         last = request.messages[-1].content
-        if self._genuine is not None and last in self._memorised:
+        if self._genuine is not None and (
+            last in self._memorised
+            or (self._honest_while is not None and self._honest_while.exists())
+        ):
             return self._genuine
         return self._substitute
 
@@ -85,6 +92,7 @@ async def main() -> None:
     parser.add_argument("--weights", required=True, help="what it really serves")
     parser.add_argument("--genuine", default=None, help="the claimed weights, for memorised jobs")
     parser.add_argument("--memorised", default=None, help="JSON list of prompts it recognises")
+    parser.add_argument("--honest-while", default=None, help="genuine while this file exists")
     parser.add_argument("--slots", type=int, default=1)
     parser.add_argument("--enrollment-token", default=None)
     args = parser.parse_args()
@@ -100,7 +108,8 @@ async def main() -> None:
         if args.genuine else None
     )
     memorised = set(json.loads(Path(args.memorised).read_text())) if args.memorised else set()
-    engine = SplitEngine(substitute, genuine, memorised)
+    honest_while = Path(args.honest_while) if args.honest_while else None
+    engine = SplitEngine(substitute, genuine, memorised, honest_while)
     await engine.load()
     key = load_or_create("file", Path(os.environ["KORETEX_KEY_FILE"]))
     offer = Offer(

@@ -118,3 +118,18 @@ def test_alternatives_that_share_a_text_are_not_paired() -> None:
         reference[index] = reference[index].model_copy(update={"top": (chosen, second, first)})
     verdict = compare(claimed, reference, TOLERANCES)
     assert verdict.verdict == "genuine" and verdict.top_drift == 0.0
+
+
+def test_control_tokens_that_read_empty_are_not_paired() -> None:
+    """End of turn in one run's top-k and end of text in the other's both read '': they are two
+    tokens, and pairing them by text would invent drift."""
+    claimed = answer(20, 5)
+    reference = list(claimed)
+    for index in range(len(claimed)):
+        chosen = claimed[index].top[0]
+        end_of_turn = TopLogprob(token="", logprob=chosen.logprob - 1)
+        end_of_text = TopLogprob(token="", logprob=chosen.logprob - 5)
+        claimed[index] = claimed[index].model_copy(update={"top": (chosen, end_of_turn)})
+        reference[index] = reference[index].model_copy(update={"top": (chosen, end_of_text)})
+    verdict = compare(claimed, reference, TOLERANCES)
+    assert verdict.verdict == "genuine" and verdict.top_drift == 0.0
