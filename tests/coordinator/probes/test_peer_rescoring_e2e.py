@@ -131,7 +131,10 @@ async def test_without_trusted_nodes_a_peer_catches_a_node_cheating_after_its_ex
               f"re-scoring: {sampler.counts}; paid calls after it: {served_after_catch}")
         assert served_after_catch.get(cheat, 0) == 0, served_after_catch
         assert services.admission.state(good, MODEL) is ExamState.ADMITTED
-        assert services.admission.state(cheat, MODEL) is ExamState.QUARANTINED
+        # The cheat fails its re-exam: quarantined still, or removed by now for its fake
+        # fingerprint verdicts (it then sits no exam at all: it is gone).
+        assert (services.admission.state(cheat, MODEL) is ExamState.QUARANTINED
+                or services.hub.get(cheat) is None), services.admission.state(cheat, MODEL)
         # The honest node's answers were never judged fake: its re-exams came from its
         # disagreements with the cheat (one per paid answer of the cheat's it re-scored), and
         # none from the cheat's failed exam answers (a peer re-scores paid answers only).

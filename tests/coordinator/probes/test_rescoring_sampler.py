@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from coordinator.probes.observation import JobObservation
-from coordinator.probes.rescoring import RescoringSampler, score_request
+from coordinator.probes.rescoring import Disputes, RescoringSampler, score_request
 from coordinator.routing import Outcome
 from coordinator.settings import CoordinatorSettings
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
@@ -34,10 +34,10 @@ def observation(
     )
 
 
-def sampler(rate: float, queue: int = 2) -> RescoringSampler:
-    settings = CoordinatorSettings(
-        authenticity={"rescore_rate": rate, "rescore_queue": queue}  # type: ignore[arg-type]
-    )
+def sampler(rate: float, queue: int = 2, probation: int = 0) -> RescoringSampler:
+    settings = CoordinatorSettings(authenticity={  # type: ignore[arg-type]
+        "rescore_rate": rate, "rescore_queue": queue, "rescore_probation_jobs": probation,
+    })
     services: Any = SimpleNamespace(settings=settings)
     return RescoringSampler(services, random.Random(1))
 
@@ -67,6 +67,23 @@ async def test_the_sample_rate_is_a_random_share() -> None:
     none = sampler(0.0)
     none(observation())
     assert none.counts.sampled == 0
+
+
+async def test_a_nodes_first_paid_answers_are_all_re_scored() -> None:
+    on_probation = sampler(0.0, queue=1000, probation=20)
+    for _ in range(50):
+        on_probation(observation())
+    assert on_probation.counts.sampled == 20
+
+
+def test_disputes_from_two_operators_make_a_verdict_and_one_operator_never_does() -> None:
+    disputes = Disputes(corroboration=2, window_s=100.0)
+    honest, cheat = NodeId("honest"), NodeId("cheat")
+    assert not any(disputes.dispute(honest, 7, float(t)) for t in range(10))  # one operator
+    assert not disputes.dispute(cheat, 1, 0.0)
+    assert not disputes.dispute(cheat, 2, 150.0)  # the first dispute is past the window
+    assert disputes.dispute(cheat, 3, 160.0)
+    assert not disputes.dispute(cheat, 4, 170.0)  # a verdict starts the count afresh
 
 
 def test_a_scoring_names_the_ids_the_node_reported_else_its_text() -> None:
