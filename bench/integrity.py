@@ -189,6 +189,7 @@ class Network:
         self.enrolled_at: dict[str, deque[float]] = {}
         self.removed_at: dict[str, float] = {}
         self.fully_trusted: set[NodeId] = set()
+        self.removed_ids: set[NodeId] = set()
         self.disputes = Disputes(
             self.authenticity.peer_corroboration, self.authenticity.peer_dispute_window_s
         )
@@ -243,7 +244,8 @@ class Network:
         """Registration: a long-standing machine comes back with its key; a cheater comes with
         a new key, enrolled to its operator if the limits allow one now, else it tries again
         ten minutes later."""
-        long_standing = machine.role != "substitute"
+        # A removed key is refused at registration (node_removals): its machine needs a new one.
+        long_standing = machine.role != "substitute" and machine.node_id not in self.removed_ids
         if not long_standing and not self.new_key(machine):
             self.at(self.now + 600.0, partial(self.connect, machine))
             return
@@ -419,6 +421,7 @@ class Network:
         machine = identity.machine
         if removal_day(recent, self.points) is not None:
             self.disconnect(identity, "removed")
+            self.removed_ids.add(identity.node_id)
             self.removed_at[machine.operator] = self.now
             self.at(self.now + 10.0, lambda: self.connect(machine))
         elif machine.walks_away and len(recent) >= self.points.offender_fake_verdicts - 1:
