@@ -83,7 +83,7 @@ MODEL = ModelId("gemma-3-270m")
 DAY = 86_400.0
 WALL0 = 1_780_000_000.0
 TARGET_SHARE = 0.001
-RESTART_S = 6 * 3600.0  # an honest machine restarts (and sits its exam again) this often
+RESTART_S = 2 * 3600.0  # an honest machine restarts (sleep, updates) and sits its exam again
 Role = Literal["honest", "substitute", "probes-only"]
 
 
