@@ -19,11 +19,8 @@ from pathlib import Path
 from agent import paths
 from agent.errors import ConfigurationError
 from protocol import catalogue
-from protocol.catalogue import CatalogueModel, WeightsFile
+from protocol.catalogue import MLX_WEIGHT_FILES, CatalogueModel, WeightsFile
 from protocol.ids import ModelId
-
-MLX_WEIGHT_FILES = ("*.safetensors", "*.json", "*.jinja", "*.model", "*.tiktoken", "*.txt")
-"""The files of an MLX weights directory that make up its identity, and that a pull fetches."""
 
 Downloader = Callable[[WeightsFile, Path, bool], Path]
 """Fetches one catalogue weights entry into a directory, returning the path it wrote

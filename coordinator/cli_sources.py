@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.catalogue import MLX_WEIGHT_FILES
+
 HF_REFERENCE = re.compile(
     r"^hf:(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<file>[^/@]+))?(?:@(?P<revision>[\w./-]+))?$"
 )
-MLX_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "*.model", "*.tiktoken", "*.txt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ def fetch_source(source: str) -> WeightsSource:
 
     repo, filename, revision = match["repo"], match["file"], match["revision"]
     if filename is None:
-        written = snapshot_download(repo, revision=revision, allow_patterns=MLX_PATTERNS)
+        written = snapshot_download(repo, revision=revision, allow_patterns=list(MLX_WEIGHT_FILES))
     else:
         written = hf_hub_download(repo, filename, revision=revision)
     return WeightsSource(Path(written), filename or repo.split("/")[1], repo, revision)

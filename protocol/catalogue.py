@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.ids import ModelId
 
+MLX_WEIGHT_FILES = ("*.safetensors", "*.json", "*.jinja", "*.model", "*.tiktoken", "*.txt")
+"""The files of an MLX weights directory that make up its identity, and that a download fetches."""
+
 MAX_CATALOGUE_MODELS = 1000
 """More models than any network serves; bounds what an agent accepts from a coordinator."""
 
