@@ -30,10 +30,10 @@ from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, Sco
 from agent.engines.llama_cpp import LlamaCppEngine
 from coordinator.catalogue import Catalogue
 from coordinator.probes.calibration import HONEST_SETUPS, EngineSetup
-from coordinator.probes.fingerprint_data import FINGERPRINT_MAX_TOKENS, Fingerprint
 from coordinator.probes.fingerprint_run import compute_fingerprint
 from coordinator.probes.prompts import USER_PROMPTS
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
+from protocol.fingerprint import FINGERPRINT_MAX_TOKENS, Fingerprint
 
 CACHE = Path(tempfile.gettempdir()) / "koretex-bench-integrity"
 SUBSTITUTES = ("Q4_0 requant", "Q2_K requant", "tiny stand-in")

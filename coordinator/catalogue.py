@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from coordinator.probes.fingerprint_data import Fingerprint
 from protocol.catalogue import SEED, CatalogueModel, PublishedModel
+from protocol.fingerprint import Fingerprint
 from protocol.ids import ModelId
 
 MICRO = 1_000_000

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from coordinator.probes.fingerprint_data import (
+from protocol.catalogue import CatalogueModel
+from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
+from protocol.fingerprint import (
     FINGERPRINT_MAX_TOKENS,
     Fingerprint,
     FingerprintAnswer,
     FingerprintMismatch,
 )
-from protocol.catalogue import CatalogueModel
-from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 
 
 def file_sha256(path: Path) -> str:

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 
 from coordinator.catalogue import Catalogue, Price, PricedModel
-from coordinator.probes.fingerprint_data import Fingerprint
 from coordinator.store.database import Database
 from coordinator.store.models import CatalogueEntry
 from protocol.catalogue import CatalogueModel
+from protocol.fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from coordinator.catalogue import SEED_PRICE
-from coordinator.probes.fingerprint_data import Fingerprint
 from coordinator.probes.fingerprint_prompts import fingerprint_prompts
 from coordinator.probes.fingerprint_run import compute_fingerprint
 from coordinator.store.catalogue import add_model
 from coordinator.store.database import Database
 from protocol import catalogue
+from protocol.fingerprint import Fingerprint
 from protocol.ids import ModelId
 
 SECRET = b"the koretex test suite's fingerprint secret"

@@ -19,12 +19,12 @@ from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, Sco
 from agent.engines.llama_cpp import LlamaCppEngine
 from coordinator.points.contributions import AuthenticityVerdict
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
-from coordinator.probes.fingerprint_data import Fingerprint
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.routing import Outcome
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
+from protocol.fingerprint import Fingerprint
 from protocol.ids import JobId, ModelId, NodeId
 from protocol.messages import Job
 

@@ -11,11 +11,11 @@ from support.fingerprints import FINGERPRINTED, prompts_of, reference_fingerprin
 
 from coordinator.catalogue import Catalogue
 from coordinator.probes.authenticity_settings import PlausibilityTolerances
-from coordinator.probes.fingerprint_data import FingerprintMismatch
 from coordinator.probes.fingerprint_run import compute_fingerprint
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.prompts import USER_PROMPTS
 from protocol import catalogue
+from protocol.fingerprint import FingerprintMismatch
 from protocol.ids import ModelId
 
 MODEL = ModelId("gemma-3-270m")

@@ -1,5 +1,7 @@
 """Model fingerprints: what the exact catalogue weights answer, greedily, to secret prompts.
 
+The result of a reference run, stored with the model in the catalogue.
+
 A fingerprint belongs to one weights file (its sha256): for each prompt, the greedy
 continuation's token ids with their logprobs and top-k alternatives, computed by a trusted
 reference run (``koretex-coordinator models add`` or ``models fingerprint``) on prompts drawn
