@@ -41,8 +41,8 @@ from agent.engines.base import (
     ScoringRequest,
 )
 from agent.engines.llama_cpp import LlamaCppEngine
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.plausibility import compare
+from coordinator.settings.authenticity import PlausibilityTolerances
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 
 PROMPTS = (

@@ -49,11 +49,8 @@ import numpy as np
 from integrity_answers import SUBSTITUTES, TOP_LOGPROBS, Recording, load_or_record
 
 from coordinator.accounts.identity import EnrollmentLimits, enrollment_refusal
-from coordinator.accounts.identity_settings import IdentitySettings
-from coordinator.points.constants import PointsConstants
 from coordinator.points.day import removal_day
 from coordinator.probes.admission import Admission
-from coordinator.probes.authenticity_settings import AuthenticitySettings
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import compare
@@ -72,10 +69,13 @@ from coordinator.probes.scheduler import (
     may_probe,
     probe_job,
 )
-from coordinator.probes.settings import ProbeSettings
 from coordinator.probes.sources import ProbeDraw, ProbeSource
 from coordinator.routing import HealthBucket, NodeInfo, Outcome, Router
 from coordinator.routing.health import bucket_start
+from coordinator.settings.authenticity import AuthenticitySettings
+from coordinator.settings.identity import IdentitySettings
+from coordinator.settings.points_constants import PointsConstants
+from coordinator.settings.probes import ProbeSettings
 from protocol.ids import ModelId, NodeId
 from protocol.messages import ModelOffer
 

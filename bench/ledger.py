@@ -29,8 +29,8 @@ from coordinator.accounts.accounts import node_earnings_account, open_account
 from coordinator.clock import SystemClock
 from coordinator.economy.ledger import Ledger, ensure_system_books
 from coordinator.economy.postings import ServingNode
-from coordinator.economy.settings import EconomySettings
 from coordinator.economy.settlement import CallSettlement
+from coordinator.settings.economy import EconomySettings
 from coordinator.store.database import Database
 
 CALLERS = 64

@@ -8,7 +8,7 @@ from __future__ import annotations
 from coordinator.bus.base import Bus, NodePresence, ReplicaPresence
 from coordinator.bus.leader import run_as_leader
 from coordinator.bus.local import LocalBus
-from coordinator.bus.settings import BusSettings
+from coordinator.settings.bus import BusSettings
 
 
 def open_bus(redis_url: str | None, settings: BusSettings) -> Bus:

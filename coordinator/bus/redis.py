@@ -48,9 +48,9 @@ from coordinator.bus.base import (
     presence_records,
     relay_messages,
 )
-from coordinator.bus.settings import BusSettings
 from coordinator.hub.live import ChannelEvent, DispatchFailed, JobCutOff
 from coordinator.periodic import every, stop_if_cancelled
+from coordinator.settings.bus import BusSettings
 from protocol.ids import JobId, NodeId
 from protocol.messages import Job, JobDone, JobFailed, TokenDelta
 

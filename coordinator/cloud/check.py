@@ -11,9 +11,9 @@ from coordinator.cloud.addresses import (
     literal_host_is_private,
     upstream_connector,
 )
-from coordinator.cloud.settings import CloudSettings
 from coordinator.cloud.upstream import chat_url, check_body, failure_for_status
 from coordinator.errors import InvalidRequest
+from coordinator.settings.cloud import CloudSettings
 
 _HINTS = {
     401: " (the upstream refused the token)",

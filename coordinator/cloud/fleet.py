@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.cloud.relay import CloudRelay
 from coordinator.cloud.sealing import MasterKeyInvalid, SealBroken, TokenSealer
-from coordinator.cloud.settings import CloudSettings
 from coordinator.hub.live import LiveNode
 from coordinator.hub.membership import Admitted, announce, depart
 from coordinator.services import SERVICES, Services
+from coordinator.settings.cloud import CloudSettings
 from coordinator.store.database import Database
 from coordinator.store.health import load_buckets
 from coordinator.store.models import CloudNode

@@ -20,7 +20,6 @@ import aiohttp
 from coordinator.clock import Clock
 from coordinator.cloud.addresses import upstream_connector
 from coordinator.cloud.sealing import TokenSealer
-from coordinator.cloud.settings import CloudSettings
 from coordinator.cloud.upstream import (
     CannotResume,
     JobEvent,
@@ -33,6 +32,7 @@ from coordinator.cloud.upstream import (
     request_body,
 )
 from coordinator.hub.live import LiveNode, NodeHub
+from coordinator.settings.cloud import CloudSettings
 from protocol.ids import JobId
 from protocol.messages import (
     Cancel,

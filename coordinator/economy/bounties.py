@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from coordinator.economy.postings import bounty_multiplier_for
-from coordinator.economy.settings import EconomySettings
+from coordinator.settings.economy import EconomySettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,9 @@ from coordinator.economy.credit_lines import CreditLine, CreditLines
 from coordinator.economy.group_commit import GroupCommit
 from coordinator.economy.holds import hold_grant
 from coordinator.economy.postings import Books, Posting
-from coordinator.economy.settings import EconomySettings
 from coordinator.economy.settlement import CallSettlement, LineSettlement, settle_calls
 from coordinator.errors import CoordinatorError, InsufficientCredits
+from coordinator.settings.economy import EconomySettings
 from coordinator.store.database import Database
 from coordinator.store.models import Account, ApiKey, Hold, LedgerEntry, LedgerTransaction
 

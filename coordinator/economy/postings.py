@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coordinator.economy.settings import EconomySettings
+from coordinator.settings.economy import EconomySettings
 
 BPS = 10_000
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coordinator.economy.balances import BalanceChanges, apply_balance_changes, new_id
 from coordinator.economy.holds import call_charge
 from coordinator.economy.postings import Books, ServingNode, call_postings
-from coordinator.economy.settings import EconomySettings
+from coordinator.settings.economy import EconomySettings
 from coordinator.store.models import Account, Hold, LedgerEntry, LedgerTransaction
 
 log = logging.getLogger(__name__)

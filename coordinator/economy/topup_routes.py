@@ -22,11 +22,11 @@ from solders.keypair import Keypair
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coordinator.economy.settings import TopupSettings
 from coordinator.economy.topups import credits_for, payment_url, usdc_amount_raw, usdc_text
 from coordinator.errors import InvalidRequest, NotFound, RateLimited, TopupsUnavailable
 from coordinator.gateway.auth import require_session
 from coordinator.services import SERVICES
+from coordinator.settings.economy import TopupSettings
 from coordinator.store.models import TopupInvoice
 
 PAYMENT_MESSAGE = "Koretex credits top-up"

@@ -33,7 +33,6 @@ from coordinator.accounts.accounts import grant
 from coordinator.bus.leader import run_as_leader
 from coordinator.clock import Clock
 from coordinator.economy.ledger import SystemBooks
-from coordinator.economy.settings import TopupSettings
 from coordinator.economy.solana_rpc import SolanaRpc
 from coordinator.economy.topups import (
     Paid,
@@ -47,6 +46,7 @@ from coordinator.economy.topups import (
 from coordinator.errors import SolanaRpcFailed
 from coordinator.periodic import every
 from coordinator.services import SERVICES
+from coordinator.settings.economy import TopupSettings
 from coordinator.store.database import Database
 from coordinator.store.models import TopupInvoice
 

@@ -54,7 +54,6 @@ from coordinator.gateway.openai_types import (
 )
 from coordinator.gateway.responses_types import ResponseDeleted, ResponseObject, ResponseRequest
 from coordinator.hub.enrollment_routes import EnrollmentIssued
-from coordinator.points.constants import PointsConstants
 from coordinator.points.schemas import (
     DaysQuery,
     EstimateQuery,
@@ -64,6 +63,7 @@ from coordinator.points.schemas import (
     ProviderPoints,
 )
 from coordinator.routing import RoutingConstants
+from coordinator.settings.points_constants import PointsConstants
 from coordinator.web.schemas import NetworkPricing
 from protocol.catalogue import NetworkCatalogue
 

@@ -29,7 +29,6 @@ from coordinator.points.board import (
     leaderboard,
     provider_breakdown,
 )
-from coordinator.points.constants import DEFAULT_TIERS, PointsConstants, Tier
 from coordinator.points.contributions import (
     CONTRIBUTION_ADAPTER,
     DAY_S,
@@ -57,6 +56,7 @@ from coordinator.points.day import (
 )
 from coordinator.points.estimate import EstimateTerms, estimate
 from coordinator.points.history import History, NodeDay
+from coordinator.settings.points_constants import DEFAULT_TIERS, PointsConstants, Tier
 
 __all__ = [
     "CONTRIBUTION_ADAPTER",

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from coordinator.points import terms
-from coordinator.points.constants import PointsConstants
 from coordinator.points.contributions import DAY_S, NodeFacts, OperatorId, day_number
 from coordinator.points.history import History, NodeDay, from_day_number, to_day_number
+from coordinator.settings.points_constants import PointsConstants
 from protocol.ids import ModelId, NodeId
 
 

@@ -12,8 +12,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from coordinator.points import terms
-from coordinator.points.constants import PointsConstants
 from coordinator.points.contributions import DAY_S
+from coordinator.settings.points_constants import PointsConstants
 from protocol.ids import ModelId
 
 

@@ -40,10 +40,10 @@ from coordinator.points.contributions import (
 )
 from coordinator.points.day import removal_day
 from coordinator.points.history import History
-from coordinator.points.settings import PointsSettings
 from coordinator.points.standings import Standings, rescored, score_history
 from coordinator.probes.observation import JobObservation
 from coordinator.routing import Outcome, Router
+from coordinator.settings.points import PointsSettings
 from coordinator.store.contributions import (
     append_contributions,
     load_contributions_after,

@@ -18,10 +18,10 @@ from coordinator.points.board import (
     leaderboard,
     provider_breakdown,
 )
-from coordinator.points.constants import PointsConstants
 from coordinator.points.contributions import NodeFacts, OperatorId, day_start
 from coordinator.points.day import DayResult, compute_range, removed_nodes
 from coordinator.points.history import History
+from coordinator.settings.points_constants import PointsConstants
 from protocol.ids import NodeId
 
 

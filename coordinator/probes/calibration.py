@@ -22,9 +22,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.plausibility import compare
 from coordinator.probes.prompts import USER_PROMPTS
+from coordinator.settings.authenticity import PlausibilityTolerances
 from protocol.catalogue import CatalogueModel
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 
 from coordinator.catalogue import Catalogue
 from coordinator.points.contributions import AuthenticityVerdict
-from coordinator.probes.authenticity_settings import AuthenticitySettings, PlausibilityTolerances
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.probes.sources import ProbeDraw
 from coordinator.routing import Outcome
+from coordinator.settings.authenticity import AuthenticitySettings, PlausibilityTolerances
 from protocol.fingerprint import Fingerprint, FingerprintAnswer
 from protocol.ids import ModelId
 

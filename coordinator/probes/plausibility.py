@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
+from coordinator.settings.authenticity import PlausibilityTolerances
 from protocol.chat import TokenLogprob, TopLogprob
 
 Verdict = Literal["genuine", "substituted", "inconclusive"]

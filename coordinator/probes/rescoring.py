@@ -40,12 +40,12 @@ from coordinator.economy.billing import payee_of
 from coordinator.hub.live import DispatchFailed, JobCutOff, LiveNode
 from coordinator.periodic import stop_if_cancelled
 from coordinator.points.contributions import AuthenticityVerdict
-from coordinator.probes.authenticity_settings import AuthenticitySettings
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.probes.verdicts import record_authenticity
 from coordinator.routing import Outcome, ramp_fraction
 from coordinator.services import SERVICES, Services
+from coordinator.settings.authenticity import AuthenticitySettings
 from protocol import SCORING_PROTOCOL_VERSION
 from protocol.chat import TokenLogprob
 from protocol.ids import JobId, ModelId, NodeId

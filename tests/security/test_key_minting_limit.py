@@ -9,7 +9,7 @@ import httpx
 from support.cluster import start_coordinator
 from support.wallets import Wallet, bearer, sign_in
 
-from coordinator.limits.settings import LimitSettings
+from coordinator.settings.limits import LimitSettings
 
 
 async def test_an_account_mints_at_most_its_daily_keys(tmp_path: Path, database_url: str) -> None:

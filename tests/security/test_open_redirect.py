@@ -11,7 +11,7 @@ import pytest
 from support.cluster import RunningCoordinator, start_coordinator
 
 from coordinator.accounts.next_path import DEFAULT_NEXT, safe_next
-from coordinator.accounts.oidc_settings import OidcSettings
+from coordinator.settings.oidc import OidcSettings
 
 FOREIGN = [
     "https://evil.com", "http://evil.com/dashboard", "//evil.com", "///evil.com",

@@ -34,7 +34,7 @@ from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 from solders.transaction_status import UiTransactionStatusMeta
 
-from coordinator.economy.settings import MAINNET_USDC_MINT
+from coordinator.settings.economy import MAINNET_USDC_MINT
 
 USDC_MINT = Pubkey.from_string(MAINNET_USDC_MINT)
 USDC = 1_000_000  # base units in one USDC

@@ -13,8 +13,8 @@ import pytest_asyncio
 from support.cluster import TIMEOUT_FACTOR, AgentProcess, RunningCoordinator, start_coordinator
 from support.wallets import Wallet, bearer, sign_in
 
-from coordinator.economy.settings import EconomySettings
 from coordinator.routing import RoutingConstants
+from coordinator.settings.economy import EconomySettings
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Hello"}]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from coordinator.accounts.identity import EnrollmentLimits, enrollment_refusal
-from coordinator.accounts.identity_settings import IdentitySettings
+from coordinator.settings.identity import IdentitySettings
 
 LIMITS = EnrollmentLimits(new_nodes_per_day=10, offender_window=timedelta(days=14))
 

@@ -20,8 +20,8 @@ from coordinator.accounts.oidc import (
     seal_flow,
     verify_id_token,
 )
-from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.errors import AuthenticationFailed
+from coordinator.settings.oidc import OidcSettings
 
 ISSUER = "https://issuer.example"
 CLIENT = "koretex"

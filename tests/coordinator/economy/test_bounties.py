@@ -29,7 +29,7 @@ from coordinator.economy.bounty_keeper import (
     store_bounties,
     supply_of,
 )
-from coordinator.economy.settings import BountySettings, EconomySettings
+from coordinator.settings.economy import BountySettings, EconomySettings
 from coordinator.store.database import Database
 from protocol.ids import ModelId, NodeId
 

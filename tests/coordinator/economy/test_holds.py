@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from coordinator.economy.holds import call_charge, hold_grant
 from coordinator.economy.postings import Books, ServingNode, call_postings
-from coordinator.economy.settings import EconomySettings
+from coordinator.settings.economy import EconomySettings
 
 ISSUANCE, PLATFORM, POOL, NODE = 0, 1, 2, 3
 CONSUMERS = (10, 11)

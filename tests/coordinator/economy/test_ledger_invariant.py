@@ -15,8 +15,8 @@ from support.cluster import AgentProcess, start_coordinator
 from support.ledger_audit import audit
 
 from coordinator.accounts.accounts import grant
-from coordinator.economy.settings import EconomySettings
 from coordinator.routing import RoutingConstants
+from coordinator.settings.economy import EconomySettings
 from coordinator.store.models import Account, LedgerTransaction
 
 MODEL = "smollm2-135m-instruct"

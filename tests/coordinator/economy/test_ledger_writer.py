@@ -17,9 +17,9 @@ from coordinator.catalogue import SEED_PRICE
 from coordinator.clock import ShiftedClock
 from coordinator.economy.ledger import Ledger, SystemBooks, ensure_system_books
 from coordinator.economy.postings import ServingNode
-from coordinator.economy.settings import EconomySettings
 from coordinator.economy.settlement import CallSettlement
 from coordinator.errors import InsufficientCredits
+from coordinator.settings.economy import EconomySettings
 from coordinator.store.database import Database
 
 PRICE = SEED_PRICE

@@ -14,7 +14,7 @@ from coordinator.economy.postings import (
     split_pro_rata,
     trust_at,
 )
-from coordinator.economy.settings import EconomySettings
+from coordinator.settings.economy import EconomySettings
 
 BOOKS = Books(platform=1, bounty_pool=2)
 CONSUMER = 3

@@ -26,7 +26,7 @@ from support.solana_rpc_server import FakeSolanaRpc
 
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.sessions import open_session
-from coordinator.economy.settings import EconomySettings, TopupSettings
+from coordinator.settings.economy import EconomySettings, TopupSettings
 from coordinator.store.models import Account, LedgerTransaction
 
 CREDITS_PER_USDC = 2_000_000

@@ -22,10 +22,10 @@ from support.replicas import (
 )
 
 from coordinator.bus.redis import connect
-from coordinator.bus.settings import BusSettings
 from coordinator.clock import ShiftedClock
 from coordinator.limits import InMemoryRates
 from coordinator.limits.shared import RedisRates, RedisStreams
+from coordinator.settings.bus import BusSettings
 
 
 @pytest.fixture(autouse=True)

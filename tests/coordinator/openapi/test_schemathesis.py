@@ -20,10 +20,10 @@ from support.cluster import AgentProcess, RunningCoordinator, start_coordinator
 from support.wallets import Wallet, sign_in
 
 from coordinator.cloud.sealing import new_master_key
-from coordinator.cloud.settings import CloudSettings
-from coordinator.economy.settings import TopupSettings
 from coordinator.limits import LimitSettings
 from coordinator.routing import RoutingConstants
+from coordinator.settings.cloud import CloudSettings
+from coordinator.settings.economy import TopupSettings
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # Checks that judge business rules the spec cannot express: "positive_data_acceptance" expects a

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.calibration import DriftSample, measure
 from coordinator.probes.prompts import USER_PROMPTS
+from coordinator.settings.authenticity import PlausibilityTolerances
 from protocol import catalogue
 
 pytestmark = pytest.mark.slow

@@ -18,11 +18,11 @@ from support.fingerprints import reference_fingerprint_now
 from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, ScoringRequest
 from agent.engines.llama_cpp import LlamaCppEngine
 from coordinator.points.contributions import AuthenticityVerdict
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.routing import Outcome
+from coordinator.settings.authenticity import PlausibilityTolerances
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 from protocol.fingerprint import Fingerprint
 from protocol.ids import JobId, ModelId, NodeId

@@ -10,10 +10,10 @@ import pytest
 from support.fingerprints import FINGERPRINTED, prompts_of, reference_fingerprint_now
 
 from coordinator.catalogue import Catalogue
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.fingerprint_run import compute_fingerprint
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.prompts import USER_PROMPTS
+from coordinator.settings.authenticity import PlausibilityTolerances
 from protocol import catalogue
 from protocol.fingerprint import FingerprintMismatch
 from protocol.ids import ModelId
@@ -70,8 +70,8 @@ def test_the_source_draws_consumer_shaped_probes_for_its_share() -> None:
 
 
 def test_the_app_source_covers_every_fingerprinted_model() -> None:
-    from coordinator.probes.authenticity_settings import AuthenticitySettings
     from coordinator.probes.fingerprints import fingerprint_source
+    from coordinator.settings.authenticity import AuthenticitySettings
 
     source = fingerprint_source(
         fingerprinted(), AuthenticitySettings(fingerprint_share=1.0), lambda _: None

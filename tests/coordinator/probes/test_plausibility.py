@@ -7,8 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.probes.authenticity_settings import PlausibilityTolerances
 from coordinator.probes.plausibility import compare
+from coordinator.settings.authenticity import PlausibilityTolerances
 from protocol.chat import TokenLogprob, TopLogprob
 
 TOLERANCES = PlausibilityTolerances()

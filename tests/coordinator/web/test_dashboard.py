@@ -38,8 +38,8 @@ from support.solana_rpc_server import FakeSolanaRpc
 from support.wallets import Wallet
 
 from coordinator.accounts.api_keys import KEY_PREFIX
-from coordinator.accounts.oidc_settings import OidcSettings
-from coordinator.economy.settings import TopupSettings
+from coordinator.settings.economy import TopupSettings
+from coordinator.settings.oidc import OidcSettings
 
 WAIT_MS = 30_000 * TIMEOUT_FACTOR
 

@@ -45,8 +45,8 @@ from coordinator.points import (
     ProbeResult,
     day_start,
 )
-from coordinator.points.constants import PointsConstants
 from coordinator.points.keeper import PointsKeeper
+from coordinator.settings.points_constants import PointsConstants
 from coordinator.store.contributions import append_contributions
 from coordinator.store.models import Node
 from protocol.ids import ModelId, NodeId

@@ -15,9 +15,9 @@ from support.wallets import Wallet, ask_nonce, sign_in, signed
 
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.cookies import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
-from coordinator.accounts.oidc_settings import OidcSettings
 from coordinator.accounts.sessions import open_session
-from coordinator.economy.settings import TopupSettings
+from coordinator.settings.economy import TopupSettings
+from coordinator.settings.oidc import OidcSettings
 
 
 async def test_the_browser_session_lives_in_cookies_and_writes_need_the_csrf_header(

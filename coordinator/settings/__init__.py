@@ -1,22 +1,26 @@
-"""The coordinator's settings: one typed object, loaded once from ``KORETEX_*`` variables."""
+"""The coordinator's settings: one typed object, loaded once from ``KORETEX_*`` variables.
+
+Each part has its own module here (``economy``, ``limits``, ``points``...), so any package can
+import the part it is given without importing the others: configuration is the ground floor.
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from coordinator.accounts.identity_settings import IdentitySettings
-from coordinator.accounts.oidc_settings import OidcSettings
-from coordinator.bus.settings import BusSettings
-from coordinator.cloud.settings import CloudSettings
-from coordinator.economy.settings import EconomySettings, TopupSettings
-from coordinator.limits.settings import LimitSettings
-from coordinator.metrics_settings import MetricsSettings
 from coordinator.paths import default_database_url
-from coordinator.points.settings import PointsSettings
-from coordinator.probes.authenticity_settings import AuthenticitySettings
-from coordinator.probes.settings import ProbeSettings
 from coordinator.routing import RoutingConstants
+from coordinator.settings.authenticity import AuthenticitySettings
+from coordinator.settings.bus import BusSettings
+from coordinator.settings.cloud import CloudSettings
+from coordinator.settings.economy import EconomySettings, TopupSettings
+from coordinator.settings.identity import IdentitySettings
+from coordinator.settings.limits import LimitSettings
+from coordinator.settings.metrics import MetricsSettings
+from coordinator.settings.oidc import OidcSettings
+from coordinator.settings.points import PointsSettings
+from coordinator.settings.probes import ProbeSettings
 
 
 class CoordinatorSettings(BaseSettings):

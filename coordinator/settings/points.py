@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coordinator.points.constants import PointsConstants
+from coordinator.settings.points_constants import PointsConstants
 
 
 class PointsSettings(BaseModel):
