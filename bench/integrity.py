@@ -9,7 +9,7 @@ the probe schedule and its pure decisions (``ProbeSchedule.due``, ``may_probe``,
 ``may_examine``, ``draw_probe`` over the fingerprint source and the prompt pool, in the app's
 order), the fingerprint judge (``FingerprintSource``'s judge, i.e. ``plausibility.compare``
 against the reference run), the admission exam and quarantine
-(:class:`coordinator.probes.admission.Admission`), removal at the offender threshold
+(:class:`coordinator.hub.admission.Admission`), removal at the offender threshold
 (``points.day.removal_day``, as the keeper applies it to each fake verdict), the enrollment limits
 (``accounts.identity.enrollment_refusal``), the re-scoring comparison (``compare``) and its peer
 rule (``rescoring.may_verify_as_peer``), at the default constants. The answers are the real
@@ -49,10 +49,10 @@ import numpy as np
 from integrity_answers import SUBSTITUTES, TOP_LOGPROBS, Recording, load_or_record
 
 from coordinator.accounts.identity import EnrollmentLimits, enrollment_refusal
+from coordinator.hub.admission import Admission
+from coordinator.hub.observation import JobObservation
 from coordinator.points.day import removal_day
-from coordinator.probes.admission import Admission
 from coordinator.probes.fingerprints import FingerprintSource
-from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import compare
 from coordinator.probes.prompts import PromptPool, realistic_params
 from coordinator.probes.rescoring import (

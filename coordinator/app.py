@@ -11,8 +11,8 @@ from aiohttp import WSCloseCode, web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.accounts.routes import add_account_routes
+from coordinator.accounts.topup_routes import add_topup_routes
 from coordinator.bus import open_bus, run_as_leader
-from coordinator.bus.replication import follow_presence, publish_presence, serve_relayed
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
 from coordinator.cloud.fleet import cloud_nodes_online
@@ -20,7 +20,6 @@ from coordinator.cloud.routes import add_cloud_node_routes
 from coordinator.economy.bounty_keeper import bounties_running
 from coordinator.economy.bounty_routes import add_bounty_routes
 from coordinator.economy.ledger import Ledger, ensure_system_books
-from coordinator.economy.topup_routes import add_topup_routes
 from coordinator.economy.topup_watcher import topup_watching
 from coordinator.gateway.anthropic import count_tokens, messages
 from coordinator.gateway.chat import chat_completions
@@ -31,10 +30,11 @@ from coordinator.gateway.responses import create_response, get_response, remove_
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
 from coordinator.hub.live import NodeHub
+from coordinator.hub.replication import follow_presence, publish_presence, serve_relayed
 from coordinator.lifecycles import points_running
 from coordinator.limits import InMemoryRates
 from coordinator.limits.enforce import ip_limits
-from coordinator.maintenance import release_stale_holds, run_upkeep, save_health
+from coordinator.maintenance import release_stale_holds, run_upkeep
 from coordinator.metrics import METRICS, Metrics, count_requests, serve_metrics
 from coordinator.openapi import openapi_json
 from coordinator.openapi.operations import HealthReport
@@ -46,6 +46,7 @@ from coordinator.services import SERVICES, Services
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.catalogue import load_catalogue, reload_catalogue
 from coordinator.store.database import Database
+from coordinator.store.health import save_health
 from coordinator.web.routes import add_web_routes, html_errors
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,9 @@ def create_app(
             logging.getLogger(__name__).warning("presence not withdrawn", exc_info=True)
         now = services.clock.monotonic()
         known = [snapshot.node_id for snapshot in services.router.snapshots(now=now)]
-        await save_health(services, known)
+        await save_health(
+            services.database, services.router, known, wall_now=services.clock.now().timestamp()
+        )
         await services.hub.close_all(WSCloseCode.SERVICE_RESTART, "coordinator restarting")
 
     app.cleanup_ctx.append(lifecycle)

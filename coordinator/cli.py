@@ -13,11 +13,12 @@ from aiohttp import web
 from aiohttp.log import access_logger
 from rich.console import Console
 
-from coordinator.accounts.accounts import grant, open_account
+from coordinator.accounts.accounts import open_account
 from coordinator.accounts.api_keys import create_key
 from coordinator.app import create_app
 from coordinator.catalogue import MICRO
 from coordinator.cli_models import models_app
+from coordinator.economy.grants import grant
 from coordinator.economy.ledger import ensure_system_books
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.database import Database

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
 
 from coordinator.periodic import every
 from coordinator.services import Services
-from coordinator.store.health import save_buckets
-from protocol.ids import NodeId
+from coordinator.store.health import save_health
 
 log = logging.getLogger(__name__)
-
-
-async def save_health(services: Services, node_ids: Sequence[str]) -> None:
-    wall_now = services.clock.now().timestamp()
-    router = services.router
-    async with services.database.session() as session, session.begin():
-        for node_id in node_ids:
-            if node_id in router:
-                await save_buckets(
-                    session, node_id, router.health_buckets(NodeId(node_id), wall_now=wall_now)
-                )
 
 
 async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: int = 2) -> None:
@@ -41,7 +28,7 @@ async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: i
                 router.add_online(node_id, interval_s, wall_now=wall_now)
         router.refresh(now=clock.monotonic(), wall_now=wall_now)
         if tick % save_every == 0:
-            await save_health(services, list(live))
+            await save_health(services.database, router, live, wall_now=wall_now)
 
     await every(interval_s, upkeep, log, "keep node health and online time", wait_first=True)
 

@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 
 if TYPE_CHECKING:
     from coordinator.services import Services
@@ -71,7 +71,7 @@ class Metrics:
         )
 
     def observe(self, observation: JobObservation) -> None:
-        """A :data:`~coordinator.probes.observation.Observer` of every job attempt."""
+        """A :data:`~coordinator.hub.observation.Observer` of every job attempt."""
         model, kind = observation.job.model, "probe" if observation.probe else "paid"
         self.jobs.labels(model, kind, observation.outcome.value).inc()
         if observation.tokens:

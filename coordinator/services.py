@@ -15,12 +15,12 @@ from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock, SystemClock
 from coordinator.economy.bounties import BountyBoard, RefusalTally
 from coordinator.economy.ledger import Ledger
-from coordinator.economy.payees import DepartedPayees
+from coordinator.hub.admission import Admission
 from coordinator.hub.calls import CallTimeouts, NodeCalls
 from coordinator.hub.live import NodeHub
+from coordinator.hub.observation import ContributionSink, InMemoryContributions, Observer
+from coordinator.hub.payees import DepartedPayees
 from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
-from coordinator.probes.admission import Admission
-from coordinator.probes.observation import ContributionSink, InMemoryContributions, Observer
 from coordinator.probes.prompts import PromptPool
 from coordinator.probes.sources import ProbeSource
 from coordinator.routing import Router

@@ -1,4 +1,4 @@
-"""Opening accounts (with their one-time starter credits) and granting credits."""
+"""Opening accounts, with their one-time starter credits."""
 
 from __future__ import annotations
 
@@ -9,27 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coordinator.economy.ledger import SystemBooks, record
-from coordinator.economy.postings import grant_postings
-from coordinator.store.models import Account, LedgerTransaction
-
-
-async def grant(
-    session: AsyncSession, books: SystemBooks, account_id: int, amount: int, now: datetime, *,
-    reference: str, kind: str = "grant", memo: str | None = None,
-) -> bool:
-    """Issue ``amount`` micro-credits to the account once per ``reference``; False if done."""
-    if amount <= 0:
-        return False
-    exists = await session.scalar(
-        select(LedgerTransaction.id).where(LedgerTransaction.reference == reference)
-    )
-    if exists is not None:
-        return False
-    issuer = books.usdc if kind == "topup" else books.issuance
-    await record(session, kind, grant_postings(issuer, account_id, amount, kind), now,
-                 reference=reference, memo=memo)
-    return True
+from coordinator.economy.grants import grant
+from coordinator.economy.ledger import SystemBooks
+from coordinator.store.models import Account
 
 
 async def open_account(

@@ -16,10 +16,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, case, func, select
 
+from coordinator.accounts.auth import require_session
 from coordinator.accounts.schemas import Amount
 from coordinator.accounts.statements import CHARGE, EARNING_KINDS, settled_here
 from coordinator.errors import InvalidRequest
-from coordinator.gateway.auth import require_session
 from coordinator.json_http import json_reply
 from coordinator.services import SERVICES
 from coordinator.store.models import LedgerEntry, LedgerTransaction

@@ -13,13 +13,13 @@ from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from coordinator.accounts.auth import require_session
 from coordinator.accounts.routes import sign_in_policy
 from coordinator.accounts.schemas import VerifyRequest
 from coordinator.accounts.sessions import consume_sign_in_nonce
 from coordinator.accounts.siws import check_sign_in, parse_message, verify_signature
 from coordinator.accounts.statements import account_view
 from coordinator.errors import InvalidRequest, PermissionDenied
-from coordinator.gateway.auth import require_session
 from coordinator.json_http import json_reply, read_body
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from coordinator.gateway.auth import require_session
+from coordinator.accounts.auth import require_session
 from coordinator.json_http import json_reply
 from coordinator.routing.breaker import BreakerState
 from coordinator.services import SERVICES, Services

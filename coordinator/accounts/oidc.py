@@ -34,11 +34,11 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 
 from coordinator.accounts.accounts import open_account
+from coordinator.accounts.auth import session_token
 from coordinator.accounts.cookies import is_secure, set_session_cookies
 from coordinator.accounts.next_path import safe_next
 from coordinator.accounts.sessions import open_session, session_account
 from coordinator.errors import AuthenticationFailed, CoordinatorError, InvalidRequest
-from coordinator.gateway.auth import session_token
 from coordinator.limits.enforce import starter_allowed
 from coordinator.services import SERVICES
 from coordinator.settings.oidc import OidcSettings

@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, insert, literal, select, update
 
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.api_keys import create_key
+from coordinator.accounts.auth import require_session, session_token
 from coordinator.accounts.cookies import clear_session_cookies, is_secure, set_session_cookies
 from coordinator.accounts.schemas import (
     CreatedKey,
@@ -57,7 +58,6 @@ from coordinator.accounts.statements import (
     usage_report,
 )
 from coordinator.errors import InsufficientCredits, InvalidRequest, NotFound
-from coordinator.gateway.auth import require_session, session_token
 from coordinator.json_http import Body, invalid_request, json_reply, read_body
 from coordinator.limits.enforce import limit_account_keys, limit_ip, starter_allowed
 from coordinator.services import SERVICES

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, TypeAdapter
 
-from coordinator.hub.live import ChannelEvent
+from coordinator.channel import ChannelEvent
 from protocol.chat import WireModel
 from protocol.ids import JobId, ModelId, NodeId
 from protocol.messages import Job, JobDone, JobFailed, TokenDelta
@@ -125,7 +125,7 @@ class Bus(Protocol):
     ) -> asyncio.Queue[ChannelEvent]:
         """Send ``job`` to ``node_id`` on ``replica``; its events arrive on the channel returned.
 
-        Raises :class:`~coordinator.hub.live.DispatchFailed` when it cannot be sent."""
+        Raises :class:`~coordinator.channel.DispatchFailed` when it cannot be sent."""
 
     async def cancel(self, replica: str, job_id: JobId) -> None:
         """Stop waiting for a dispatched job and tell its replica to cancel it."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from coordinator.bus.base import RelayHandler, ReplicaPresence
-from coordinator.hub.live import ChannelEvent, DispatchFailed
+from coordinator.channel import ChannelEvent, DispatchFailed
 from protocol.ids import JobId, NodeId
 from protocol.messages import Job, JobDone, JobFailed, TokenDelta
 

@@ -48,7 +48,7 @@ from coordinator.bus.base import (
     presence_records,
     relay_messages,
 )
-from coordinator.hub.live import ChannelEvent, DispatchFailed, JobCutOff
+from coordinator.channel import ChannelEvent, DispatchFailed, JobCutOff
 from coordinator.periodic import every, stop_if_cancelled
 from coordinator.settings.bus import BusSettings
 from protocol.ids import JobId, NodeId

@@ -18,12 +18,12 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coordinator.accounts.auth import require_session
 from coordinator.cloud.check import check_upstream
 from coordinator.cloud.fleet import CLOUD_FLEET, CloudFleet, bring_online, take_offline
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.cloud.sealing import TokenSealer, last_four
 from coordinator.errors import CloudNodesUnavailable, InvalidRequest, NotFound
-from coordinator.gateway.auth import require_session
 from coordinator.json_http import json_reply, read_body
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES, Services

@@ -23,7 +23,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from coordinator.bus.base import NodePresence, ReplicaPresence
 from coordinator.bus.leader import leader_epoch, run_as_leader
-from coordinator.bus.replication import local_presence
 from coordinator.economy.bounties import (
     Delivered,
     ModelBounty,
@@ -33,6 +32,7 @@ from coordinator.economy.bounties import (
     demand_since,
     refused_tokens,
 )
+from coordinator.hub.replication import local_presence
 from coordinator.periodic import every
 from coordinator.services import SERVICES, Services
 from coordinator.store.database import Database

@@ -29,9 +29,9 @@ from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from coordinator.accounts.accounts import grant
 from coordinator.bus.leader import run_as_leader
 from coordinator.clock import Clock
+from coordinator.economy.grants import grant
 from coordinator.economy.ledger import SystemBooks
 from coordinator.economy.solana_rpc import SolanaRpc
 from coordinator.economy.topups import (

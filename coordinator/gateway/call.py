@@ -23,14 +23,14 @@ from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
-from coordinator.economy.billing import (
+from coordinator.errors import CoordinatorError, NoCapacity, QueueFull, RequestTooLarge
+from coordinator.gateway.billing import (
     CallMeter,
     hold_for_call,
     prompt_token_estimate,
     settle_call,
     worst_case_cost,
 )
-from coordinator.errors import CoordinatorError, NoCapacity, QueueFull, RequestTooLarge
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
 from coordinator.gateway.demand import note_refused
 from coordinator.json_http import invalid_request

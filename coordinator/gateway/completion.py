@@ -14,13 +14,13 @@ from collections.abc import AsyncGenerator, Set
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
-from coordinator.economy.billing import payee_of
 from coordinator.errors import (
     ContextLengthExceeded,
     NoCapacity,
     QueueFull,
     UpstreamFailed,
 )
+from coordinator.gateway.billing import payee_of
 from coordinator.gateway.context import ContextBudget, context_refused
 from coordinator.gateway.failover import (
     Attempt,

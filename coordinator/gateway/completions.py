@@ -14,10 +14,10 @@ import time
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
+from coordinator.accounts.auth import require_api_key
 from coordinator.catalogue import Price
-from coordinator.economy.billing import CallMeter
 from coordinator.errors import CoordinatorError, InvalidRequest
-from coordinator.gateway.auth import require_api_key
+from coordinator.gateway.billing import CallMeter
 from coordinator.gateway.call import Pieces, answered, paid_call, read_request, sse_error
 from coordinator.gateway.chat import NODE_HEADER, usage_of
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece

@@ -11,9 +11,9 @@ from collections import Counter
 
 from aiohttp import web
 
+from coordinator.accounts.auth import require_api_key
 from coordinator.catalogue import PricedModel
 from coordinator.errors import InvalidRequest, ModelNotFound
-from coordinator.gateway.auth import require_api_key
 from coordinator.gateway.context import ContextBudget, context_budget
 from coordinator.gateway.openai_types import ModelEntry, ModelList
 from coordinator.services import SERVICES, Services

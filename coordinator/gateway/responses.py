@@ -16,10 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
+from coordinator.accounts.auth import require_api_key
 from coordinator.catalogue import Price
-from coordinator.economy.billing import CallMeter
 from coordinator.errors import CoordinatorError, InvalidRequest, NotFound
-from coordinator.gateway.auth import require_api_key
+from coordinator.gateway.billing import CallMeter
 from coordinator.gateway.call import Pieces, answered, paid_call, read_request, read_whole
 from coordinator.gateway.chat import NODE_HEADER
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece

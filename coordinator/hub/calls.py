@@ -17,10 +17,11 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from coordinator.bus.base import Bus
+from coordinator.channel import ChannelEvent, DispatchFailed, JobCutOff
 from coordinator.clock import Clock
 from coordinator.errors import ContextLengthExceeded, InvalidRequest
-from coordinator.hub.live import ChannelEvent, DispatchFailed, JobCutOff, NodeHub
-from coordinator.probes.observation import JobObservation, Observer
+from coordinator.hub.live import NodeHub
+from coordinator.hub.observation import JobObservation, Observer
 from coordinator.routing import Outcome, Router
 from coordinator.routing.throughput import ThroughputBook, generation_speed
 from protocol.chat import TokenLogprob

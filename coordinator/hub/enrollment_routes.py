@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from coordinator.accounts.auth import require_session
 from coordinator.accounts.enrollment import install_command, mint
-from coordinator.gateway.auth import require_session
 from coordinator.limits.enforce import limit_ip
 from coordinator.services import SERVICES
 from installer.assets import install_script

@@ -13,6 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from coordinator.channel import ChannelEvent, DispatchFailed, JobCutOff
 from protocol import FILL_CONTEXT_PROTOCOL_VERSION, SAMPLING_PROTOCOL_VERSION
 from protocol.ids import JobId, ModelId, NodeId
 from protocol.messages import (
@@ -26,17 +27,6 @@ from protocol.messages import (
     encode,
 )
 from protocol.session import CoordinatorSession, JobEvent, ProtocolViolation
-
-
-@dataclass(frozen=True, slots=True)
-class JobCutOff:
-    """The job's channel ended before the node's last word: the node left, the consumer read
-    too slowly, the replica relaying it went away, or the coordinator is shutting down."""
-
-    reason: str
-
-
-ChannelEvent = JobEvent | JobCutOff
 
 JOB_CHANNEL_EVENTS = 256
 """Events one job's channel holds before the hub stops reading that node's socket: a slow
@@ -114,12 +104,6 @@ class LiveNode:
     async def send_text(self, text: str) -> None:
         async with self.send_lock:
             await self.send(text)
-
-
-class DispatchFailed(Exception):
-    """The job could not be sent to the chosen node (it left or is draining, speaks too old a
-    protocol, or the bus could not carry the job): nothing ran, the next attempt may go
-    elsewhere."""
 
 
 class NodeHub:

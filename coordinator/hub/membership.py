@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from coordinator.hub.live import LiveNode
-from coordinator.maintenance import save_health
 from coordinator.routing import NodeInfo
 from coordinator.routing.health import HealthBucket
 from coordinator.services import Services
+from coordinator.store.health import save_health
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ async def depart(services: Services, node: LiveNode, reason: str) -> None:
     if services.shutting_down:  # on shutdown the app saves every window itself
         return
     try:
-        await save_health(services, [node.node_id])
+        await save_health(
+            services.database, services.router, [node.node_id],
+            wall_now=services.clock.now().timestamp(),
+        )
     except Exception:
         log.debug("health of %s not saved on leaving", node.node_id, exc_info=True)

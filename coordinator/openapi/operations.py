@@ -33,9 +33,9 @@ from coordinator.accounts.schemas import (
     UsageReport,
     VerifyRequest,
 )
+from coordinator.accounts.topup_routes import TopupView
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.economy.bounty_routes import NetworkBounties
-from coordinator.economy.topup_routes import TopupView
 from coordinator.gateway.anthropic_types import (
     AnthropicErrorBody,
     CountTokensRequest,

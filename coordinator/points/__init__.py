@@ -21,15 +21,7 @@ contributions are frozen records and nothing here has a clock, a database or ran
 
 from __future__ import annotations
 
-from coordinator.points import terms
-from coordinator.points.board import (
-    LeaderboardRow,
-    NodeBreakdown,
-    ProviderBreakdown,
-    leaderboard,
-    provider_breakdown,
-)
-from coordinator.points.contributions import (
+from coordinator.contributions import (
     CONTRIBUTION_ADAPTER,
     DAY_S,
     AuthenticityVerdict,
@@ -43,6 +35,14 @@ from coordinator.points.contributions import (
     ProbeResult,
     day_start,
     utc_day,
+)
+from coordinator.points import terms
+from coordinator.points.board import (
+    LeaderboardRow,
+    NodeBreakdown,
+    ProviderBreakdown,
+    leaderboard,
+    provider_breakdown,
 )
 from coordinator.points.day import (
     DayResult,

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from coordinator.points.contributions import (
+from coordinator.contributions import (
     Contribution,
     JobResult,
     Measurement,

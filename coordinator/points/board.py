@@ -18,7 +18,7 @@ import statistics
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from coordinator.points.contributions import OperatorId
+from coordinator.contributions import OperatorId
 from coordinator.points.day import DayResult, NodeDayScore
 from coordinator.settings.points_constants import PointsConstants
 from protocol.ids import NodeId

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from coordinator.contributions import DAY_S, NodeFacts, OperatorId, day_number
 from coordinator.points import terms
-from coordinator.points.contributions import DAY_S, NodeFacts, OperatorId, day_number
 from coordinator.points.history import History, NodeDay, from_day_number, to_day_number
 from coordinator.settings.points_constants import PointsConstants
 from protocol.ids import ModelId, NodeId

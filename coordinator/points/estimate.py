@@ -11,8 +11,8 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from coordinator.contributions import DAY_S
 from coordinator.points import terms
-from coordinator.points.contributions import DAY_S
 from coordinator.settings.points_constants import PointsConstants
 from protocol.ids import ModelId
 

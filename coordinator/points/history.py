@@ -16,7 +16,7 @@ from heapq import merge
 from operator import attrgetter
 from types import MappingProxyType
 
-from coordinator.points.contributions import DAY_S, Contribution
+from coordinator.contributions import DAY_S, Contribution
 from protocol.ids import ModelId, NodeId
 
 _EPOCH = date(1970, 1, 1)

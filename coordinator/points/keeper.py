@@ -26,10 +26,7 @@ from contextlib import suppress
 from datetime import datetime
 
 from coordinator.clock import Clock
-from coordinator.hub.live import NodeHub
-from coordinator.periodic import every
-from coordinator.points.batches import ContributionBatcher, OnlineTracker
-from coordinator.points.contributions import (
+from coordinator.contributions import (
     DAY_S,
     AuthenticityVerdict,
     Contribution,
@@ -38,10 +35,13 @@ from coordinator.points.contributions import (
     NodeFacts,
     utc_day,
 )
+from coordinator.hub.live import NodeHub
+from coordinator.hub.observation import JobObservation
+from coordinator.periodic import every
+from coordinator.points.batches import ContributionBatcher, OnlineTracker
 from coordinator.points.day import removal_day
 from coordinator.points.history import History
 from coordinator.points.standings import Standings, rescored, score_history
-from coordinator.probes.observation import JobObservation
 from coordinator.routing import Outcome, Router
 from coordinator.settings.points import PointsSettings
 from coordinator.store.contributions import (

@@ -8,9 +8,9 @@ import math
 
 from aiohttp import web
 
+from coordinator.contributions import OperatorId
 from coordinator.errors import InvalidRequest, NotFound
 from coordinator.json_http import json_reply
-from coordinator.points.contributions import OperatorId
 from coordinator.points.estimate import estimate
 from coordinator.points.schemas import (
     Leaderboard,

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from coordinator.contributions import NodeFacts, OperatorId, day_start
 from coordinator.points.board import (
     LeaderboardRow,
     ProviderBreakdown,
     leaderboard,
     provider_breakdown,
 )
-from coordinator.points.contributions import NodeFacts, OperatorId, day_start
 from coordinator.points.day import DayResult, compute_range, removed_nodes
 from coordinator.points.history import History
 from coordinator.settings.points_constants import PointsConstants

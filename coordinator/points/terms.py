@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from coordinator.points.contributions import DAY_S
+from coordinator.contributions import DAY_S
 from coordinator.settings.points_constants import PointsConstants
 from protocol.ids import ModelId
 

@@ -18,8 +18,8 @@ import random
 from collections.abc import Callable, Mapping
 
 from coordinator.catalogue import Catalogue
-from coordinator.points.contributions import AuthenticityVerdict
-from coordinator.probes.observation import JobObservation
+from coordinator.contributions import AuthenticityVerdict
+from coordinator.hub.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.probes.sources import ProbeDraw
 from coordinator.routing import Outcome

@@ -36,11 +36,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from coordinator.economy.billing import payee_of
-from coordinator.hub.live import DispatchFailed, JobCutOff, LiveNode
+from coordinator.channel import DispatchFailed, JobCutOff
+from coordinator.contributions import AuthenticityVerdict
+from coordinator.gateway.billing import payee_of
+from coordinator.hub.live import LiveNode
+from coordinator.hub.observation import JobObservation
 from coordinator.periodic import stop_if_cancelled
-from coordinator.points.contributions import AuthenticityVerdict
-from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.probes.verdicts import record_authenticity
 from coordinator.routing import Outcome, ramp_fraction

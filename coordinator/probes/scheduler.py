@@ -18,7 +18,7 @@ node's 14-day health window (``Router.record_probe``) and to the points history 
 Probes never starve paid traffic: a node is skipped (and checked again next interval) while it has
 no spare slot or requests are waiting for one of its models.
 
-The admission exam (:mod:`coordinator.probes.admission`) adds fingerprint probes outside the
+The admission exam (:mod:`coordinator.hub.admission`) adds fingerprint probes outside the
 schedule: a node that has checks due for a model gets one as soon as it has a spare slot, one at a
 time, even while requests wait (it takes no paid job until it passes, so waiting requests are no
 reason to wait). Each decided verdict goes to the exam: a genuine one counts toward admission, a
@@ -34,11 +34,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from coordinator.contributions import AuthenticityVerdict, ProbeResult
 from coordinator.errors import CoordinatorError
 from coordinator.hub.calls import AttemptFailed, new_job_id
+from coordinator.hub.observation import JobObservation
 from coordinator.periodic import every
-from coordinator.points.contributions import AuthenticityVerdict, ProbeResult
-from coordinator.probes.observation import JobObservation
 from coordinator.probes.sources import ProbeDraw, ProbeSource
 from coordinator.probes.verdicts import record_authenticity
 from coordinator.routing import NodeSnapshot, Outcome

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 from protocol.chat import ChatMessage, SamplingParams
 from protocol.ids import ModelId
 

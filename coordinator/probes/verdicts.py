@@ -4,7 +4,7 @@ reaches the offender threshold (not at the next rescoring of the history)."""
 
 from __future__ import annotations
 
-from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.contributions import AuthenticityVerdict
 from coordinator.services import Services
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coordinator.points.contributions import (
+from coordinator.contributions import (
     AuthenticityVerdict,
     Contribution,
     JobResult,

@@ -7,8 +7,11 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coordinator.routing import Router
 from coordinator.routing.health import HealthBucket
+from coordinator.store.database import Database
 from coordinator.store.models import NodeHealthBucket
+from protocol.ids import NodeId
 
 
 async def save_buckets(
@@ -24,6 +27,18 @@ async def save_buckets(
         )
         for b in buckets
     )
+
+
+async def save_health(
+    database: Database, router: Router, node_ids: Iterable[str], *, wall_now: float
+) -> None:
+    """Store the health windows the router holds for these nodes, in one transaction."""
+    async with database.session() as session, session.begin():
+        for node_id in node_ids:
+            if node_id in router:
+                await save_buckets(
+                    session, node_id, router.health_buckets(NodeId(node_id), wall_now=wall_now)
+                )
 
 
 async def load_buckets(session: AsyncSession, node_id: str, since: int) -> list[HealthBucket]:

@@ -23,15 +23,15 @@ from aiohttp import web
 from sqlalchemy import select
 
 from coordinator.accounts.activity import add_activity_routes
+from coordinator.accounts.auth import require_session
 from coordinator.accounts.link_routes import add_link_routes
 from coordinator.accounts.next_path import safe_next
 from coordinator.accounts.node_routes import add_account_node_routes
 from coordinator.accounts.oidc import add_oidc_routes
 from coordinator.accounts.sessions import session_account
+from coordinator.accounts.topup_routes import topup_view
 from coordinator.catalogue import MICRO
-from coordinator.economy.topup_routes import topup_view
 from coordinator.errors import NotFound
-from coordinator.gateway.auth import require_session
 from coordinator.gateway.errors import Handler, is_api_path
 from coordinator.gateway.models import live_models
 from coordinator.json_http import json_reply

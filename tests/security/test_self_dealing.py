@@ -17,7 +17,7 @@ from support.enrollment import mint
 from support.ledger_audit import audit
 
 from coordinator.accounts.sessions import open_session
-from coordinator.points.contributions import JobResult
+from coordinator.contributions import JobResult
 from coordinator.store.models import LedgerEntry
 
 MODEL = "smollm2-135m-instruct"

@@ -17,10 +17,10 @@ from support.solana_chain import USDC, ExecutedPayment, UsdcChain
 from support.solana_rpc_server import FakeSolanaRpc
 
 from coordinator.accounts.accounts import open_account
+from coordinator.accounts.topup_routes import open_invoice
 from coordinator.clock import ShiftedClock
 from coordinator.economy.ledger import SystemBooks, ensure_system_books
 from coordinator.economy.solana_rpc import SolanaRpc
-from coordinator.economy.topup_routes import open_invoice
 from coordinator.economy.topup_watcher import TopupWatcher
 from coordinator.economy.topups import credits_for
 from coordinator.settings.economy import TopupSettings

@@ -12,7 +12,7 @@ from support.cluster import AgentProcess, RunningCoordinator, start_coordinator,
 from support.enrollment import mint, signed_in
 from support.replicas import REDIS_URL
 
-from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.contributions import AuthenticityVerdict
 from coordinator.points.keeper import REMOVED_REASON, PointsKeeper
 from protocol.ids import ModelId, NodeId
 

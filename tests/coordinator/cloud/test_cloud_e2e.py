@@ -30,7 +30,7 @@ from support.wallets import Wallet
 
 from coordinator.accounts.enrollment import node_earned
 from coordinator.cloud.fleet import CLOUD_FLEET
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 from coordinator.routing import BreakerState, Outcome, RoutingConstants
 from coordinator.store.models import Account
 from protocol.ids import NodeId

@@ -13,7 +13,7 @@ from support.cloud_nodes import CloudNetwork, register_cloud_node
 from support.upstream import LlamaServer, cloud_settings
 
 from coordinator.accounts.enrollment import node_earned
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 from coordinator.routing import Outcome, RoutingConstants
 
 PROMPT: list[ChatCompletionMessageParam] = [

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from support.cluster import AgentProcess, start_coordinator
 
-from coordinator.economy.billing import prompt_token_estimate
+from coordinator.gateway.billing import prompt_token_estimate
 from coordinator.routing import RoutingConstants
 from coordinator.store.models import LedgerEntry, LedgerTransaction
 from protocol.chat import ChatMessage

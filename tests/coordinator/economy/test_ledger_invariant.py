@@ -14,7 +14,7 @@ from sqlalchemy import select
 from support.cluster import AgentProcess, start_coordinator
 from support.ledger_audit import audit
 
-from coordinator.accounts.accounts import grant
+from coordinator.economy.grants import grant
 from coordinator.routing import RoutingConstants
 from coordinator.settings.economy import EconomySettings
 from coordinator.store.models import Account, LedgerTransaction

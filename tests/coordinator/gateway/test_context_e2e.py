@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from support.cluster import AgentProcess, RunningCoordinator, wait_for
 
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 from protocol.ids import ModelId, NodeId
 
 MODEL = "smollm2-135m-instruct"

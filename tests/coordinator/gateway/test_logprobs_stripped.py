@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support.cluster import AgentProcess, RunningCoordinator
 
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Name three colours."}]

@@ -11,7 +11,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from support.cluster import AgentProcess, RunningCoordinator
 
 from coordinator.accounts.enrollment import node_earned
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 from coordinator.routing import Outcome
 
 MODEL = "smollm2-135m-instruct"

@@ -20,8 +20,8 @@ from support.cluster import AgentProcess, RunningCoordinator, start_coordinator,
 from support.enrollment import mint, new_wallet, signed_in
 
 from coordinator.clock import ShiftedClock
+from coordinator.hub.observation import JobObservation
 from coordinator.points.keeper import PointsKeeper
-from coordinator.probes.observation import JobObservation
 from coordinator.probes.sources import ProbeDraw
 from coordinator.routing import Outcome, RoutingConstants
 from protocol.chat import ChatMessage, SamplingParams

@@ -15,7 +15,7 @@ from coordinator.accounts.enrollment import EnrollmentRefused, enroll
 from coordinator.accounts.enrollment import mint as mint_token
 from coordinator.accounts.identity import EnrollmentLimits
 from coordinator.clock import ShiftedClock
-from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.contributions import AuthenticityVerdict
 from coordinator.points.keeper import REMOVED_REASON, PointsKeeper
 from coordinator.store.models import Node
 from coordinator.store.removals import NodeRemoval

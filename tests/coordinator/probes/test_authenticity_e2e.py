@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from support.cluster import REPO, AgentProcess, start_coordinator, wait_for, write_node_key
 
+from coordinator.contributions import AuthenticityVerdict
 from coordinator.gateway.completion import CompletionSpec, Piece, stream_completion
 from coordinator.hub.calls import new_job_id
-from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.hub.observation import InMemoryContributions
 from coordinator.probes.fingerprints import FingerprintSource
-from coordinator.probes.observation import InMemoryContributions
 from coordinator.probes.rescoring import RescoringSampler
 from coordinator.services import Services
 from protocol.chat import ChatMessage, SamplingParams
@@ -48,7 +48,7 @@ async def probe(services: Services, node_id: NodeId, source: FingerprintSource) 
     observed: list[bool] = []
 
     def observe(observation: object) -> None:
-        from coordinator.probes.observation import JobObservation
+        from coordinator.hub.observation import JobObservation
 
         assert isinstance(observation, JobObservation)
         if observation.job.job_id == job.job_id:

@@ -17,9 +17,9 @@ from support.fingerprints import reference_fingerprint_now
 
 from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, ScoringRequest
 from agent.engines.llama_cpp import LlamaCppEngine
-from coordinator.points.contributions import AuthenticityVerdict
+from coordinator.contributions import AuthenticityVerdict
+from coordinator.hub.observation import JobObservation
 from coordinator.probes.fingerprints import FingerprintSource
-from coordinator.probes.observation import JobObservation
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.routing import Outcome
 from coordinator.settings.authenticity import PlausibilityTolerances

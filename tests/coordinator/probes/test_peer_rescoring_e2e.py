@@ -22,7 +22,7 @@ from support.cluster import REPO, AgentProcess, start_coordinator, wait_for, wri
 from support.enrollment import mint, signed_in
 
 from coordinator.gateway.chat import NODE_HEADER
-from coordinator.probes.exam import ExamState
+from coordinator.hub.exam import ExamState
 from coordinator.probes.rescoring import RescoringSampler
 from coordinator.store.models import Node
 from protocol.ids import ModelId, NodeId

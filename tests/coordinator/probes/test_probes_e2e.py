@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from support.cluster import AgentProcess, RunningCoordinator, start_coordinator, wait_for
 
+from coordinator.hub.observation import JobObservation
 from coordinator.lifecycles import PROBE_SCHEDULER
 from coordinator.points import AuthenticityVerdict, ProbeResult
-from coordinator.probes.observation import JobObservation
 from coordinator.probes.scheduler import ProbeScheduler
 from coordinator.probes.sources import ProbeDraw
 from coordinator.routing import RoutingConstants

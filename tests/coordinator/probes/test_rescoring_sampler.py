@@ -6,7 +6,7 @@ import random
 from types import SimpleNamespace
 from typing import Any
 
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.observation import JobObservation
 from coordinator.probes.rescoring import Disputes, RescoringSampler, score_request
 from coordinator.routing import Outcome
 from coordinator.settings import CoordinatorSettings

@@ -23,8 +23,8 @@ from support.cluster import REPO, AgentProcess, RunningCoordinator, start_coordi
 from support.enrollment import mint, signed_in
 
 from coordinator.gateway.chat import NODE_HEADER
-from coordinator.probes.exam import ExamState
-from coordinator.probes.observation import JobObservation
+from coordinator.hub.exam import ExamState
+from coordinator.hub.observation import JobObservation
 from protocol.ids import ModelId, NodeId
 
 pytestmark = pytest.mark.slow

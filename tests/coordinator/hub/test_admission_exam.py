@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordinator.probes.exam import AdmissionExam, ExamState
+from coordinator.hub.exam import AdmissionExam, ExamState
 from protocol.ids import ModelId, NodeId
 
 NODE, OTHER = NodeId("node-a"), NodeId("node-b")

@@ -9,8 +9,8 @@ import random
 import pytest
 from support.router_nodes import MODEL, OTHER, WALL0, node
 
-from coordinator.probes.admission import Admission
-from coordinator.probes.exam import ExamState, paid_allowed
+from coordinator.hub.admission import Admission
+from coordinator.hub.exam import ExamState, paid_allowed
 from coordinator.routing import Router
 from protocol.ids import ModelId, NodeId
 from protocol.messages import ModelOffer

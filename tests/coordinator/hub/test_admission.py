@@ -8,8 +8,8 @@ import random
 
 from support.router_nodes import MODEL, OTHER, WALL0, node
 
-from coordinator.probes.admission import Admission
-from coordinator.probes.exam import ExamState
+from coordinator.hub.admission import Admission
+from coordinator.hub.exam import ExamState
 from coordinator.routing import Router
 from protocol.ids import ModelId, NodeId
 from protocol.messages import ModelOffer

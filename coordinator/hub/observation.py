@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from coordinator.points.contributions import Contribution
+from coordinator.contributions import Contribution
 from coordinator.routing.outcome import Outcome
 from protocol.chat import TokenLogprob
 from protocol.ids import NodeId

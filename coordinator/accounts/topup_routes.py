@@ -22,9 +22,9 @@ from solders.keypair import Keypair
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coordinator.accounts.auth import require_session
 from coordinator.economy.topups import credits_for, payment_url, usdc_amount_raw, usdc_text
 from coordinator.errors import InvalidRequest, NotFound, RateLimited, TopupsUnavailable
-from coordinator.gateway.auth import require_session
 from coordinator.services import SERVICES
 from coordinator.settings.economy import TopupSettings
 from coordinator.store.models import TopupInvoice

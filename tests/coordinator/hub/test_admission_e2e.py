@@ -15,7 +15,7 @@ import pytest
 from support.cluster import REPO, AgentProcess, start_coordinator, wait_for
 
 from coordinator.gateway.chat import NODE_HEADER
-from coordinator.probes.exam import ExamState
+from coordinator.hub.exam import ExamState
 from protocol.ids import ModelId, NodeId
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """The admission exam carried out: which connected nodes may take paid jobs for which models.
 
-:class:`~coordinator.probes.exam.AdmissionExam` decides; :class:`Admission` tells the router. A
+:class:`~coordinator.hub.exam.AdmissionExam` decides; :class:`Admission` tells the router. A
 node that joins serving a model with a fingerprint is held back from paid jobs for it until it has
 passed ``exam_checks`` fingerprint probes (which the probe scheduler sends at once, and which look
 like any other probe); a fake verdict, from a probe or from re-scoring a paid job, holds it back
@@ -18,7 +18,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from coordinator.probes.exam import AdmissionExam, ExamState, paid_allowed
+from coordinator.hub.exam import AdmissionExam, ExamState, paid_allowed
 from coordinator.routing import Router
 from protocol.ids import ModelId, NodeId
 from protocol.messages import ModelOffer
