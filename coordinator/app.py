@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
-from coordinator.accounts.api_keys import KeyAuthenticator
 from coordinator.accounts.routes import add_account_routes
 from coordinator.accounts.topup_routes import add_topup_routes
 from coordinator.bus import open_bus, run_as_leader
@@ -29,10 +28,9 @@ from coordinator.gateway.models import list_models, network_catalogue, retrieve_
 from coordinator.gateway.responses import create_response, get_response, remove_response
 from coordinator.hub.connect import node_connect
 from coordinator.hub.enrollment_routes import add_enrollment_routes
-from coordinator.hub.live import NodeHub
 from coordinator.hub.replication import follow_presence, publish_presence, serve_relayed
 from coordinator.lifecycles import points_running
-from coordinator.limits import InMemoryRates
+from coordinator.limits import InMemoryRates, InMemoryStreams, RateStore, StreamGate
 from coordinator.limits.enforce import ip_limits
 from coordinator.maintenance import release_stale_holds, run_upkeep
 from coordinator.metrics import METRICS, Metrics, count_requests, serve_metrics
@@ -41,8 +39,7 @@ from coordinator.openapi.operations import HealthReport
 from coordinator.periodic import every
 from coordinator.points.routes import add_points_routes
 from coordinator.probes.rescoring import rescoring
-from coordinator.routing import Router
-from coordinator.services import SERVICES, Services
+from coordinator.services import SERVICES, add_views, build_services
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.catalogue import load_catalogue, reload_catalogue
 from coordinator.store.database import Database
@@ -83,27 +80,21 @@ def create_app(
         ledger = Ledger(database, settings.economy, the_clock, books)
         bus = open_bus(settings.redis_url, settings.bus)
         catalogue = Catalogue(await load_catalogue(database))
-        app[SERVICES] = services = Services(
-            bus=bus,
-            ledger=ledger,
-            settings=settings,
-            clock=the_clock,
-            database=database,
-            catalogue=catalogue,
-            hub=NodeHub(),
-            router=Router(settings.routing),
-            keys=KeyAuthenticator(database),
-            rng=rng or random.Random(),
-            rates=InMemoryRates(the_clock),
-        )
+        rates: RateStore = InMemoryRates(the_clock)
+        streams: StreamGate = InMemoryStreams()
         shared_streams = None
         if bus.distributed:  # limits count across every replica (redis is installed with it)
             from coordinator.bus.redis import RedisBus
             from coordinator.limits.shared import RedisRates, RedisStreams
 
             assert isinstance(bus, RedisBus)
-            services.rates = RedisRates(bus.client, settings.bus.prefix)
-            services.streams = shared_streams = RedisStreams(bus.client, settings.bus.prefix)
+            rates = RedisRates(bus.client, settings.bus.prefix)
+            streams = shared_streams = RedisStreams(bus.client, settings.bus.prefix)
+        services = build_services(
+            settings, clock=the_clock, rng=rng or random.Random(), database=database,
+            catalogue=catalogue, ledger=ledger, bus=bus, rates=rates, streams=streams,
+        )
+        add_views(app, services)
         services.observers.append(metrics.observe)
         metrics.watch(services)
         # Upkeep looks after this replica's own nodes; what concerns the whole network runs
@@ -139,7 +130,7 @@ def create_app(
     async def close_node_links(app: web.Application) -> None:
         # Nodes reconnect (to this replica once it is back, or to another) within their backoff.
         services = app[SERVICES]
-        services.shutting_down = True
+        services.stopping.set()
         try:
             await services.bus.withdraw_presence()
         except Exception:  # the lease lapses on its own

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from coordinator.points.keeper import PointsKeeper
 from coordinator.probes.scheduler import ProbeScheduler
 from coordinator.services import SERVICES
 
@@ -21,13 +20,7 @@ async def points_running(app: web.Application) -> AsyncIterator[None]:
     """The keeper, the probe scheduler and their loops, for the app's lifetime (after
     ``lifecycle``: they need Services and the database)."""
     services = app[SERVICES]
-    keeper = PointsKeeper(
-        services.settings.points, services.clock, services.database, services.hub,
-        services.router, services.refused_nodes,
-    )
-    services.points = keeper
-    services.contributions = keeper
-    services.observers.append(keeper.observe)
+    keeper = services.points
     await keeper.refresh()  # restores the refusals before any node reconnects
     tasks = [
         asyncio.create_task(keeper.run_flushes()),

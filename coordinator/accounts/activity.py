@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, case, func, select
 
 from coordinator.accounts.auth import require_session
+from coordinator.accounts.needs import ACCOUNT_NEEDS
 from coordinator.accounts.schemas import Amount
 from coordinator.accounts.statements import CHARGE, EARNING_KINDS, settled_here
 from coordinator.errors import InvalidRequest
 from coordinator.json_http import json_reply
-from coordinator.services import SERVICES
 from coordinator.store.models import LedgerEntry, LedgerTransaction
 
 MAX_DAYS = 366
@@ -70,7 +70,7 @@ async def account_activity(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
         raise InvalidRequest(f"days must be a whole number from 1 to {MAX_DAYS}", param="days")
     days = int(raw)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     await settled_here(services.ledger)
     now = services.clock.now()
     wanted = days_of(now, days)

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyOwner
 from coordinator.accounts.cookies import cookie_session_token
+from coordinator.accounts.needs import ACCOUNT_NEEDS
 from coordinator.accounts.sessions import SESSION_PREFIX, session_account
 from coordinator.errors import AuthenticationFailed
 from coordinator.limits.enforce import limit_key
-from coordinator.services import SERVICES
 
 
 async def require_api_key(request: web.Request) -> KeyOwner:
@@ -25,7 +25,7 @@ async def require_api_key(request: web.Request) -> KeyOwner:
         raise AuthenticationFailed(
             "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
         )
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     owner = await services.keys.authenticate(
         secret.strip(), services.clock.monotonic(), services.clock.now()
     )
@@ -41,7 +41,7 @@ async def require_session(request: web.Request) -> int:
     token = session_token(request)
     if token is None or not token.startswith(SESSION_PREFIX):
         raise AuthenticationFailed("sign in first: send 'Authorization: Bearer <session token>'")
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     account_id = await session_account(services.database, token, services.clock.now())
     if account_id is None:
         raise AuthenticationFailed("session expired or signed out: sign in again")

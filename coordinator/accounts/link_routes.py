@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from coordinator.accounts.auth import require_session
+from coordinator.accounts.needs import ACCOUNT_NEEDS
 from coordinator.accounts.routes import sign_in_policy
 from coordinator.accounts.schemas import VerifyRequest
 from coordinator.accounts.sessions import consume_sign_in_nonce
@@ -22,7 +23,6 @@ from coordinator.accounts.statements import account_view
 from coordinator.errors import InvalidRequest, PermissionDenied
 from coordinator.json_http import json_reply, read_body
 from coordinator.limits.enforce import limit_ip
-from coordinator.services import SERVICES
 from coordinator.store.models import Account
 
 TAKEN = "this wallet already signs in to another account"
@@ -32,7 +32,7 @@ async def link_wallet(request: web.Request) -> web.Response:
     """Check the signed sign-in message, consume its nonce, and give the account its wallet."""
     await limit_ip(request)
     account_id = await require_session(request)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     body = await read_body(request, VerifyRequest)
     now = services.clock.now()
     fields = parse_message(body.message)

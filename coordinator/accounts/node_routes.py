@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from coordinator.accounts.auth import require_session
+from coordinator.accounts.needs import ACCOUNT_NEEDS, AccountNeeds
 from coordinator.json_http import json_reply
 from coordinator.routing.breaker import BreakerState
-from coordinator.services import SERVICES, Services
 from coordinator.store.models import Node
 from protocol.ids import ModelId, NodeId
 
@@ -70,7 +70,7 @@ def trust_ramp(first_seen: datetime, now: datetime, start: float, ramp_days: flo
                      fraction=round(start + (1.0 - start) * progress, 4))
 
 
-def node_view(services: Services, row: Node, now: datetime) -> AccountNode:
+def node_view(services: AccountNeeds, row: Node, now: datetime) -> AccountNode:
     node_id = NodeId(row.node_id)
     status: NodeStatus = "offline"
     measured: float | None = None
@@ -112,7 +112,7 @@ def node_view(services: Services, row: Node, now: datetime) -> AccountNode:
 async def list_account_nodes(request: web.Request) -> web.Response:
     """Every node enrolled to this account, live ones first."""
     account_id = await require_session(request)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     async with services.database.session() as session:
         rows = (await session.scalars(
             select(Node).where(Node.operator_account_id == account_id).order_by(Node.first_seen)

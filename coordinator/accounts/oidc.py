@@ -36,11 +36,11 @@ from sqlalchemy import select, update
 from coordinator.accounts.accounts import open_account
 from coordinator.accounts.auth import session_token
 from coordinator.accounts.cookies import is_secure, set_session_cookies
+from coordinator.accounts.needs import ACCOUNT_NEEDS
 from coordinator.accounts.next_path import safe_next
 from coordinator.accounts.sessions import open_session, session_account
 from coordinator.errors import AuthenticationFailed, CoordinatorError, InvalidRequest
 from coordinator.limits.enforce import starter_allowed
-from coordinator.services import SERVICES
 from coordinator.settings.oidc import OidcSettings
 from coordinator.store.models import Account
 
@@ -219,7 +219,7 @@ OIDC_PROVIDER = web.AppKey("oidc_provider", Provider)
 
 
 def _redirect_uri(request: web.Request) -> str:
-    return request.app[SERVICES].settings.public_base_url + CALLBACK_PATH
+    return request.app[ACCOUNT_NEEDS].settings.public_base_url + CALLBACK_PATH
 
 
 def _to_signin(error: str, next_path: str = "/dashboard") -> web.HTTPFound:
@@ -228,7 +228,7 @@ def _to_signin(error: str, next_path: str = "/dashboard") -> web.HTTPFound:
 
 async def oidc_start(request: web.Request) -> web.StreamResponse:
     """Send the browser to the provider with a fresh state, nonce and PKCE challenge."""
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     settings = services.settings
     if not settings.oidc.enabled:
         raise _to_signin("OpenID sign-in is not configured on this coordinator")
@@ -251,7 +251,7 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
 
 async def oidc_callback(request: web.Request) -> web.StreamResponse:
     """Finish the flow: check state, redeem the code, sign in or link, go back to ``next``."""
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     settings = services.settings
     sealed = request.cookies.get(FLOW_COOKIE)
     if sealed is None or not settings.oidc.enabled:
@@ -287,7 +287,7 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
 
 
 async def _sign_in(request: web.Request, identity: Identity) -> str:
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     now = services.clock.now()
     ttl = services.settings.session_ttl_s
     async with services.database.session() as session, session.begin():
@@ -301,7 +301,7 @@ async def _sign_in(request: web.Request, identity: Identity) -> str:
 
 async def _link(request: web.Request, identity: Identity) -> None:
     """Attach the identity to the signed-in account (the session cookie stays as it is)."""
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     token = session_token(request)
     account_id = (
         await session_account(services.database, token, services.clock.now()) if token else None

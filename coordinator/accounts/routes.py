@@ -27,6 +27,7 @@ from coordinator.accounts.accounts import open_account
 from coordinator.accounts.api_keys import create_key
 from coordinator.accounts.auth import require_session, session_token
 from coordinator.accounts.cookies import clear_session_cookies, is_secure, set_session_cookies
+from coordinator.accounts.needs import ACCOUNT_NEEDS
 from coordinator.accounts.schemas import (
     CreatedKey,
     CreateKeyRequest,
@@ -60,7 +61,6 @@ from coordinator.accounts.statements import (
 from coordinator.errors import InsufficientCredits, InvalidRequest, NotFound
 from coordinator.json_http import Body, invalid_request, json_reply, read_body
 from coordinator.limits.enforce import limit_account_keys, limit_ip, starter_allowed
-from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import Account, ApiKey, SignInNonce
 
@@ -79,7 +79,7 @@ def sign_in_policy(settings: CoordinatorSettings) -> SignInPolicy:
 
 async def siws_nonce(request: web.Request) -> web.Response:
     """A single-use nonce for this wallet and the exact sign-in message to sign with it."""
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     body = await read_body(request, NonceRequest)
     if public_key_bytes(body.address) is None:
         raise InvalidRequest(
@@ -103,7 +103,7 @@ async def siws_nonce(request: web.Request) -> web.Response:
 
 async def siws_verify(request: web.Request) -> web.Response:
     """Check a signed sign-in message, consume its nonce, open the account and a session."""
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     settings = services.settings
     body = await read_body(request, VerifyRequest)
     now = services.clock.now()
@@ -134,7 +134,7 @@ async def logout(request: web.Request) -> web.Response:
     await require_session(request)
     token = session_token(request)
     assert token is not None  # require_session passed
-    await close_session(request.app[SERVICES].database, token)
+    await close_session(request.app[ACCOUNT_NEEDS].database, token)
     response = web.Response(status=204)
     clear_session_cookies(response)
     return response
@@ -145,23 +145,23 @@ async def logout(request: web.Request) -> web.Response:
 
 async def get_account(request: web.Request) -> web.Response:
     account_id = await require_session(request)
-    await settled_here(request.app[SERVICES].ledger)
-    async with request.app[SERVICES].database.session() as session:
+    await settled_here(request.app[ACCOUNT_NEEDS].ledger)
+    async with request.app[ACCOUNT_NEEDS].database.session() as session:
         return json_reply(await account_view(session, account_id))
 
 
 async def get_ledger(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     query = _validate(LedgerQuery, dict(request.query), "query")
-    await settled_here(request.app[SERVICES].ledger)
-    async with request.app[SERVICES].database.session() as session:
+    await settled_here(request.app[ACCOUNT_NEEDS].ledger)
+    async with request.app[ACCOUNT_NEEDS].database.session() as session:
         return json_reply(await ledger_page(session, account_id, query.limit, query.before))
 
 
 async def get_usage(request: web.Request) -> web.Response:
     account_id = await require_session(request)
-    await settled_here(request.app[SERVICES].ledger)
-    async with request.app[SERVICES].database.session() as session:
+    await settled_here(request.app[ACCOUNT_NEEDS].ledger)
+    async with request.app[ACCOUNT_NEEDS].database.session() as session:
         return json_reply(await usage_report(session, account_id))
 
 
@@ -174,7 +174,7 @@ async def create_account_key(request: web.Request) -> web.Response:
     account_id = await require_session(request)
     body = await read_body(request, CreateKeyRequest)
     await limit_account_keys(request, account_id)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     now = services.clock.now()
     async with services.database.session() as session, session.begin():
         # Write first, check after (raising rolls the key back): a transaction that reads and
@@ -191,7 +191,7 @@ async def create_account_key(request: web.Request) -> web.Response:
 
 async def list_account_keys(request: web.Request) -> web.Response:
     account_id = await require_session(request)
-    async with request.app[SERVICES].database.session() as session:
+    async with request.app[ACCOUNT_NEEDS].database.session() as session:
         return json_reply(KeyList(data=await account_keys(session, account_id)))
 
 
@@ -202,7 +202,7 @@ async def revoke_account_key(request: web.Request) -> web.Response:
     within the key cache's TTL (seconds).
     """
     account_id = await require_session(request)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     raw_id = request.match_info["key_id"]
     key_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() and len(raw_id) < 19 else None
     if key_id is None:

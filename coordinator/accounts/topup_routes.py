@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.accounts.auth import require_session
+from coordinator.accounts.needs import ACCOUNT_NEEDS
 from coordinator.economy.topups import credits_for, payment_url, usdc_amount_raw, usdc_text
 from coordinator.errors import InvalidRequest, NotFound, RateLimited, TopupsUnavailable
-from coordinator.services import SERVICES
 from coordinator.settings.economy import TopupSettings
 from coordinator.store.models import TopupInvoice
 
@@ -99,7 +99,7 @@ async def open_invoice(
 async def create_topup(request: web.Request) -> web.Response:
     """Open an invoice for ``amount_usdc`` USDC and return how to pay it."""
     account_id = await require_session(request)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     settings = services.settings.topups
     if settings.treasury is None:
         raise TopupsUnavailable("top-ups are not enabled on this coordinator (no treasury set)")
@@ -133,7 +133,7 @@ async def create_topup(request: web.Request) -> web.Response:
 async def get_topup(request: web.Request) -> web.Response:
     """An invoice of this account, with its current status."""
     account_id = await require_session(request)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     topup_id = request.match_info["topup_id"]
     async with services.database.session() as session:
         invoice = await session.scalar(

@@ -22,7 +22,7 @@ from coordinator.cloud.relay import CloudRelay
 from coordinator.cloud.sealing import MasterKeyInvalid, SealBroken, TokenSealer
 from coordinator.hub.live import LiveNode
 from coordinator.hub.membership import Admitted, announce, depart
-from coordinator.services import SERVICES, Services
+from coordinator.hub.needs import HUB_NEEDS, HubNeeds
 from coordinator.settings.cloud import CloudSettings
 from coordinator.store.database import Database
 from coordinator.store.health import load_buckets
@@ -83,7 +83,7 @@ def cloud_register(row: CloudNode, context_length: int, now_text: str) -> Regist
     )
 
 
-async def bring_online(services: Services, fleet: CloudFleet, row: CloudNode) -> LiveNode:
+async def bring_online(services: HubNeeds, fleet: CloudFleet, row: CloudNode) -> LiveNode:
     """Attach the stored cloud node to the hub and the router.
 
     An older relay of the same node (a reconfiguration) takes no new jobs from here on but
@@ -132,7 +132,7 @@ async def bring_online(services: Services, fleet: CloudFleet, row: CloudNode) ->
     return node
 
 
-async def take_offline(services: Services, fleet: CloudFleet, node_id: NodeId, reason: str) -> None:
+async def take_offline(services: HubNeeds, fleet: CloudFleet, node_id: NodeId, reason: str) -> None:
     """Detach the cloud node from the hub and the router; its jobs in flight end as lost."""
     relay = fleet.relays.pop(node_id, None)
     if relay is None:
@@ -172,7 +172,7 @@ async def check_stored_tokens(database: Database, sealer: TokenSealer | None) ->
 
 async def cloud_nodes_online(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: bring every stored cloud node online; take them offline on shutdown."""
-    services = app[SERVICES]
+    services = app[HUB_NEEDS]
     sealer = sealer_from(services.settings.cloud)
     rows = await check_stored_tokens(services.database, sealer)
     fleet = CloudFleet(sealer)

@@ -24,9 +24,9 @@ from coordinator.cloud.fleet import CLOUD_FLEET, CloudFleet, bring_online, take_
 from coordinator.cloud.schemas import CloudNodeList, CloudNodeView, CreateCloudNode, UpdateCloudNode
 from coordinator.cloud.sealing import TokenSealer, last_four
 from coordinator.errors import CloudNodesUnavailable, InvalidRequest, NotFound
+from coordinator.hub.needs import HUB_NEEDS, HubNeeds
 from coordinator.json_http import json_reply, read_body
 from coordinator.limits.enforce import limit_ip
-from coordinator.services import SERVICES, Services
 from coordinator.store.models import CloudNode
 from protocol.ids import NodeId
 
@@ -55,7 +55,7 @@ def _sealer(fleet: CloudFleet) -> TokenSealer:
     return fleet.sealer
 
 
-def _check_offer(services: Services, model: str, concurrency: int) -> None:
+def _check_offer(services: HubNeeds, model: str, concurrency: int) -> None:
     if services.catalogue.get(model) is None:
         raise InvalidRequest(f"{model!r} is not a catalogue model", param="model")
     limit = services.settings.cloud.max_concurrency
@@ -69,7 +69,7 @@ async def create_cloud_node(request: web.Request) -> web.Response:
     """Check the upstream with a real completion, then store it sealed and bring it online."""
     await limit_ip(request)  # each one makes the coordinator call out to a URL of the caller's
     account_id = await require_session(request)
-    services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
+    services, fleet = request.app[HUB_NEEDS], request.app[CLOUD_FLEET]
     sealer = _sealer(fleet)
     body = await read_body(request, CreateCloudNode)
     _check_offer(services, body.model, body.concurrency)
@@ -90,7 +90,7 @@ async def create_cloud_node(request: web.Request) -> web.Response:
 
 async def list_cloud_nodes(request: web.Request) -> web.Response:
     account_id = await require_session(request)
-    services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
+    services, fleet = request.app[HUB_NEEDS], request.app[CLOUD_FLEET]
     async with services.database.session() as db:
         rows = (await db.scalars(
             select(CloudNode).where(CloudNode.account_id == account_id)
@@ -101,7 +101,7 @@ async def list_cloud_nodes(request: web.Request) -> web.Response:
 
 async def get_cloud_node(request: web.Request) -> web.Response:
     account_id = await require_session(request)
-    services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
+    services, fleet = request.app[HUB_NEEDS], request.app[CLOUD_FLEET]
     async with services.database.session() as db:
         row = await _owned(db, request, account_id)
     return json_reply(view(row, fleet))
@@ -111,7 +111,7 @@ async def update_cloud_node(request: web.Request) -> web.Response:
     """Change a cloud node; a new URL, token or upstream model is checked again first."""
     await limit_ip(request)
     account_id = await require_session(request)
-    services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
+    services, fleet = request.app[HUB_NEEDS], request.app[CLOUD_FLEET]
     sealer = _sealer(fleet)
     body = await read_body(request, UpdateCloudNode)
     async with services.database.session() as db:
@@ -144,7 +144,7 @@ async def update_cloud_node(request: web.Request) -> web.Response:
 async def delete_cloud_node(request: web.Request) -> web.Response:
     """Take the cloud node offline and forget its upstream (its earnings history stays)."""
     account_id = await require_session(request)
-    services, fleet = request.app[SERVICES], request.app[CLOUD_FLEET]
+    services, fleet = request.app[HUB_NEEDS], request.app[CLOUD_FLEET]
     async with services.database.session() as db, db.begin():
         row = await _owned(db, request, account_id)
         await db.delete(row)

@@ -32,9 +32,8 @@ from coordinator.economy.bounties import (
     demand_since,
     refused_tokens,
 )
-from coordinator.hub.replication import local_presence
+from coordinator.economy.needs import ECONOMY_NEEDS, EconomyNeeds
 from coordinator.periodic import every
-from coordinator.services import SERVICES, Services
 from coordinator.store.database import Database
 from coordinator.store.models import BountyRow, LedgerTransaction
 
@@ -58,7 +57,7 @@ async def delivered_calls(database: Database, since: datetime) -> dict[str, Deli
             for model, tokens, calls in rows if model is not None}
 
 
-async def network_presence(services: Services) -> tuple[ReplicaPresence, list[ReplicaPresence]]:
+async def network_presence(services: EconomyNeeds) -> tuple[ReplicaPresence, list[ReplicaPresence]]:
     """This replica's presence and every other replica's, as they publish it.
 
     The others' are read afresh rather than taken from this replica's router, whose merged view
@@ -70,7 +69,7 @@ async def network_presence(services: Services) -> tuple[ReplicaPresence, list[Re
         log.warning("presence not read; using this replica's view", exc_info=True)
         others = [ReplicaPresence(replica="merged", published_at=0.0,
                                   nodes=tuple(services.remote_nodes.values()))]
-    return local_presence(services), others
+    return services.local_presence(), others
 
 
 def network_refusals(
@@ -153,7 +152,7 @@ async def load_bounties(database: Database) -> tuple[list[ModelBounty], datetime
     return bounties, computed_at, max((row.epoch for row in rows), default=0)
 
 
-async def recompute(services: Services) -> tuple[ModelBounty, ...]:
+async def recompute(services: EconomyNeeds) -> tuple[ModelBounty, ...]:
     """One recomputation by the leader: compute, store under its epoch, adopt here at once."""
     economy = services.settings.economy
     now = services.clock.now()
@@ -175,19 +174,19 @@ async def recompute(services: Services) -> tuple[ModelBounty, ...]:
     return bounties
 
 
-async def refresh(services: Services) -> None:
+async def refresh(services: EconomyNeeds) -> None:
     """Adopt the stored bounties as this replica's copy."""
     bounties, computed_at, epoch = await load_bounties(services.database)
     services.bounties.replace(bounties, computed_at=computed_at, epoch=epoch)
 
 
-async def recompute_forever(services: Services) -> None:
+async def recompute_forever(services: EconomyNeeds) -> None:
     """The leader's job: recompute every ``interval_s`` until its term ends."""
     await every(services.settings.economy.bounties.interval_s, lambda: recompute(services), log,
                 "recompute bounties")
 
 
-async def follow_bounties(services: Services) -> None:
+async def follow_bounties(services: EconomyNeeds) -> None:
     """Forever, on every replica: read the bounties the leader stored."""
     await every(services.settings.economy.bounties.refresh_s, lambda: refresh(services), log,
                 "read bounties")
@@ -204,9 +203,9 @@ def _announce_changes(before: Iterable[ModelBounty], after: Iterable[ModelBounty
 
 
 async def bounties_running(app: web.Application) -> AsyncIterator[None]:
-    """The ``cleanup_ctx`` (after the one that builds Services): the leader's recomputation
+    """The ``cleanup_ctx`` (after the one that builds the services): the leader's recomputation
     and this replica's reading, both stopped before the database closes."""
-    services = app[SERVICES]
+    services = app[ECONOMY_NEEDS]
     tasks = [
         asyncio.create_task(run_as_leader(
             services.bus, JOB_NAME, lambda: recompute_forever(services),

@@ -12,8 +12,8 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from coordinator.economy.needs import ECONOMY_NEEDS
 from coordinator.json_http import json_reply
-from coordinator.services import SERVICES
 
 
 class BountyView(BaseModel):
@@ -42,7 +42,7 @@ class NetworkBounties(BaseModel):
 
 
 async def network_bounties(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = request.app[ECONOMY_NEEDS]
     economy, board = services.settings.economy, services.bounties
     views = []
     for priced in services.catalogue:

@@ -33,6 +33,7 @@ from coordinator.bus.leader import run_as_leader
 from coordinator.clock import Clock
 from coordinator.economy.grants import grant
 from coordinator.economy.ledger import SystemBooks
+from coordinator.economy.needs import ECONOMY_NEEDS
 from coordinator.economy.solana_rpc import SolanaRpc
 from coordinator.economy.topups import (
     Paid,
@@ -45,7 +46,6 @@ from coordinator.economy.topups import (
 )
 from coordinator.errors import SolanaRpcFailed
 from coordinator.periodic import every
-from coordinator.services import SERVICES
 from coordinator.settings.economy import TopupSettings
 from coordinator.store.database import Database
 from coordinator.store.models import TopupInvoice
@@ -251,9 +251,9 @@ TOPUP_WATCHER = web.AppKey("topup_watcher", TopupWatcher)
 
 
 async def topup_watching(app: web.Application) -> AsyncIterator[None]:
-    """The app's watcher (a ``cleanup_ctx`` after the one that builds Services): started only
+    """The app's watcher (a ``cleanup_ctx`` after the one that builds the services): started only
     when a treasury is configured, stopped before the database closes."""
-    services = app[SERVICES]
+    services = app[ECONOMY_NEEDS]
     settings = services.settings.topups
     if settings.treasury is None:
         yield

@@ -33,16 +33,16 @@ from coordinator.gateway.call import Pieces, answered, paid_call, read_request, 
 from coordinator.gateway.chat import NODE_HEADER
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
 from coordinator.gateway.models import request_budget, requested_model
+from coordinator.gateway.needs import GATEWAY_NEEDS, GatewayNeeds
 from coordinator.gateway.tools import answer_schema_for_tools, read_answer, read_tool_answer
 from coordinator.limits.enforce import stream_slot
-from coordinator.services import SERVICES, Services
 from protocol.ids import ModelId
 
 Body = MessagesRequest | CountTokensRequest
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     owner = await require_api_key(request)
     body = await read_request(request, services, MessagesRequest)
     spec, price = _spec(body, services)
@@ -53,7 +53,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
 async def count_tokens(request: web.Request) -> web.Response:
     """The prompt's tokens as a node counts them: its prefill, with one token generated and not
     billed (the answer is discarded)."""
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     await require_api_key(request)
     body = await read_request(request, services, CountTokensRequest)
     spec, _ = _spec(body, services)
@@ -70,7 +70,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     raise CoordinatorError("the node ended without counting the prompt")
 
 
-def _spec(body: Body, services: Services) -> tuple[CompletionSpec, Price]:
+def _spec(body: Body, services: GatewayNeeds) -> tuple[CompletionSpec, Price]:
     priced = requested_model(services, body.model, chat=True)
     turns = body.conversation()
     model = ModelId(priced.id)
@@ -87,7 +87,7 @@ def _spec(body: Body, services: Services) -> tuple[CompletionSpec, Price]:
 
 
 async def _answer(
-    request: web.Request, services: Services, owner: KeyOwner, body: MessagesRequest,
+    request: web.Request, services: GatewayNeeds, owner: KeyOwner, body: MessagesRequest,
     spec: CompletionSpec, price: Price,
 ) -> web.StreamResponse:
     with_tools = bool(spec.tools) and spec.params.json_schema is not None

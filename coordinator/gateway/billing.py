@@ -9,7 +9,8 @@ from coordinator.accounts.api_keys import KeyOwner
 from coordinator.catalogue import Price
 from coordinator.economy.postings import ServingNode, flap_reduction_at, trust_at
 from coordinator.economy.settlement import CallSettlement
-from coordinator.services import Services
+from coordinator.gateway.needs import GatewayNeeds
+from coordinator.hub.payees import payee_of
 from protocol.chat import ChatMessage
 from protocol.ids import NodeId
 
@@ -75,7 +76,7 @@ class Hold:
     owner: KeyOwner
 
 
-async def hold_for_call(services: Services, owner: KeyOwner, amount: int) -> Hold:
+async def hold_for_call(services: GatewayNeeds, owner: KeyOwner, amount: int) -> Hold:
     hold_id = await services.ledger.reserve(
         owner.account_id, amount, api_key_id=owner.key_id,
         key_has_limit=owner.spend_limit is not None,
@@ -83,18 +84,7 @@ async def hold_for_call(services: Services, owner: KeyOwner, amount: int) -> Hol
     return Hold(hold_id, amount, owner)
 
 
-def payee_of(services: Services, node_id: NodeId) -> int | None:
-    """The account a node's pay goes to: connected here, to another replica, or gone since."""
-    live = services.hub.get(node_id)
-    if live is not None:
-        return live.payee_account_id
-    remote = services.remote_nodes.get(node_id)
-    if remote is not None:
-        return remote.payee_account_id
-    return services.departed_payees.get(node_id)
-
-
-def settle_call(services: Services, hold: Hold, meter: CallMeter) -> None:
+def settle_call(services: GatewayNeeds, hold: Hold, meter: CallMeter) -> None:
     """Queue the call's settlement (no await: safe to call while the handler is cancelled)."""
     now = services.clock.now()
     economy = services.settings.economy

@@ -33,8 +33,8 @@ from coordinator.gateway.billing import (
 )
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece, stream_completion
 from coordinator.gateway.demand import note_refused
+from coordinator.gateway.needs import GatewayNeeds
 from coordinator.json_http import invalid_request
-from coordinator.services import Services
 
 Pieces = AsyncGenerator[Piece | Finished, None]
 Answer = Callable[[Pieces, Piece | Finished, CallMeter], Awaitable[web.StreamResponse]]
@@ -42,7 +42,7 @@ Answer = Callable[[Pieces, Piece | Finished, CallMeter], Awaitable[web.StreamRes
 
 
 async def paid_call(
-    request: web.Request, services: Services, owner: KeyOwner, spec: CompletionSpec,
+    request: web.Request, services: GatewayNeeds, owner: KeyOwner, spec: CompletionSpec,
     price: Price, completion_id: str, answer: Answer,
 ) -> web.StreamResponse:
     spec = dataclasses.replace(spec, consumer_account=owner.account_id)
@@ -101,7 +101,7 @@ async def read_whole(
 Body = TypeVar("Body", bound=pydantic.BaseModel)
 
 
-async def read_request(request: web.Request, services: Services, kind: type[Body]) -> Body:
+async def read_request(request: web.Request, services: GatewayNeeds, kind: type[Body]) -> Body:
     """The request's JSON body as ``kind``: a 413 past ``max_request_bytes``, else a 400 naming
     the first bad parameter."""
     raw = await read_limited(request, services.settings.max_request_bytes)

@@ -27,6 +27,7 @@ from coordinator.gateway.billing import CallMeter
 from coordinator.gateway.call import Pieces, answered, paid_call, read_limited, sse_error
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece
 from coordinator.gateway.models import request_budget, requested_model
+from coordinator.gateway.needs import GATEWAY_NEEDS, GatewayNeeds
 from coordinator.gateway.openai_types import (
     AssistantMessage,
     ChatCompletion,
@@ -46,7 +47,6 @@ from coordinator.gateway.sampling import answer_schema
 from coordinator.gateway.tools import CallMade, ToolAnswer, read_tool_answer
 from coordinator.json_http import invalid_request
 from coordinator.limits.enforce import stream_slot
-from coordinator.services import SERVICES, Services
 from protocol.chat import TokenLogprob
 from protocol.ids import ModelId, NodeId
 
@@ -56,7 +56,7 @@ NODE_HEADER = "X-Koretex-Node"
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     owner = await require_api_key(request)
     body = await _parse(request, services)
     async with stream_slot(request, owner.key_id):
@@ -64,7 +64,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _complete(
-    request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest
+    request: web.Request, services: GatewayNeeds, owner: KeyOwner, body: ChatCompletionRequest
 ) -> web.StreamResponse:
     spec, price = _spec(body, services)
 
@@ -81,7 +81,7 @@ async def _complete(
     return await paid_call(request, services, owner, spec, price, _completion_id(), answer)
 
 
-async def _parse(request: web.Request, services: Services) -> ChatCompletionRequest:
+async def _parse(request: web.Request, services: GatewayNeeds) -> ChatCompletionRequest:
     raw = await read_limited(request, services.settings.max_request_bytes)
     try:
         body = ChatCompletionRequest.model_validate_json(raw)
@@ -94,7 +94,7 @@ async def _parse(request: web.Request, services: Services) -> ChatCompletionRequ
     return body
 
 
-def _spec(body: ChatCompletionRequest, services: Services) -> tuple[CompletionSpec, Price]:
+def _spec(body: ChatCompletionRequest, services: GatewayNeeds) -> tuple[CompletionSpec, Price]:
     priced = requested_model(services, body.model, chat=True)
     messages = tuple(m.to_chat() for m in body.messages)
     model = ModelId(priced.id)
@@ -196,7 +196,7 @@ async def _whole(
 
 
 async def _several(
-    request: web.Request, services: Services, owner: KeyOwner, body: ChatCompletionRequest,
+    request: web.Request, services: GatewayNeeds, owner: KeyOwner, body: ChatCompletionRequest,
     spec: CompletionSpec, price: Price,
 ) -> web.Response:
     """``n`` choices, each its own paid call (billed as n calls), answered together.

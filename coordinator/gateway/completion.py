@@ -20,7 +20,6 @@ from coordinator.errors import (
     QueueFull,
     UpstreamFailed,
 )
-from coordinator.gateway.billing import payee_of
 from coordinator.gateway.context import ContextBudget, context_refused
 from coordinator.gateway.failover import (
     Attempt,
@@ -32,8 +31,9 @@ from coordinator.gateway.failover import (
     next_attempt,
     when_no_node,
 )
+from coordinator.gateway.needs import GatewayNeeds
 from coordinator.hub.calls import AttemptFailed, new_job_id
-from coordinator.services import Services
+from coordinator.hub.payees import payee_of
 from protocol.chat import ChatMessage, FunctionTool, SamplingParams, TokenLogprob
 from protocol.ids import ModelId, NodeId
 from protocol.messages import FinishReason, Job, TokenDelta
@@ -95,7 +95,7 @@ class _Progress:
 
 
 async def stream_completion(
-    services: Services, spec: CompletionSpec
+    services: GatewayNeeds, spec: CompletionSpec
 ) -> AsyncGenerator[Piece | Finished, None]:
     """Yield the completion's pieces, then one :class:`Finished`; raises a CoordinatorError.
 
@@ -194,7 +194,7 @@ def _job_for(
 
 
 async def _choose_or_wait(
-    services: Services, model: ModelId, tried: Set[NodeId], min_context: int = 0
+    services: GatewayNeeds, model: ModelId, tried: Set[NodeId], min_context: int = 0
 ) -> NodeId:
     """A node for the next attempt whose context holds ``min_context`` tokens, waiting a
     bounded time while every such candidate is busy."""

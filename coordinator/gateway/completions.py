@@ -28,21 +28,21 @@ from coordinator.gateway.completions_types import (
     TextCompletion,
 )
 from coordinator.gateway.models import request_budget, requested_model
+from coordinator.gateway.needs import GATEWAY_NEEDS, GatewayNeeds
 from coordinator.limits.enforce import stream_slot
-from coordinator.services import SERVICES, Services
 from protocol.chat import ChatMessage, TokenLogprob
 from protocol.ids import ModelId
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     owner = await require_api_key(request)
     body = await read_request(request, services, CompletionRequest)
     async with stream_slot(request, owner.key_id):
         return await _complete(request, services, owner, body)
 
 
-def _spec(body: CompletionRequest, services: Services) -> tuple[CompletionSpec, Price]:
+def _spec(body: CompletionRequest, services: GatewayNeeds) -> tuple[CompletionSpec, Price]:
     priced = requested_model(services, body.model, chat=False)
     prompt = body.prompt_text()
     if not prompt:
@@ -58,7 +58,7 @@ def _spec(body: CompletionRequest, services: Services) -> tuple[CompletionSpec, 
 
 
 async def _complete(
-    request: web.Request, services: Services, owner: KeyOwner, body: CompletionRequest
+    request: web.Request, services: GatewayNeeds, owner: KeyOwner, body: CompletionRequest
 ) -> web.StreamResponse:
     spec, price = _spec(body, services)
     completion_id = "cmpl-" + secrets.token_urlsafe(18)

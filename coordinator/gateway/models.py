@@ -15,8 +15,8 @@ from coordinator.accounts.auth import require_api_key
 from coordinator.catalogue import PricedModel
 from coordinator.errors import InvalidRequest, ModelNotFound
 from coordinator.gateway.context import ContextBudget, context_budget
+from coordinator.gateway.needs import GATEWAY_NEEDS, GatewayNeeds
 from coordinator.gateway.openai_types import ModelEntry, ModelList
-from coordinator.services import SERVICES, Services
 from protocol.catalogue import NetworkCatalogue
 from protocol.chat import ChatMessage
 from protocol.ids import ModelId
@@ -47,7 +47,7 @@ def live_models(request: web.Request) -> ModelList:
 async def network_catalogue(request: web.Request) -> web.Response:
     """``GET /v1/network/catalogue``: every model with its identity, prices and source, and how
     many nodes connected anywhere on the network serve it now (exam or not)."""
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     connected = Counter(model for node in services.hub.nodes() for model in node.models)
     connected.update(
         model for node in services.remote_nodes.values() for model in node.models
@@ -61,7 +61,7 @@ async def network_catalogue(request: web.Request) -> web.Response:
 def catalogue_models(request: web.Request) -> ModelList:
     """Every catalogue model with the number of live nodes on the whole network that serve it
     to consumers now (a node still sitting its admission exam for a model does not count)."""
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     router = services.router
     live = Counter(
         model for node in services.hub.nodes() if not node.draining for model in node.models
@@ -86,12 +86,12 @@ def catalogue_models(request: web.Request) -> ModelList:
     return ModelList(data=entries)
 
 
-def _served_context(services: Services, priced: PricedModel) -> int:
+def _served_context(services: GatewayNeeds, priced: PricedModel) -> int:
     largest = services.router.largest_context(ModelId(priced.id))
     return priced.model.context_length if largest is None else largest
 
 
-def requested_model(services: Services, name: str, *, chat: bool) -> PricedModel:
+def requested_model(services: GatewayNeeds, name: str, *, chat: bool) -> PricedModel:
     """The catalogue model a request names: a 404 naming ``model`` when there is none, and for a
     chat request a 400 when the model cannot chat (:func:`require_chat_template`)."""
     priced = services.catalogue.get(name)
@@ -103,7 +103,7 @@ def requested_model(services: Services, name: str, *, chat: bool) -> PricedModel
 
 
 def request_budget(
-    services: Services, priced: PricedModel, messages: tuple[ChatMessage, ...],
+    services: GatewayNeeds, priced: PricedModel, messages: tuple[ChatMessage, ...],
     requested: int | None,
 ) -> ContextBudget:
     """What the request needs of a node's context (``gateway.context.context_budget``) against

@@ -24,6 +24,7 @@ from coordinator.gateway.call import Pieces, answered, paid_call, read_request, 
 from coordinator.gateway.chat import NODE_HEADER
 from coordinator.gateway.completion import CompletionSpec, Finished, Piece
 from coordinator.gateway.models import request_budget, requested_model
+from coordinator.gateway.needs import GATEWAY_NEEDS, GatewayNeeds
 from coordinator.gateway.responses_types import (
     ResponseDeleted,
     ResponseRequest,
@@ -36,14 +37,13 @@ from coordinator.gateway.responses_types import (
 )
 from coordinator.gateway.tools import ToolAnswer, answer_schema_for_tools, read_answer
 from coordinator.limits.enforce import stream_slot
-from coordinator.services import SERVICES, Services
 from coordinator.store.responses import delete_response, load_response, save_response
 from protocol.chat import ChatMessage
 from protocol.ids import ModelId
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     owner = await require_api_key(request)
     body = await read_request(request, services, ResponseRequest)
     earlier = await _earlier_turns(services, owner, body)
@@ -55,7 +55,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
 
 
 async def get_response(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     owner = await require_api_key(request)
     stored = await load_response(
         services.database, request.match_info["response_id"], owner.key_id, services.clock.now()
@@ -66,7 +66,7 @@ async def get_response(request: web.Request) -> web.Response:
 
 
 async def remove_response(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = request.app[GATEWAY_NEEDS]
     owner = await require_api_key(request)
     found = request.match_info["response_id"]
     if not await delete_response(services.database, found, owner.key_id):
@@ -84,7 +84,7 @@ def _instructions(body: ResponseRequest) -> tuple[ChatMessage, ...]:
 
 
 async def _earlier_turns(
-    services: Services, owner: KeyOwner, body: ResponseRequest
+    services: GatewayNeeds, owner: KeyOwner, body: ResponseRequest
 ) -> list[ChatMessage]:
     if body.previous_response_id is None:
         return []
@@ -100,7 +100,7 @@ async def _earlier_turns(
 
 
 def _spec(
-    body: ResponseRequest, services: Services, turns: tuple[ChatMessage, ...]
+    body: ResponseRequest, services: GatewayNeeds, turns: tuple[ChatMessage, ...]
 ) -> tuple[CompletionSpec, Price]:
     priced = requested_model(services, body.model, chat=True)
     if len(turns) > services.settings.max_messages:
@@ -124,7 +124,7 @@ def _spec(
 
 
 async def _answer(
-    request: web.Request, services: Services, owner: KeyOwner, body: ResponseRequest,
+    request: web.Request, services: GatewayNeeds, owner: KeyOwner, body: ResponseRequest,
     spec: CompletionSpec, price: Price, conversation: list[ChatMessage],
 ) -> web.StreamResponse:
     envelope = _Envelope(body, response_id(), int(time.time()))
@@ -152,7 +152,7 @@ async def _answer(
 
 
 async def _store(
-    services: Services, owner: KeyOwner, response: str, conversation: list[ChatMessage],
+    services: GatewayNeeds, owner: KeyOwner, response: str, conversation: list[ChatMessage],
     answer: ToolAnswer, final: dict[str, Any],
 ) -> None:
     turns = [*conversation, *answered_turns(answer)]

@@ -25,8 +25,8 @@ from coordinator.accounts.enrollment import (
 from coordinator.accounts.identity import EnrollmentLimits
 from coordinator.hub.live import LiveNode, delta_violation
 from coordinator.hub.membership import Admitted, announce, depart
+from coordinator.hub.needs import HUB_NEEDS, HubNeeds
 from coordinator.limits.enforce import new_node_allowed
-from coordinator.services import SERVICES, Services
 from coordinator.store.health import load_buckets
 from coordinator.store.nodes import record_registration
 from coordinator.store.removals import removal_reason
@@ -63,8 +63,8 @@ class NodeSocket(web.WebSocketResponse):
 
 
 async def node_connect(request: web.Request) -> web.WebSocketResponse:
-    services = request.app[SERVICES]
-    if services.shutting_down:
+    services = request.app[HUB_NEEDS]
+    if services.stopping.is_set():
         raise web.HTTPServiceUnavailable(text="coordinator restarting")
     settings = services.settings
     # No permessage-deflate: frames are small JSON, and a zlib context per connection would
@@ -113,7 +113,7 @@ class TryLater(Exception):
 
 
 async def _register(
-    ws: web.WebSocketResponse, session: CoordinatorSession, services: Services,
+    ws: web.WebSocketResponse, session: CoordinatorSession, services: HubNeeds,
     request: web.Request,
 ) -> LiveNode | None:
     """Verify the node's registration, admit it in the store, announce it: its live node, or
@@ -148,7 +148,7 @@ async def _register(
 
 
 async def _verify(
-    ws: web.WebSocketResponse, session: CoordinatorSession, services: Services
+    ws: web.WebSocketResponse, session: CoordinatorSession, services: HubNeeds
 ) -> Register | None:
     """The node's signed registration, checked: its identity, not refused, catalogue weights."""
     try:
@@ -177,7 +177,7 @@ async def _verify(
 
 
 async def _admit(
-    services: Services, request: web.Request, message: Register, now: datetime
+    services: HubNeeds, request: web.Request, message: Register, now: datetime
 ) -> tuple[Admitted, str | None, int]:
     """Record the registration in one transaction: not removed, within the identity limits,
     enrolled if it brings a token. Returns what membership needs, the operator's name and what
@@ -217,7 +217,7 @@ async def _admit(
         return admitted, operator, earned
 
 
-async def _serve(ws: web.WebSocketResponse, node: LiveNode, services: Services) -> None:
+async def _serve(ws: web.WebSocketResponse, node: LiveNode, services: HubNeeds) -> None:
     async for frame in ws:
         if frame.type is not WSMsgType.TEXT:
             if frame.type is WSMsgType.BINARY:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from coordinator.accounts.auth import require_session
 from coordinator.accounts.enrollment import install_command, mint
+from coordinator.hub.needs import HUB_NEEDS
 from coordinator.limits.enforce import limit_ip
-from coordinator.services import SERVICES
 from installer.assets import install_script
 
 
@@ -33,7 +33,7 @@ async def create_enrollment(request: web.Request) -> web.Response:
     """A one-time token (shown in this response only) and the command that uses it."""
     await limit_ip(request)
     account_id = await require_session(request)
-    services = request.app[SERVICES]
+    services = request.app[HUB_NEEDS]
     settings = services.settings
     now = services.clock.now()
     async with services.database.session() as session, session.begin():

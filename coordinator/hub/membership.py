@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from coordinator.hub.live import LiveNode
+from coordinator.hub.needs import HubNeeds
 from coordinator.routing import NodeInfo
 from coordinator.routing.health import HealthBucket
-from coordinator.services import Services
 from coordinator.store.health import save_health
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class Admitted:
 
 
 def announce(
-    services: Services, node: LiveNode, admitted: Admitted, now: datetime
+    services: HubNeeds, node: LiveNode, admitted: Admitted, now: datetime
 ) -> LiveNode | None:
     """Make ``node`` live: returns the older connection of the same node it replaces, if any,
     which the caller ends (a websocket at once; a cloud relay once its answers are done)."""
@@ -57,7 +57,7 @@ def announce(
     return previous
 
 
-async def depart(services: Services, node: LiveNode, reason: str) -> None:
+async def depart(services: HubNeeds, node: LiveNode, reason: str) -> None:
     """Forget ``node``; a newer connection of the same node stays live."""
     services.departed_payees.remember(node.node_id, node.payee_account_id)
     services.hub.detach(node, reason)
@@ -65,7 +65,7 @@ async def depart(services: Services, node: LiveNode, reason: str) -> None:
         return
     services.router.remove_node(node.node_id)
     services.admission.left(node.node_id)
-    if services.shutting_down:  # on shutdown the app saves every window itself
+    if services.stopping.is_set():  # on shutdown the app saves every window itself
         return
     try:
         await save_health(

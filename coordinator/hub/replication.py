@@ -17,16 +17,16 @@ from contextlib import aclosing
 from coordinator.bus.base import FakeNotice, NodePresence, RelayJob, ReplicaPresence
 from coordinator.errors import InvalidRequest
 from coordinator.hub.calls import AttemptFailed
+from coordinator.hub.needs import HubNeeds
 from coordinator.periodic import every
 from coordinator.routing import BreakerState, NodeInfo, Outcome
-from coordinator.services import Services
 from protocol.ids import NodeId
 from protocol.messages import FailureCode, JobFailed
 
 log = logging.getLogger(__name__)
 
 
-def local_presence(services: Services) -> ReplicaPresence:
+def local_presence(services: HubNeeds) -> ReplicaPresence:
     """The routing view of every node connected to this replica."""
     router, clock = services.router, services.clock
     now, wall_now = clock.monotonic(), clock.now().timestamp()
@@ -66,7 +66,7 @@ def local_presence(services: Services) -> ReplicaPresence:
     )
 
 
-async def publish_presence(services: Services) -> None:
+async def publish_presence(services: HubNeeds) -> None:
     """Forever: publish this replica's presence when it changed, and renew it in any case."""
     settings = services.settings.bus
     renew_every = settings.presence_ttl_s / 3
@@ -91,7 +91,7 @@ async def publish_presence(services: Services) -> None:
     await every(settings.publish_spacing_s, publish_if_due, log, "publish presence")
 
 
-async def follow_presence(services: Services) -> None:
+async def follow_presence(services: HubNeeds) -> None:
     """Forever: merge the other replicas' presence into this replica's router."""
     known_replicas: set[str] = set()
     fakes_heard: dict[str, int] = {}  # per replica, the serial of the last fake verdict applied
@@ -107,7 +107,7 @@ async def follow_presence(services: Services) -> None:
 
 
 def apply_fakes(
-    services: Services, replicas: list[ReplicaPresence], heard: dict[str, int]
+    services: HubNeeds, replicas: list[ReplicaPresence], heard: dict[str, int]
 ) -> None:
     """Quarantine the nodes connected here that another replica judged fake since last time."""
     for replica in replicas:
@@ -121,7 +121,7 @@ def apply_fakes(
         heard[replica.replica] = max((n.serial for n in replica.fakes), default=last)
 
 
-async def remove_announced(services: Services, replicas: list[ReplicaPresence]) -> None:
+async def remove_announced(services: HubNeeds, replicas: list[ReplicaPresence]) -> None:
     """Refuse, and disconnect if connected here, the nodes other replicas removed."""
     keeper = services.points
     if keeper is None:
@@ -133,7 +133,7 @@ async def remove_announced(services: Services, replicas: list[ReplicaPresence]) 
 
 
 def merge_presence(
-    services: Services, replicas: list[ReplicaPresence], known_replicas: set[str]
+    services: HubNeeds, replicas: list[ReplicaPresence], known_replicas: set[str]
 ) -> set[str]:
     """Apply the others' presence; returns the replicas alive now."""
     router, hub, clock = services.router, services.hub, services.clock
@@ -146,7 +146,7 @@ def merge_presence(
             held = claims.get(node.node_id)
             if held is None or node.connected_at > held[1].connected_at:
                 claims[node.node_id] = (replica.replica, node)
-    previous = services.remote_nodes
+    previous = dict(services.remote_nodes)
     current: dict[NodeId, NodePresence] = {}
     changed = False
     for node_id, (owner, node) in claims.items():
@@ -180,7 +180,8 @@ def merge_presence(
             router.remove_node(node_id)
             services.departed_payees.remember(node_id, node.payee_account_id)
             changed = True
-    services.remote_nodes = current
+    services.remote_nodes.clear()
+    services.remote_nodes.update(current)
     alive = {replica.replica for replica in replicas}
     for gone in known_replicas - alive:
         log.warning("replica %s is gone", gone)
@@ -190,7 +191,7 @@ def merge_presence(
     return alive
 
 
-async def serve_relayed(services: Services, message: RelayJob) -> None:
+async def serve_relayed(services: HubNeeds, message: RelayJob) -> None:
     """Run a job another replica sent to a node connected here; send every event back."""
     bus, router, job, node_id = services.bus, services.router, message.job, message.node_id
     now = services.clock.monotonic()

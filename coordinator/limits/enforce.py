@@ -17,7 +17,7 @@ from aiohttp import web
 
 from coordinator.errors import RateLimited
 from coordinator.limits.client_ip import Network, client_ip, network_prefix, parse_networks
-from coordinator.services import SERVICES
+from coordinator.limits.needs import LIMIT_NEEDS
 
 MINUTE_S = 60.0
 DAY_S = 86_400.0
@@ -32,14 +32,14 @@ def _proxies(specs: tuple[str, ...]) -> tuple[Network, ...]:
 
 def request_ip(request: web.Request) -> str:
     """The client's address, as far as the configured trusted proxies vouch for it."""
-    limits = request.app[SERVICES].settings.limits
+    limits = request.app[LIMIT_NEEDS].settings.limits
     return client_ip(
         request.remote, request.headers.get("X-Forwarded-For"), _proxies(limits.trusted_proxies)
     )
 
 
 async def limit_key(request: web.Request, key_id: int) -> None:
-    services = request.app[SERVICES]
+    services = request.app[LIMIT_NEEDS]
     limit = services.settings.limits.requests_per_minute_per_key
     refusal = await services.rates.hit(f"key:{key_id}", 1, limit, MINUTE_S)
     if refusal is not None:
@@ -57,7 +57,7 @@ def request_prefix(request: web.Request) -> str:
 async def limit_ip(request: web.Request) -> None:
     """Limit auth and credential requests per client network (not per address: see
     :func:`~coordinator.limits.client_ip.network_prefix`)."""
-    services = request.app[SERVICES]
+    services = request.app[LIMIT_NEEDS]
     limit = services.settings.limits.auth_requests_per_minute_per_ip
     refusal = await services.rates.hit(f"net:{request_prefix(request)}", 1, limit, MINUTE_S)
     if refusal is not None:
@@ -69,7 +69,7 @@ async def limit_ip(request: web.Request) -> None:
 
 async def limit_account_keys(request: web.Request, account_id: int) -> None:
     """At most ``keys_per_day_per_account`` new API keys a day for one account."""
-    services = request.app[SERVICES]
+    services = request.app[LIMIT_NEEDS]
     limit = services.settings.limits.keys_per_day_per_account
     refusal = await services.rates.hit(f"keys:{account_id}", 1, limit, DAY_S)
     if refusal is not None:
@@ -81,7 +81,7 @@ async def limit_account_keys(request: web.Request, account_id: int) -> None:
 async def new_node_allowed(request: web.Request) -> bool:
     """Whether one more node identity never seen before may register from this client network
     now (at most ``new_nodes_per_minute_per_network``): identities are cheap to mint."""
-    services = request.app[SERVICES]
+    services = request.app[LIMIT_NEEDS]
     limit = services.settings.limits.new_nodes_per_minute_per_network
     return await services.rates.hit(f"nodes:{request_prefix(request)}", 1, limit, MINUTE_S) is None
 
@@ -89,7 +89,7 @@ async def new_node_allowed(request: web.Request) -> bool:
 async def starter_allowed(request: web.Request) -> bool:
     """Whether a new account opened by this request may have the starter credits: at most
     ``starter_grants_per_day_per_network`` a day from one client network."""
-    services = request.app[SERVICES]
+    services = request.app[LIMIT_NEEDS]
     limit = services.settings.limits.starter_grants_per_day_per_network
     refusal = await services.rates.hit(f"starter:{request_prefix(request)}", 1, limit, DAY_S)
     return refusal is None
@@ -97,7 +97,7 @@ async def starter_allowed(request: web.Request) -> bool:
 
 @asynccontextmanager
 async def stream_slot(request: web.Request, key_id: int) -> AsyncIterator[None]:
-    services = request.app[SERVICES]
+    services = request.app[LIMIT_NEEDS]
     limit = services.settings.limits.concurrent_streams_per_key
     key = f"key:{key_id}"
     if not await services.streams.enter(key, limit):
@@ -113,7 +113,7 @@ async def stream_slot(request: web.Request, key_id: int) -> AsyncIterator[None]:
 @web.middleware
 async def ip_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Limit every request under the auth prefixes per client IP (new auth routes included)."""
-    prefixes = request.app[SERVICES].settings.limits.auth_path_prefixes
+    prefixes = request.app[LIMIT_NEEDS].settings.limits.auth_path_prefixes
     if request.path.startswith(prefixes):
         await limit_ip(request)
     return await handler(request)

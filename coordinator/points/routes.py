@@ -12,6 +12,7 @@ from coordinator.contributions import OperatorId
 from coordinator.errors import InvalidRequest, NotFound
 from coordinator.json_http import json_reply
 from coordinator.points.estimate import estimate
+from coordinator.points.needs import POINTS_NEEDS
 from coordinator.points.schemas import (
     Leaderboard,
     LeaderboardEntry,
@@ -20,21 +21,20 @@ from coordinator.points.schemas import (
     ProviderPoints,
 )
 from coordinator.points.standings import Standings
-from coordinator.services import SERVICES
 from protocol.ids import ModelId
 
 DEFAULT_DAYS = 30
 
 
 async def _standings(request: web.Request) -> Standings:
-    keeper = request.app[SERVICES].points
+    keeper = request.app[POINTS_NEEDS].points
     if keeper is None:  # pragma: no cover - the keeper starts with the app
         raise NotFound("points are not kept on this coordinator")
     return await keeper.current()
 
 
 def _days(request: web.Request) -> int:
-    limit = request.app[SERVICES].settings.points.max_days
+    limit = request.app[POINTS_NEEDS].settings.points.max_days
     raw = request.query.get("days", str(DEFAULT_DAYS))
     try:
         days = int(raw)
@@ -81,7 +81,7 @@ async def get_provider(request: web.Request) -> web.Response:
 
 
 async def get_estimate(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = request.app[POINTS_NEEDS]
     constants = services.settings.points.constants
     tok_s = _number(request, "tok_s")
     uptime = _number(request, "uptime", 1.0)
@@ -102,7 +102,7 @@ async def get_estimate(request: web.Request) -> web.Response:
 
 
 async def get_constants(request: web.Request) -> web.Response:
-    constants = request.app[SERVICES].settings.points.constants
+    constants = request.app[POINTS_NEEDS].settings.points.constants
     return json_reply(constants)
 
 

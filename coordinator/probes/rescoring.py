@@ -38,14 +38,14 @@ from aiohttp import web
 
 from coordinator.channel import DispatchFailed, JobCutOff
 from coordinator.contributions import AuthenticityVerdict
-from coordinator.gateway.billing import payee_of
 from coordinator.hub.live import LiveNode
 from coordinator.hub.observation import JobObservation
+from coordinator.hub.payees import payee_of
 from coordinator.periodic import stop_if_cancelled
+from coordinator.probes.needs import PROBE_NEEDS, ProbeNeeds
 from coordinator.probes.plausibility import Comparison, compare
 from coordinator.probes.verdicts import record_authenticity
 from coordinator.routing import Outcome, ramp_fraction
-from coordinator.services import SERVICES, Services
 from coordinator.settings.authenticity import AuthenticitySettings
 from protocol import SCORING_PROTOCOL_VERSION
 from protocol.chat import TokenLogprob
@@ -199,7 +199,7 @@ class Disputes:
         return len(self._by_node)
 
 
-def candidate_of(services: Services, node: LiveNode, model: ModelId) -> Candidate:
+def candidate_of(services: ProbeNeeds, node: LiveNode, model: ModelId) -> Candidate:
     """The facts :func:`may_verify` reads about a connected node, as of now."""
     age_s = services.clock.now().timestamp() - node.first_seen.timestamp()
     return Candidate(
@@ -213,7 +213,7 @@ def candidate_of(services: Services, node: LiveNode, model: ModelId) -> Candidat
 
 
 def verifiers(
-    services: Services, model: ModelId, checked: NodeId, *, probe: bool = False
+    services: ProbeNeeds, model: ModelId, checked: NodeId, *, probe: bool = False
 ) -> list[LiveNode]:
     """Connected nodes that may re-score ``checked``'s answer for ``model`` (a probe's if
     ``probe``)."""
@@ -247,7 +247,7 @@ def score_request(
 
 
 async def score_on(
-    services: Services, verifier: NodeId, request: ScoreRequest, timeout_s: float
+    services: ProbeNeeds, verifier: NodeId, request: ScoreRequest, timeout_s: float
 ) -> tuple[TokenLogprob, ...]:
     """Have ``verifier`` score ``request``; its slot is counted while it works."""
     router, clock = services.router, services.clock
@@ -294,7 +294,7 @@ class SamplerCounts:
 class RescoringSampler:
     """The observer that samples jobs, and the loop that has them re-scored."""
 
-    def __init__(self, services: Services, rng: random.Random | None = None) -> None:
+    def __init__(self, services: ProbeNeeds, rng: random.Random | None = None) -> None:
         self._services = services
         self._settings = services.settings.authenticity
         self._rng = rng or random.Random()
@@ -399,16 +399,8 @@ class RescoringSampler:
 
 
 async def rescoring(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: subscribe the sampler to every attempt and run its loop; put the
-    fingerprint source ahead of the probe scheduler's ordinary prompt pool."""
-    from coordinator.probes.fingerprints import fingerprint_source
-
-    services = app[SERVICES]
-    # The probe scheduler asks its sources in order and takes the first draw; the fingerprint
-    # source answers only its share, so every other probe falls through to the prompt pool. It
-    # gets no recorder: the scheduler records each judge's verdict, once.
-    services.fingerprints = fingerprint_source(services.catalogue, services.settings.authenticity)
-    services.probe_sources.insert(0, services.fingerprints)
+    """Cleanup context: subscribe the sampler to every attempt and run its loop."""
+    services = app[PROBE_NEEDS]
     sampler = RescoringSampler(services)
     services.observers.append(sampler)
     task = asyncio.create_task(sampler.run())

@@ -39,10 +39,10 @@ from coordinator.errors import CoordinatorError
 from coordinator.hub.calls import AttemptFailed, new_job_id
 from coordinator.hub.observation import JobObservation
 from coordinator.periodic import every
+from coordinator.probes.needs import ProbeNeeds
 from coordinator.probes.sources import ProbeDraw, ProbeSource
 from coordinator.probes.verdicts import record_authenticity
 from coordinator.routing import NodeSnapshot, Outcome
-from coordinator.services import Services
 from protocol.ids import JobId, ModelId, NodeId
 from protocol.messages import Job
 
@@ -140,7 +140,7 @@ class ProbeScheduler:
     after start-up (e.g. fingerprints) takes part at once.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: ProbeNeeds) -> None:
         settings = services.settings
         interval = settings.probes.interval_s or settings.points.constants.probe_interval_s
         self.services = services

@@ -5,10 +5,10 @@ reaches the offender threshold (not at the next rescoring of the history)."""
 from __future__ import annotations
 
 from coordinator.contributions import AuthenticityVerdict
-from coordinator.services import Services
+from coordinator.probes.needs import ProbeNeeds
 
 
-async def record_authenticity(services: Services, verdict: AuthenticityVerdict) -> bool:
+async def record_authenticity(services: ProbeNeeds, verdict: AuthenticityVerdict) -> bool:
     """Record ``verdict``; returns whether its node was removed from the network for it."""
     keeper = services.points
     if verdict.genuine or keeper is None:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from coordinator.accounts.activity import add_activity_routes
 from coordinator.accounts.auth import require_session
 from coordinator.accounts.link_routes import add_link_routes
+from coordinator.accounts.needs import ACCOUNT_NEEDS
 from coordinator.accounts.next_path import safe_next
 from coordinator.accounts.node_routes import add_account_node_routes
 from coordinator.accounts.oidc import add_oidc_routes
@@ -35,7 +36,6 @@ from coordinator.errors import NotFound
 from coordinator.gateway.errors import Handler, is_api_path
 from coordinator.gateway.models import live_models
 from coordinator.json_http import json_reply
-from coordinator.services import SERVICES
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.models import TopupInvoice
 from coordinator.web.render import PAGES, STATIC_DIR, Page, render, render_error
@@ -58,7 +58,7 @@ async def _signed_in(request: web.Request) -> bool:
     token = request.cookies.get("koretex_session")
     if not token:
         return False
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     return await session_account(services.database, token, services.clock.now()) is not None
 
 
@@ -77,7 +77,8 @@ def page_handler(page: Page) -> Handler:
             raise web.HTTPFound(f"/signin?next={quote(request.path_qs, safe='/')}")
         if page.path == SIGNIN_PATH:
             _refuse_foreign_next(request)
-        body = render(page, signed_in=signed_in, site=site_facts(request.app[SERVICES].settings))
+        settings = request.app[ACCOUNT_NEEDS].settings
+        body = render(page, signed_in=signed_in, site=site_facts(settings))
         return web.Response(text=body, content_type=HTML, headers=PAGE_HEADERS)
 
     return handler
@@ -103,7 +104,7 @@ async def network_models(request: web.Request) -> web.Response:
 
 
 async def network_pricing(request: web.Request) -> web.Response:
-    economy = request.app[SERVICES].settings.economy
+    economy = request.app[ACCOUNT_NEEDS].settings.economy
     usd_per_credit = Decimal(MICRO) / Decimal(economy.credits_per_usdc)
     pricing = NetworkPricing(
         usd_per_credit=float(usd_per_credit),
@@ -117,7 +118,7 @@ async def network_pricing(request: web.Request) -> web.Response:
 async def topup_qr(request: web.Request) -> web.Response:
     """The invoice's ``solana:`` link as an SVG QR code, drawn on the server."""
     account_id = await require_session(request)
-    services = request.app[SERVICES]
+    services = request.app[ACCOUNT_NEEDS]
     topup_id = request.match_info["topup_id"][:32]
     async with services.database.session() as session:
         invoice = await session.scalar(select(TopupInvoice).where(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support.cluster import REPO, AgentProcess, start_coordinator, wait_for, write_node_key
 
-from coordinator.contributions import AuthenticityVerdict
+from coordinator.contributions import AuthenticityVerdict, Contribution
 from coordinator.gateway.completion import CompletionSpec, Piece, stream_completion
 from coordinator.hub.calls import new_job_id
 from coordinator.hub.observation import InMemoryContributions
@@ -77,10 +77,14 @@ async def test_a_node_honest_on_probes_and_cheating_on_paid_jobs_is_caught(
     )
     services = coordinator.services
     sink = InMemoryContributions()
-    services.contributions = sink
     keeper = services.points
-    assert keeper is not None
-    record_fake = keeper.record_fake
+    record_fake, add = keeper.record_fake, keeper.add
+
+    def add_also_to_sink(contribution: Contribution) -> None:
+        sink.add(contribution)
+        add(contribution)
+
+    keeper.add = add_also_to_sink  # type: ignore[method-assign]
 
     async def fake_also_in_sink(verdict: AuthenticityVerdict) -> bool:
         sink.add(verdict)  # a fake verdict goes to the store at once, not to the batch
