@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from coordinator.bounded import BoundedLRU
 from coordinator.economy.billing import payee_of
 from coordinator.hub.live import DispatchFailed, JobCutOff, LiveNode
 from coordinator.periodic import stop_if_cancelled
@@ -150,15 +150,12 @@ class AnswerCounts:
     """Paid answers seen per node, for probation; the most recent ``limit`` nodes kept."""
 
     def __init__(self, limit: int = 100_000) -> None:
-        self._limit = limit
-        self._counts: OrderedDict[NodeId, int] = OrderedDict()
+        self._counts: BoundedLRU[NodeId, int] = BoundedLRU(limit)
 
     def seen(self, node_id: NodeId) -> int:
         """Count one more answer; how many came before it."""
-        before = self._counts.pop(node_id, 0)
+        before = self._counts.get(node_id, 0)
         self._counts[node_id] = before + 1
-        if len(self._counts) > self._limit:
-            self._counts.popitem(last=False)
         return before
 
 

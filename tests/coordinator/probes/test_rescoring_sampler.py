@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from coordinator.probes.observation import JobObservation
-from coordinator.probes.rescoring import Disputes, RescoringSampler, score_request
+from coordinator.probes.rescoring import AnswerCounts, Disputes, RescoringSampler, score_request
 from coordinator.routing import Outcome
 from coordinator.settings import CoordinatorSettings
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
@@ -74,6 +74,14 @@ async def test_a_nodes_first_paid_answers_are_all_re_scored() -> None:
     for _ in range(50):
         on_probation(observation())
     assert on_probation.counts.sampled == 20
+
+
+def test_answer_counts_keep_the_nodes_seen_most_recently() -> None:
+    counts = AnswerCounts(limit=2)
+    a, b, c = NodeId("a"), NodeId("b"), NodeId("c")
+    assert [counts.seen(a), counts.seen(a), counts.seen(b), counts.seen(a)] == [0, 1, 0, 2]
+    assert counts.seen(c) == 0  # b, seen least recently, is forgotten
+    assert (counts.seen(a), counts.seen(b)) == (3, 0)
 
 
 def test_disputes_from_two_operators_make_a_verdict_and_one_operator_never_does() -> None:
