@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from coordinator.probes.observation import JobObservation
-from coordinator.probes.rescoring import AnswerCounts, Disputes, RescoringSampler, score_request
+from coordinator.probes.rescoring import RescoringSampler, score_request
 from coordinator.routing import Outcome
 from coordinator.settings import CoordinatorSettings
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
@@ -74,24 +74,6 @@ async def test_a_nodes_first_paid_answers_are_all_re_scored() -> None:
     for _ in range(50):
         on_probation(observation())
     assert on_probation.counts.sampled == 20
-
-
-def test_answer_counts_keep_the_nodes_seen_most_recently() -> None:
-    counts = AnswerCounts(limit=2)
-    a, b, c = NodeId("a"), NodeId("b"), NodeId("c")
-    assert [counts.seen(a), counts.seen(a), counts.seen(b), counts.seen(a)] == [0, 1, 0, 2]
-    assert counts.seen(c) == 0  # b, seen least recently, is forgotten
-    assert (counts.seen(a), counts.seen(b)) == (3, 0)
-
-
-def test_disputes_from_two_operators_make_a_verdict_and_one_operator_never_does() -> None:
-    disputes = Disputes(corroboration=2, window_s=100.0)
-    honest, cheat = NodeId("honest"), NodeId("cheat")
-    assert not any(disputes.dispute(honest, 7, float(t)) for t in range(10))  # one operator
-    assert not disputes.dispute(cheat, 1, 0.0)
-    assert not disputes.dispute(cheat, 2, 150.0)  # the first dispute is past the window
-    assert disputes.dispute(cheat, 3, 160.0)
-    assert not disputes.dispute(cheat, 4, 170.0)  # a verdict starts the count afresh
 
 
 def test_a_scoring_names_the_ids_the_node_reported_else_its_text() -> None:
