@@ -55,7 +55,7 @@ from coordinator.points.day import removal_day
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.plausibility import compare
 from coordinator.probes.prompts import PromptPool, realistic_params
-from coordinator.probes.rescoring import (
+from coordinator.probes.rescoring_rules import (
     Candidate,
     Disputes,
     may_verify,

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coordinator.clock import Clock
@@ -33,12 +33,12 @@ from coordinator.economy.balances import (
 )
 from coordinator.economy.credit_lines import CreditLine, CreditLines
 from coordinator.economy.group_commit import GroupCommit
-from coordinator.economy.holds import hold_grant
+from coordinator.economy.holds import HoldAsk, decide_holds
 from coordinator.economy.postings import Books, Posting
 from coordinator.economy.settlement import CallSettlement, LineSettlement, settle_calls
 from coordinator.errors import CoordinatorError, InsufficientCredits
 from coordinator.settings.economy import EconomySettings
-from coordinator.store.database import Database
+from coordinator.store.database import Database, is_transient
 from coordinator.store.models import Account, ApiKey, Hold, LedgerEntry, LedgerTransaction
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Ledger:
             linger_s=settings.settle_batch_wait_s,
             retry=lambda item: not isinstance(item, _HoldRequest),
             urgent=lambda item: isinstance(item, _HoldRequest),
-            reject=_answer_rejected, transient=_is_transient,
+            reject=_answer_rejected, transient=is_transient,
         )
         # Lines stop lending at half the holds' lifetime, so a line's row outlives its calls.
         self._lines = CreditLines(max_age_s=settings.hold_ttl_s / 2)
@@ -275,27 +275,21 @@ class Ledger:
                     .where(ApiKey.id.in_(key_ids)).order_by(ApiKey.id).with_for_update()
                 )).all() if row[1] is not None
             }
+        decisions = decide_holds([
+            HoldAsk(request.account_id, request.amount, request.api_key_id,
+                    self._settings.credit_line_holds if request.line else 0)
+            for request in requests
+        ], spendable, key_room)
         batch = BalanceChanges()
         holds: list[dict[str, object]] = []
-        for request in requests:
-            granted = hold_grant(
-                spendable.get(request.account_id, -1), request.amount,
-                self._settings.credit_line_holds if request.line else 0,
-            )
-            if granted is None:
-                request.refusal = "balance"
+        for request, decision in zip(requests, decisions, strict=True):
+            if decision.refusal:
+                request.refusal = decision.refusal
                 continue
-            request.granted = granted
-            if request.api_key_id is not None and (
-                key_room.get(request.api_key_id, request.amount) < request.amount
-            ):
-                request.refusal = "key_limit"
-                continue
-            spendable[request.account_id] -= request.granted
+            request.granted = decision.granted
             batch.reserved_release[request.account_id] -= request.granted
-            if request.api_key_id is not None and request.api_key_id in key_room:
-                key_room[request.api_key_id] -= request.amount
-                batch.key_release[request.api_key_id] -= request.amount
+            if decision.limited_key is not None:
+                batch.key_release[decision.limited_key] -= request.amount
             hold_id = new_id()
             accepted[id(request)] = hold_id
             holds.append({"id": hold_id, "account_id": request.account_id,
@@ -395,16 +389,3 @@ def _answer_rejected(item: _Write, error: Exception) -> None:
         rejected = LedgerWriteRejected("the ledger could not record this request's hold")
         rejected.__cause__ = error
         item.outcome.set_exception(rejected)
-
-
-def _is_transient(error: Exception) -> bool:
-    """Whether a failed write may succeed unchanged later: the database's trouble (a lost
-    connection, a lock timeout), not the data's (a value out of range, a constraint)."""
-    if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
-            return True
-        original = error.orig
-        if isinstance(original, ValueError | OverflowError | TypeError):  # a bad bound value
-            return False
-        return isinstance(error, OperationalError)
-    return isinstance(error, ConnectionError | TimeoutError | OSError)

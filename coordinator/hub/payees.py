@@ -6,10 +6,10 @@ comes after it left): each has its payee account.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Protocol
 
+from coordinator.bounded import BoundedLRU
 from coordinator.bus.base import NodePresence
 from coordinator.hub.live import NodeHub
 from protocol.ids import NodeId
@@ -17,25 +17,17 @@ from protocol.ids import NodeId
 DEPARTED_KEPT = 10_000
 
 
-class DepartedPayees:
+class DepartedPayees(BoundedLRU[NodeId, int]):
     """The payee of each recently departed node, the latest ``limit`` kept: a call settles
     within its own lifetime of its node leaving, so an older entry would never be read again."""
 
+    __slots__ = ()
+
     def __init__(self, limit: int = DEPARTED_KEPT) -> None:
-        self._limit = limit
-        self._payees: OrderedDict[NodeId, int] = OrderedDict()
+        super().__init__(limit)
 
     def remember(self, node_id: NodeId, payee_account_id: int) -> None:
-        self._payees[node_id] = payee_account_id
-        self._payees.move_to_end(node_id)
-        while len(self._payees) > self._limit:
-            self._payees.popitem(last=False)
-
-    def get(self, node_id: NodeId) -> int | None:
-        return self._payees.get(node_id)
-
-    def __len__(self) -> int:
-        return len(self._payees)
+        self[node_id] = payee_account_id
 
 
 class PayeeView(Protocol):

@@ -11,8 +11,9 @@ from coordinator.routing.breaker import Breaker, BreakerState
 from coordinator.routing.constants import RoutingConstants
 from coordinator.routing.health import BUCKET_S, HealthBucket, HealthWindow, laplace_score
 from coordinator.routing.index import CandidateIndex, RouteKey, route_key
+from coordinator.routing.nodes import NodeInfo, NodeSnapshot
 from coordinator.routing.outcome import Outcome
-from coordinator.routing.router import NodeInfo, NodeSnapshot, Router
+from coordinator.routing.router import Router
 from coordinator.routing.rules import admitted_capacity, passes_floor, ramp_fraction, spare_capacity
 
 __all__ = [

@@ -5,122 +5,33 @@ updates it as jobs start and finish, so :meth:`Router.choose` costs O(log n) rat
 It never reads a clock and owns no randomness: ``now`` is monotonic seconds (breaker),
 ``wall_now`` epoch seconds (health window, ramp-up), and ``rng`` is passed to each pick.
 
-It also keeps, per model, the contexts live nodes serve it with, sorted: a pick that needs a
-context of at least ``min_context`` tokens passes over the (few) smaller ones by bisection, and
-the largest context on offer is read from the end.
+What one node's record holds and how it ranks is in :mod:`coordinator.routing.nodes`; the
+contexts on offer per model in :mod:`coordinator.routing.contexts`; the exam's holds on paid
+jobs in :mod:`coordinator.routing.paid`.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Set
 
-from sortedcontainers import SortedList
-
-from coordinator.routing.breaker import Breaker, BreakerState
+from coordinator.routing.breaker import Breaker
 from coordinator.routing.constants import RoutingConstants
+from coordinator.routing.contexts import ContextOffers, Offer
 from coordinator.routing.health import HealthBucket, HealthWindow
-from coordinator.routing.index import CandidateIndex, RouteKey, route_key
+from coordinator.routing.index import CandidateIndex, RouteKey
+from coordinator.routing.nodes import (
+    NodeInfo,
+    NodeSnapshot,
+    RoutedNode,
+    candidate_key,
+    snapshot_of,
+)
 from coordinator.routing.outcome import Outcome
-from coordinator.routing.rules import admitted_capacity, passes_floor, ramp_fraction, spare_capacity
+from coordinator.routing.paid import PaidHolds
+from coordinator.routing.rules import admitted_capacity, ramp_fraction
 from protocol.ids import ModelId, NodeId
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """What a node declared when it registered, plus when the network first saw it."""
-
-    node_id: NodeId
-    models: frozenset[ModelId]
-    slots: int
-    declared_tok_s: float | None
-    first_seen: float
-    """Wall-clock epoch seconds; ramp-up counts from here."""
-    owner: str | None = None
-    """The replica the node is connected to, when that is another replica; ``None`` here.
-
-    A remote node's breaker, ramp-up and health are kept by its owner, which publishes the
-    result (:meth:`Router.observe_remote`); this router only counts the jobs it sends there."""
-    contexts: Mapping[ModelId, int] = field(default_factory=dict)
-    """The context, in tokens, the node serves each model with. A model missing here has an
-    unknown context: no request is kept from the node on its account (the node refuses what
-    does not fit), and it is left out of :meth:`Router.largest_context`."""
-
-    def context_for(self, model: ModelId) -> int | None:
-        return self.contexts.get(model)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSnapshot:
-    """A read-only view of one node's routing state, for display and metrics."""
-
-    node_id: NodeId
-    models: frozenset[ModelId]
-    live: bool
-    draining: bool
-    slots: int
-    admitted_capacity: int
-    """Slots granted by ramp-up; while half-open the breaker allows only one of them."""
-    in_flight: int
-    spare_capacity: float
-    """Against the capacity in force now (ramp-up and breaker); 0.0 while parked."""
-    breaker_state: BreakerState
-    park_until: float | None
-    """Monotonic seconds, on the clock passed in as ``now``."""
-    health_score: float
-    declared_tok_s: float | None
-    measured_tok_s: float | None
-    candidate: bool
-    """Whether the node could be chosen for one of its models right now."""
-
-
-UNKNOWN_CONTEXT = 2**62
-"""Where a node of unknown context sorts among the contexts: past every real one, so no
-``min_context`` passes it over."""
-
-_Offer = tuple[ModelId, int]
-
-
-def _declared_offers(info: NodeInfo) -> tuple[_Offer, ...]:
-    return tuple(
-        (model, info.contexts.get(model, UNKNOWN_CONTEXT)) for model in sorted(info.models)
-    )
-
-
-class _Node:
-    __slots__ = (
-        "admitted",
-        "breaker",
-        "declared",
-        "draining",
-        "health",
-        "health_score",
-        "in_flight",
-        "info",
-        "key",
-        "live",
-        "measured_tok_s",
-        "offers",
-        "remote_capacity",
-    )
-
-    def __init__(self, info: NodeInfo, breaker: Breaker, health: HealthWindow) -> None:
-        self.info = info
-        self.breaker = breaker
-        self.health = health
-        self.health_score = 0.5
-        self.live = True
-        self.draining = False
-        self.in_flight = 0
-        self.measured_tok_s: float | None = None
-        self.admitted = 1
-        self.key: RouteKey | None = None
-        self.remote_capacity: int | None = None
-        self.declared = _declared_offers(info)
-        self.offers: tuple[_Offer, ...] = ()
-        """The (model, context) entries it has in the router's context lists right now."""
 
 
 class Router:
@@ -133,12 +44,12 @@ class Router:
 
     def __init__(self, constants: RoutingConstants | None = None) -> None:
         self._constants = constants if constants is not None else RoutingConstants()
-        self._nodes: dict[NodeId, _Node] = {}
+        self._nodes: dict[NodeId, RoutedNode] = {}
         self._indices: dict[ModelId, CandidateIndex] = {}
         self._park_expiries: list[tuple[float, NodeId]] = []
-        self._paid_holds: dict[ModelId, set[NodeId]] = {}
-        self._contexts: dict[ModelId, SortedList] = {}
-        """Per model, ``(context, node_id)`` of every live, non-draining node serving it."""
+        self._paid_holds = PaidHolds()
+        self._contexts = ContextOffers()
+        """Every live, non-draining node's offers."""
         self.local_version = 0
         """Bumped whenever a node connected here changes how it routes (for presence)."""
 
@@ -172,14 +83,13 @@ class Router:
             window = HealthWindow.from_buckets(
                 health, window_days=self._constants.health_window_days
             )
-            node = _Node(info, Breaker(self._constants), window)
+            node = RoutedNode(info, Breaker(self._constants), window)
             self._nodes[info.node_id] = node
         else:
             self._set_key(node, None)
             if node.info.owner != info.owner:  # moved: its jobs are counted by the new owner
                 node.in_flight = 0
-            node.info = info
-            node.declared = _declared_offers(info)
+            node.declare(info)
         if info.owner is None:
             node.remote_capacity = None
         elif node.remote_capacity is None:
@@ -202,29 +112,24 @@ class Router:
         node = self._nodes.pop(node_id)
         self._set_key(node, None)
         self._set_offers(node, ())
-        for held in self._paid_holds.values():
-            held.discard(node_id)
+        self._paid_holds.forget(node_id)
 
     # --- paid eligibility (the admission exam's result) ----------------------------------------
 
     def hold_paid(self, node_id: NodeId, model: ModelId) -> None:
         """The node may take probes for ``model`` but no paid job (it has not passed its exam,
         or is quarantined): :meth:`choose` passes it over for that model."""
-        held = self._paid_holds.setdefault(model, set())
-        if node_id not in held:
-            held.add(node_id)
+        if self._paid_holds.hold(node_id, model):
             self._paid_changed(node_id)
 
     def admit_paid(self, node_id: NodeId, model: ModelId) -> None:
         """The node passed its exam for ``model``: paid jobs may go there again."""
-        held = self._paid_holds.get(model)
-        if held is not None and node_id in held:
-            held.discard(node_id)
+        if self._paid_holds.admit(node_id, model):
             self._paid_changed(node_id)
 
     def paid_held(self, node_id: NodeId) -> tuple[ModelId, ...]:
         """The models the node may take no paid job for, sorted."""
-        return tuple(sorted(model for model, held in self._paid_holds.items() if node_id in held))
+        return self._paid_holds.models_held(node_id)
 
     def _paid_changed(self, node_id: NodeId) -> None:
         node = self._nodes.get(node_id)
@@ -233,7 +138,7 @@ class Router:
 
     def paid_eligible(self, node_id: NodeId, model: ModelId) -> bool:
         """Whether no exam holds the node back from paid jobs for ``model``."""
-        return node_id not in self._paid_holds.get(model, ())
+        return self._paid_holds.eligible(node_id, model)
 
     def set_draining(self, node_id: NodeId, *, now: float) -> None:
         """The node is shutting down: it finishes its jobs but receives no new ones."""
@@ -305,11 +210,7 @@ class Router:
     def largest_context(self, model: ModelId) -> int | None:
         """The largest context a live, non-draining node serves ``model`` with, busy or not;
         ``None`` when no such node has declared one."""
-        offers = self._contexts.get(model)
-        if not offers:
-            return None
-        end = offers.bisect_left((UNKNOWN_CONTEXT,))
-        return int(offers[end - 1][0]) if end > 0 else None
+        return self._contexts.largest(model)
 
     def context_of(self, node_id: NodeId, model: ModelId) -> int | None:
         """The context the node serves ``model`` with, if it declared one."""
@@ -396,9 +297,11 @@ class Router:
         index = self._indices.get(model)
         if index is None or len(index) == 0:
             return None
-        passed_over = {*exclude, *self._paid_holds.get(model, ()), *self._too_small(
-            model, min_context
-        )}
+        passed_over = {
+            *exclude,
+            *self._paid_holds.held_for(model),
+            *self._contexts.smaller_than(model, min_context),
+        }
         excluded: list[RouteKey] = []
         for node_id in passed_over:
             node = self._nodes.get(node_id)
@@ -415,24 +318,7 @@ class Router:
     # --- reading -------------------------------------------------------------------------------
 
     def snapshot(self, node_id: NodeId, *, now: float) -> NodeSnapshot:
-        node = self._nodes[node_id]
-        capacity = self._capacity(node, now)
-        return NodeSnapshot(
-            node_id=node_id,
-            models=node.info.models,
-            live=node.live,
-            draining=node.draining,
-            slots=node.info.slots,
-            admitted_capacity=node.admitted,
-            in_flight=node.in_flight,
-            spare_capacity=spare_capacity(capacity, node.in_flight) if capacity > 0 else 0.0,
-            breaker_state=node.breaker.state(now),
-            park_until=node.breaker.park_until,
-            health_score=node.health_score,
-            declared_tok_s=node.info.declared_tok_s,
-            measured_tok_s=node.measured_tok_s,
-            candidate=self._desired_key(node, now) is not None,
-        )
+        return snapshot_of(self._nodes[node_id], now, self._constants.floor_tok_s)
 
     def snapshots(self, *, now: float) -> list[NodeSnapshot]:
         return [self.snapshot(node_id, now=now) for node_id in self._nodes]
@@ -447,49 +333,18 @@ class Router:
         fraction = ramp_fraction(wall_now - info.first_seen, self._constants)
         return admitted_capacity(info.slots, fraction)
 
-    def _capacity(self, node: _Node, now: float) -> int:
-        if node.remote_capacity is not None:
-            return node.remote_capacity
-        cap = node.breaker.slot_cap(now)
-        return node.admitted if cap is None else min(node.admitted, cap)
-
-    def _desired_key(self, node: _Node, now: float) -> RouteKey | None:
-        if not node.live or node.draining:
-            return None
-        floor = self._constants.floor_tok_s
-        if not passes_floor(node.info.declared_tok_s, node.measured_tok_s, floor):
-            return None
-        capacity = self._capacity(node, now)
-        if node.in_flight >= capacity:
-            return None
-        spare = spare_capacity(capacity, node.in_flight)
-        return route_key(spare, node.health_score, node.info.node_id,
-                         remote=node.remote_capacity is not None)
-
-    def _too_small(self, model: ModelId, min_context: int) -> list[NodeId]:
-        """Live nodes serving ``model`` with a context under ``min_context``, smallest first."""
-        offers = self._contexts.get(model)
-        if not offers or min_context <= 0:
-            return []
-        end = offers.bisect_left((min_context,))
-        return [node_id for _, node_id in offers.islice(0, end)]
-
-    def _sync(self, node: _Node, now: float) -> None:
-        self._set_key(node, self._desired_key(node, now))
+    def _sync(self, node: RoutedNode, now: float) -> None:
+        self._set_key(node, candidate_key(node, now, self._constants.floor_tok_s))
         offered = node.live and not node.draining and node.info.node_id in self._nodes
         self._set_offers(node, node.declared if offered else ())
 
-    def _set_offers(self, node: _Node, offers: tuple[_Offer, ...]) -> None:
+    def _set_offers(self, node: RoutedNode, offers: tuple[Offer, ...]) -> None:
         if offers == node.offers:
             return
-        node_id = node.info.node_id
-        for model, context in node.offers:
-            self._contexts[model].remove((context, node_id))
-        for model, context in offers:
-            self._contexts.setdefault(model, SortedList()).add((context, node_id))
+        self._contexts.replace(node.info.node_id, node.offers, offers)
         node.offers = offers
 
-    def _set_key(self, node: _Node, key: RouteKey | None) -> None:
+    def _set_key(self, node: RoutedNode, key: RouteKey | None) -> None:
         if key == node.key:
             return
         if node.info.owner is None:

@@ -1,4 +1,5 @@
-"""The database connection: engine, sessions, and migrations to the newest schema."""
+"""The database connection: engine, sessions, migrations to the newest schema, and which of
+its failures a write may outlast."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -117,3 +119,16 @@ def _pragma(dbapi_connection: Any, statement: str) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(statement)
     cursor.close()
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether a failed write may succeed unchanged later: the database's trouble (a lost
+    connection, a lock timeout), not the data's (a value out of range, a constraint)."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+        if isinstance(original, ValueError | OverflowError | TypeError):  # a bad bound value
+            return False
+        return isinstance(error, OperationalError)
+    return isinstance(error, ConnectionError | TimeoutError | OSError)

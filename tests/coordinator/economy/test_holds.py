@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from coordinator.economy.holds import call_charge, hold_grant
+from coordinator.economy.holds import HoldAsk, call_charge, decide_holds, hold_grant
 from coordinator.economy.postings import Books, ServingNode, call_postings
 from coordinator.settings.economy import EconomySettings
 
@@ -40,6 +40,62 @@ def test_a_grant_covers_the_hold_and_never_more_than_is_spendable(
         assert granted is None
     else:
         assert granted is not None and amount <= granted <= spendable
+
+
+ASKS = st.lists(
+    st.builds(
+        HoldAsk,
+        account_id=st.sampled_from((1, 2, 3)),
+        amount=st.integers(0, 1_000),
+        api_key_id=st.none() | st.sampled_from((7, 8)),
+        line_holds=st.sampled_from((0, 4)),
+    ),
+    max_size=30,
+)
+
+
+@given(
+    asks=ASKS,
+    spendable=st.dictionaries(st.sampled_from((1, 2)), st.integers(-10, 5_000)),
+    key_room=st.dictionaries(st.just(7), st.integers(-10, 2_000)),
+)
+def test_a_batch_of_holds_never_takes_more_than_an_account_or_a_key_has_room_for(
+    asks: list[HoldAsk], spendable: dict[int, int], key_room: dict[int, int]
+) -> None:
+    read = (dict(spendable), dict(key_room))
+    decisions = decide_holds(asks, spendable, key_room)
+    assert (spendable, key_room) == read  # the caller's reads are left alone
+    assert len(decisions) == len(asks)
+    left, room = dict(spendable), dict(key_room)
+    for ask, decision in zip(asks, decisions, strict=True):
+        can_cover = left.get(ask.account_id, -1) >= ask.amount
+        key_fits = ask.api_key_id is None or room.get(ask.api_key_id, ask.amount) >= ask.amount
+        if not can_cover:
+            assert decision.refusal == "balance"
+        elif not key_fits:
+            assert decision.refusal == "key_limit"
+        else:
+            assert decision.refusal == ""
+            assert ask.amount <= decision.granted <= left[ask.account_id]
+            assert decision.granted == hold_grant(left[ask.account_id], ask.amount, ask.line_holds)
+            left[ask.account_id] -= decision.granted
+            assert decision.limited_key == (ask.api_key_id if ask.api_key_id in room else None)
+            if decision.limited_key is not None:
+                room[decision.limited_key] -= ask.amount
+    for account, taken_from in spendable.items():
+        assert left[account] >= min(taken_from, 0)  # what was spendable is never overdrawn
+    for key, had in key_room.items():
+        assert room[key] >= min(had, 0)
+
+
+def test_a_batch_decides_in_arrival_order() -> None:
+    asks = [HoldAsk(1, 60), HoldAsk(1, 60, api_key_id=7), HoldAsk(1, 40), HoldAsk(2, 1)]
+    decisions = decide_holds(asks, {1: 100}, {7: 50})
+    assert [d.refusal for d in decisions] == ["", "balance", "", "balance"]
+    line = decide_holds([HoldAsk(1, 10, line_holds=4)], {1: 100}, {})
+    assert line[0].granted == 40  # four calls' worth, within half of what is spendable
+    limited = decide_holds([HoldAsk(1, 30, api_key_id=7)] * 2, {1: 100}, {7: 50})
+    assert [(d.refusal, d.limited_key) for d in limited] == [("", 7), ("key_limit", None)]
 
 
 @dataclass

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.probes.rescoring import Candidate, Ruling, eligible_verifiers, may_verify, ruling
+from coordinator.probes.rescoring_rules import (
+    AnswerCounts,
+    Candidate,
+    Disputes,
+    Ruling,
+    eligible_verifiers,
+    may_verify,
+    ruling,
+)
 from protocol.ids import NodeId
 
 CHECKED = NodeId("checked")
@@ -78,3 +86,21 @@ VERIFIER = NodeId("verifier")
 ])
 def test_what_a_comparison_does(genuine: bool | None, platform: bool, expected: Ruling) -> None:
     assert ruling(genuine, CHECKED, VERIFIER, platform=platform) == expected
+
+
+def test_answer_counts_keep_the_nodes_seen_most_recently() -> None:
+    counts = AnswerCounts(limit=2)
+    a, b, c = NodeId("a"), NodeId("b"), NodeId("c")
+    assert [counts.seen(a), counts.seen(a), counts.seen(b), counts.seen(a)] == [0, 1, 0, 2]
+    assert counts.seen(c) == 0  # b, seen least recently, is forgotten
+    assert (counts.seen(a), counts.seen(b)) == (3, 0)
+
+
+def test_disputes_from_two_operators_make_a_verdict_and_one_operator_never_does() -> None:
+    disputes = Disputes(corroboration=2, window_s=100.0)
+    honest, cheat = NodeId("honest"), NodeId("cheat")
+    assert not any(disputes.dispute(honest, 7, float(t)) for t in range(10))  # one operator
+    assert not disputes.dispute(cheat, 1, 0.0)
+    assert not disputes.dispute(cheat, 2, 150.0)  # the first dispute is past the window
+    assert disputes.dispute(cheat, 3, 160.0)
+    assert not disputes.dispute(cheat, 4, 170.0)  # a verdict starts the count afresh

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from coordinator.hub.observation import JobObservation
-from coordinator.probes.rescoring import Disputes, RescoringSampler, score_request
+from coordinator.probes.rescoring import RescoringSampler, score_request
 from coordinator.routing import Outcome
 from coordinator.settings import CoordinatorSettings
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
@@ -74,16 +74,6 @@ async def test_a_nodes_first_paid_answers_are_all_re_scored() -> None:
     for _ in range(50):
         on_probation(observation())
     assert on_probation.counts.sampled == 20
-
-
-def test_disputes_from_two_operators_make_a_verdict_and_one_operator_never_does() -> None:
-    disputes = Disputes(corroboration=2, window_s=100.0)
-    honest, cheat = NodeId("honest"), NodeId("cheat")
-    assert not any(disputes.dispute(honest, 7, float(t)) for t in range(10))  # one operator
-    assert not disputes.dispute(cheat, 1, 0.0)
-    assert not disputes.dispute(cheat, 2, 150.0)  # the first dispute is past the window
-    assert disputes.dispute(cheat, 3, 160.0)
-    assert not disputes.dispute(cheat, 4, 170.0)  # a verdict starts the count afresh
 
 
 def test_a_scoring_names_the_ids_the_node_reported_else_its_text() -> None:

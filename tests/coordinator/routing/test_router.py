@@ -12,13 +12,11 @@ from support.router_nodes import CONSTANTS, DAY, MODEL, OTHER, WALL0, F, N, S, n
 
 from coordinator.routing import (
     BreakerState,
-    CandidateIndex,
     HealthBucket,
     NodeInfo,
     Outcome,
     Router,
     laplace_score,
-    route_key,
 )
 from protocol.ids import NodeId
 
@@ -296,28 +294,3 @@ def test_a_local_node_goes_before_an_equally_loaded_remote_one_but_never_a_less_
     assert picks(router, 50) == Counter({NodeId("local"): 50})
     start(router, "local")  # half full: the idle remote node is less loaded
     assert picks(router, 50) == Counter({NodeId("far"): 50})
-
-
-def test_candidate_index_skips_exclusions_within_and_across_runs() -> None:
-    index = CandidateIndex()
-    keys = [route_key(1.0, 0.5, NodeId(n)) for n in "abc"] + [route_key(0.5, 0.9, NodeId("d"))]
-    for key in keys:
-        index.add(key)
-    rng = random.Random(0)
-    assert {index.best(rng, keys[:1]) for _ in range(200)} == {"b", "c"}
-    assert index.best(rng, keys[:3]) == "d"
-    assert index.best(rng, keys) is None
-
-
-def test_a_node_held_from_paid_jobs_is_passed_over_for_that_model_only() -> None:
-    router = router_with(node("a", models=(MODEL, OTHER)), node("b"))
-    rng = random.Random(0)
-    router.hold_paid(NodeId("b"), MODEL)
-    router.hold_paid(NodeId("a"), MODEL)
-    assert router.choose(MODEL, now=0.0, rng=rng) is None
-    assert router.choose(OTHER, now=0.0, rng=rng) == NodeId("a")
-    router.admit_paid(NodeId("a"), MODEL)
-    assert router.paid_eligible(NodeId("a"), MODEL)
-    assert not router.paid_eligible(NodeId("b"), MODEL)
-    assert {router.choose(MODEL, now=0.0, rng=rng) for _ in range(20)} == {NodeId("a")}
-    assert router.choose(MODEL, now=0.0, rng=rng, exclude={NodeId("a")}) is None

@@ -1,5 +1,6 @@
-"""The router's context rule: a pick needing ``min_context`` tokens passes over nodes whose
-context is smaller, and the largest context on offer is that of live, non-draining nodes."""
+"""The context rule: a pick needing ``min_context`` tokens passes over nodes whose context is
+smaller, and the largest context on offer is that of live, non-draining nodes; through the router,
+then on the sorted offers alone."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from support.router_nodes import CONSTANTS, MODEL, OTHER, WALL0, F, node
 
 from coordinator.routing import NodeInfo, Router
+from coordinator.routing.contexts import ContextOffers, declared_offers
 from protocol.ids import NodeId
 
 
@@ -161,3 +163,41 @@ def test_every_pick_fits_and_none_only_when_nothing_fits(
         assert set(picked) <= fitting
     declared = [c for c in contexts if c is not None]
     assert router.largest_context(MODEL) == (max(declared) if declared else None)
+
+
+# --- the sorted offers alone ----------------------------------------------------------------------
+
+def test_offers_are_withdrawn_and_replaced_per_node() -> None:
+    offers = ContextOffers()
+    a, b = NodeId("a"), NodeId("b")
+    offers.replace(a, (), declared_offers((MODEL, OTHER), {MODEL: 512, OTHER: 4096}))
+    offers.replace(b, (), declared_offers((MODEL,), {}))
+    assert offers.largest(MODEL) == 512
+    assert offers.largest(OTHER) == 4096
+    assert offers.smaller_than(MODEL, 1024) == [a]
+    assert offers.smaller_than(MODEL, 0) == []
+    offers.replace(a, declared_offers((MODEL, OTHER), {MODEL: 512, OTHER: 4096}), ())
+    assert offers.largest(MODEL) is None  # only b, which declared none, is left
+    assert offers.largest(OTHER) is None
+    assert offers.smaller_than(MODEL, 10**9) == []
+
+
+@given(
+    declared=st.dictionaries(
+        st.sampled_from([f"n{i}" for i in range(8)]),
+        st.one_of(st.none(), st.integers(1, 10_000)),
+    ),
+    min_context=st.integers(0, 12_000),
+)
+def test_offers_agree_with_a_scan(declared: dict[str, int | None], min_context: int) -> None:
+    offers = ContextOffers()
+    for name, context in declared.items():
+        offers.replace(NodeId(name), (), declared_offers(
+            (MODEL,), {} if context is None else {MODEL: context}
+        ))
+    known = {name: context for name, context in declared.items() if context is not None}
+    assert offers.largest(MODEL) == (max(known.values()) if known else None)
+    small = offers.smaller_than(MODEL, min_context)
+    too_small = {NodeId(n) for n, c in known.items() if min_context > 0 and c < min_context}
+    assert set(small) == too_small
+    assert [known[n] for n in small] == sorted(known[n] for n in small)
