@@ -53,9 +53,9 @@ class FingerprintRun(WireModel):
     weights: WeightsPath | None = None
     """``None``: the weights a node would serve for ``model``, from the models directory."""
     prompts: tuple[str, ...] = Field(min_length=1)
-    top_logprobs: int = Field(5, ge=1, le=20)
-    max_tokens: int = Field(FINGERPRINT_MAX_TOKENS, ge=1)
-    threads: int = Field(0, ge=0)  # 0: the engine's choice
+    top_logprobs: int = Field(default=5, ge=1, le=20)
+    max_tokens: int = Field(default=FINGERPRINT_MAX_TOKENS, ge=1)
+    threads: int = Field(default=0, ge=0)  # 0: the engine's choice
     check_sha256: bool = True
     """Refuse weights whose hash is not one of the model's catalogue weights."""
 
@@ -85,7 +85,7 @@ class CalibrationRun(WireModel):
     temperatures: tuple[float, ...] = Field(min_length=1)
     max_tokens: int = Field(ge=1)
     seed: int  # draws each sampled answer's seed, in answer order
-    top_logprobs: int = Field(5, ge=1, le=20)
+    top_logprobs: int = Field(default=5, ge=1, le=20)
 
 
 class Scoring(WireModel):
