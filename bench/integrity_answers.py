@@ -26,18 +26,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.engines.base import GeneratedToken, GenerationRequest, ModelInfo, ScoringRequest
+from agent.engines.base import GeneratedToken, GenerationRequest, ScoringRequest
 from agent.engines.llama_cpp import LlamaCppEngine
+from agent.reference import engine_for
 from coordinator.catalogue import Catalogue
-from coordinator.probes.calibration import HONEST_SETUPS, EngineSetup
+from coordinator.probes.calibration import HONEST_SETUPS
 from coordinator.probes.fingerprint_run import compute_fingerprint
 from coordinator.probes.prompts import USER_PROMPTS
 from protocol.chat import ChatMessage, SamplingParams, TokenLogprob
 from protocol.fingerprint import FINGERPRINT_MAX_TOKENS, Fingerprint
+from protocol.reference import EngineSetup
 
 CACHE = Path(tempfile.gettempdir()) / "koretex-bench-integrity"
 SUBSTITUTES = ("Q4_0 requant", "Q2_K requant", "tiny stand-in")
-VERIFIER = EngineSetup(2, 256, 1024)
+VERIFIER = EngineSetup(threads=2, batch=256, context=1024)
 TOP_LOGPROBS = 5
 Answer = tuple[TokenLogprob, ...]
 
@@ -115,12 +117,12 @@ async def record(
         requantize(gemma, CACHE / "q2_k.gguf", "LLAMA_FTYPE_MOSTLY_Q2_K"), substitute_setup
     )
     weights["tiny stand-in"] = (build_tiny_model(gemma, CACHE / "tiny.gguf"), substitute_setup)
-    verifier = engine(gemma, VERIFIER)
+    verifier = engine_for(gemma, VERIFIER)
     answers: dict[str, tuple[Answer, ...]] = {}
     scored: dict[str, tuple[Answer, ...]] = {}
     try:
         for kind, (path, setup) in weights.items():
-            node = engine(path, setup)
+            node = engine_for(path, setup)
             try:
                 answers[kind] = tuple(
                     [await greedy(node, prompt, max_tokens) for prompt in prompts]
@@ -136,12 +138,6 @@ async def record(
     return Recording(
         fingerprint=fingerprint, answers=answers, scored=scored,
         seconds=time.monotonic() - began,
-    )
-
-
-def engine(path: Path, setup: EngineSetup) -> LlamaCppEngine:
-    return LlamaCppEngine(
-        ModelInfo(str(path), "", setup.context), n_threads=setup.threads, n_batch=setup.batch
     )
 
 

@@ -6,8 +6,9 @@ probes check nodes against, and stores it with its prices. Running coordinators 
 up within ``catalogue_refresh_s``; agents learn it when they next start. ``fingerprint`` and
 ``calibrate`` are the reference runs behind the probes.
 
-Running the weights is the one place the coordinator's code uses the agent's engine: an admin
-command run on a machine the platform trusts, never the serving coordinator.
+Reading and running the weights is the agent's reference command's work
+(:mod:`coordinator.reference_runs`): these admin commands run on a machine the platform trusts,
+with the agent installed, never in the serving coordinator.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import secrets
 import statistics
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,7 +30,10 @@ from rich.table import Table
 
 from coordinator.catalogue import Price, PricedModel
 from coordinator.cli_sources import WeightsSource, fetch_source
+from coordinator.probes.calibration import measure, suggest
 from coordinator.probes.fingerprint_prompts import fingerprint_prompts
+from coordinator.probes.fingerprint_run import compute_fingerprint
+from coordinator.reference_runs import ReferenceRunFailed, describe_weights
 from coordinator.settings import CoordinatorSettings
 from coordinator.store.catalogue import (
     CatalogueConflict,
@@ -40,6 +44,7 @@ from coordinator.store.catalogue import (
 )
 from coordinator.store.database import Database
 from protocol.catalogue import CatalogueModel, WeightsFile
+from protocol.fingerprint import FingerprintMismatch
 from protocol.ids import ModelId
 
 T = TypeVar("T")
@@ -72,6 +77,15 @@ def _with_database(work: Callable[[Database], Awaitable[T]]) -> T:
         raise typer.Exit(1) from exc
 
 
+def _reference(run: Coroutine[Any, Any, T]) -> T:
+    """A reference run's result; its failure printed (what is missing or wrong) and exit 1."""
+    try:
+        return asyncio.run(run)
+    except (ReferenceRunFailed, FingerprintMismatch) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
 def _priced(model_id: str) -> PricedModel:
     async def find(database: Database) -> PricedModel | None:
         return next((m for m in await load_catalogue(database) if m.id == model_id), None)
@@ -99,33 +113,27 @@ def add(
     threads: Annotated[int, typer.Option(help="Engine threads (0: automatic).")] = 0,
 ) -> None:
     """Add a model to the catalogue (served as soon as a node offers it)."""
-    from agent.errors import ConfigurationError
-    from agent.models import weights_sha256
-    from agent.weights_info import describe
-
     try:
         located: WeightsSource = fetch_source(source)
-        info = describe(located.path)
-    except (ConfigurationError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    sha256 = weights_sha256(located.path, remember=False)
+    info = _reference(describe_weights(located.path))
+    sha256 = info.sha256
     model = CatalogueModel(
         id=ModelId(model_id), name=name or f"{info.name} ({info.quantization or info.engine})",
         chat_template=info.chat_template, context_length=info.context_length,
         parameters=info.parameters, architecture=info.architecture,
         weights=(WeightsFile(
             sha256=sha256, filename=located.name, repo=located.repo,
-            revision=located.revision, engine="mlx" if info.engine == "mlx" else "llama.cpp",
+            revision=located.revision, engine=info.engine,
             size_bytes=info.size_bytes, quantization=info.quantization,
         ),),
     )
     reference = None
     if fingerprint and info.engine == "llama.cpp":
-        from coordinator.probes.fingerprint_run import compute_fingerprint
-
         console.print(f"running {located.path.name} for its fingerprint…")
-        reference = asyncio.run(
+        reference = _reference(
             compute_fingerprint(model, located.path, secret_prompts(model.id), threads=threads)
         )
     elif fingerprint:
@@ -224,14 +232,6 @@ def secret_prompts(model_id: str) -> tuple[str, ...]:
     return fingerprint_prompts(secrets.token_bytes(32), model_id, 0)
 
 
-def _weights(priced: PricedModel, weights: Path | None) -> Path:
-    if weights is not None:
-        return weights
-    from agent.models import resolve  # the weights a node would serve, from its models directory
-
-    return resolve(priced.id, known=(priced.model,)).path
-
-
 @models_app.command("fingerprint")
 def fingerprint_command(
     model: ModelOption, weights: WeightsOption = None,
@@ -239,11 +239,9 @@ def fingerprint_command(
 ) -> None:
     """Compute the model's fingerprint from its exact weights on freshly drawn secret prompts
     and store it: run it for a model without one, and again to rotate the prompts."""
-    from coordinator.probes.fingerprint_run import compute_fingerprint
-
-    priced = _priced(model)
-    result = asyncio.run(compute_fingerprint(
-        priced.model, _weights(priced, weights), secret_prompts(priced.id), threads=threads,
+    priced = _priced(model)  # without --weights: the models directory's copy, as a node's
+    result = _reference(compute_fingerprint(
+        priced.model, weights, secret_prompts(priced.id), threads=threads,
     ))
     _with_database(lambda database: add_model(
         database, priced.model, priced.price, result, datetime.now(UTC), replace=True,
@@ -260,11 +258,9 @@ def calibrate(
     margin: float = typer.Option(2.0, help="Suggested tolerance = margin x worst honest figure."),
 ) -> None:
     """Measure honest drift across thread counts, batch and context sizes; print tolerances."""
-    from coordinator.probes.calibration import measure, suggest
-
     priced = _priced(model)
-    samples = asyncio.run(
-        measure(priced.model, _weights(priced, weights), substitutes=tuple(substitute or ()))
+    samples = _reference(
+        measure(priced.model, weights, substitutes=tuple(substitute or ()))
     )
     print(f"{'generator':34} {'scorer':34} {'temp':>4} {'n':>3} {'mean':>6} {'top-k':>6}"
           f" {'worst':>6} verdict")

@@ -36,7 +36,13 @@ def fetch_source(source: str) -> WeightsSource:
                 f"{source!r} is neither a file, a directory, nor hf:OWNER/REPO/FILE[@REVISION]"
             )
         return WeightsSource(path.resolve(), path.resolve().name)
-    from huggingface_hub import hf_hub_download, snapshot_download
+    try:
+        from huggingface_hub import hf_hub_download, snapshot_download
+    except ImportError as exc:  # the agent's extra brings it, as reference runs need the agent
+        raise ValueError(
+            f"{source!r} is on Hugging Face, and fetching it needs huggingface_hub: "
+            "pip install 'koretex[agent,llama]'"
+        ) from exc
 
     repo, filename, revision = match["repo"], match["file"], match["revision"]
     if filename is None:

@@ -1,6 +1,6 @@
 """The layering written down in pyproject.toml's import-linter contracts holds: the wire
-vocabulary imports neither program, neither program imports the other (bar the coordinator's
-reference runs, listed), and the pure cores do not reach up into I/O."""
+vocabulary imports neither program, neither program imports the other (the coordinator's
+reference runs start the agent's command instead), and the pure cores do not reach up into I/O."""
 
 from __future__ import annotations
 

@@ -55,10 +55,9 @@ async def reference_fingerprint(model_id: str) -> Fingerprint:
     cached = CACHE / f"{model_id}-{key[:16]}.json"
     if cached.exists():
         return Fingerprint.model_validate_json(cached.read_text())
-    # Its own loop in a thread: the caller's loop may be serving a coordinator meanwhile.
-    fingerprint = await asyncio.to_thread(
-        asyncio.run, compute_fingerprint(entry, seeded_weights(model_id), prompts)
-    )
+    # The agent's reference command, as ``models fingerprint`` runs it: a child process, so the
+    # caller's loop goes on serving (a coordinator, say) meanwhile.
+    fingerprint = await compute_fingerprint(entry, seeded_weights(model_id), prompts)
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
     partial.write_text(fingerprint.model_dump_json())
