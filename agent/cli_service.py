@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -15,6 +16,7 @@ from agent.settings import AgentSettings
 from installer.service import (
     ServiceError,
     ServiceLayout,
+    agent_executable,
     carry_out,
     choose_manager,
     install_plan,
@@ -26,6 +28,17 @@ from installer.service import (
 service_app = typer.Typer(no_args_is_help=True, help="Run the node as a background service.")
 console = Console(stderr=True)
 out = Console()
+
+
+def service_layout(drain_grace_s: float) -> ServiceLayout:
+    """This machine's layout, for the ``koretex`` of the running interpreter's environment."""
+    return ServiceLayout(
+        koretex=agent_executable(), drain_grace_s=drain_grace_s, uid=os.getuid(),
+        launch_agent_file=paths.launch_agent_file(),
+        systemd_unit_file=paths.systemd_unit_file(), pid_file=paths.pid_file(),
+        status_file=paths.status_file(), log_dir=paths.log_dir(), log_file=paths.log_file(),
+        error_log_file=paths.error_log_file(),
+    )
 
 
 def _settings() -> AgentSettings:
@@ -49,7 +62,7 @@ def install() -> None:
         console.print("[red]error:[/] no model configured: koretex config set --model NAME")
         raise typer.Exit(EXIT_CONFIG)
     manager = choose_manager(settings.service_manager)
-    layout = ServiceLayout.here(settings.drain_grace_s)
+    layout = service_layout(settings.drain_grace_s)
     try:
         carry_out(install_plan(manager, layout), _say)
     except ServiceError as exc:
@@ -72,7 +85,7 @@ def uninstall(
     """Stop the agent (it finishes jobs in flight) and remove the service."""
     settings = _settings()
     manager = choose_manager(settings.service_manager)
-    layout = ServiceLayout.here(settings.drain_grace_s)
+    layout = service_layout(settings.drain_grace_s)
     try:
         carry_out(uninstall_plan(manager, layout), _say)
     except ServiceError as exc:
@@ -100,7 +113,7 @@ def status() -> None:
     """Whether the service is installed and running (see also: koretex status)."""
     settings = _settings()
     manager = choose_manager(settings.service_manager)
-    state = service_state(manager, ServiceLayout.here(settings.drain_grace_s))
+    state = service_state(manager, service_layout(settings.drain_grace_s))
     running = "[green]running[/]" if state.running else "[red]not running[/]"
     pid = f" (pid {state.pid})" if state.pid else ""
     installed = "installed" if state.installed else "not installed"
@@ -117,7 +130,7 @@ def logs(
     """Show the agent's logs."""
     settings = _settings()
     manager = choose_manager(settings.service_manager)
-    command = logs_command(manager, ServiceLayout.here(settings.drain_grace_s), lines, follow)
+    command = logs_command(manager, service_layout(settings.drain_grace_s), lines, follow)
     try:
         raise typer.Exit(subprocess.run(command, check=False).returncode)
     except KeyboardInterrupt:

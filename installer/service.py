@@ -22,7 +22,6 @@ from typing import Literal
 
 import psutil
 
-from agent import paths
 from installer.render import AGENT_ARGS, LAUNCHD_LABEL, render_plist, render_systemd_unit
 
 Manager = Literal["launchd", "systemd", "detached"]
@@ -48,16 +47,9 @@ class ServiceLayout:
     log_file: Path
     error_log_file: Path
 
-    @classmethod
-    def here(cls, drain_grace_s: float) -> ServiceLayout:
-        """This machine's layout, for the ``koretex`` of the running interpreter's environment."""
-        return cls(
-            koretex=agent_executable(), drain_grace_s=drain_grace_s, uid=os.getuid(),
-            launch_agent_file=paths.launch_agent_file(),
-            systemd_unit_file=paths.systemd_unit_file(), pid_file=paths.pid_file(),
-            status_file=paths.status_file(), log_dir=paths.log_dir(), log_file=paths.log_file(),
-            error_log_file=paths.error_log_file(),
-        )
+    @property
+    def systemd_unit(self) -> str:
+        return self.systemd_unit_file.name
 
     @property
     def agent_argv(self) -> tuple[str, ...]:
@@ -165,7 +157,7 @@ def install_plan(manager: Manager, layout: ServiceLayout) -> list[Step]:
     # A detached agent left from another manager would keep the key busy: stop it first.
     steps: list[Step] = [StopDetached(layout.pid_file, layout.stop_wait_s),
                          MakeDirectory(layout.log_dir)]
-    unit = paths.SYSTEMD_UNIT
+    unit = layout.systemd_unit
     if manager == "launchd":
         plist = render_plist(layout.koretex, layout.log_dir, drain_grace_s=layout.drain_grace_s)
         return [*steps,
@@ -195,7 +187,7 @@ def uninstall_plan(manager: Manager, layout: ServiceLayout) -> list[Step]:
         steps = [Run(("launchctl", "bootout", _launchd_target(layout)), check=False),
                  RemoveFile(layout.launch_agent_file)]
     elif manager == "systemd":
-        steps = [_systemctl("disable", "--now", paths.SYSTEMD_UNIT, check=False),
+        steps = [_systemctl("disable", "--now", layout.systemd_unit, check=False),
                  RemoveFile(layout.systemd_unit_file),
                  _systemctl("daemon-reload", check=False)]
     return [*steps, StopDetached(layout.pid_file, layout.stop_wait_s)]
@@ -350,7 +342,7 @@ def _launchd_state(layout: ServiceLayout) -> ServiceState:
 
 def _systemd_state(layout: ServiceLayout) -> ServiceState:
     installed = layout.systemd_unit_file.exists()
-    _, text = _output(("systemctl", "--user", "show", paths.SYSTEMD_UNIT,
+    _, text = _output(("systemctl", "--user", "show", layout.systemd_unit,
                        "-p", "ActiveState", "-p", "SubState", "-p", "MainPID"))
     fields = dict(line.partition("=")[::2] for line in text.splitlines())
     pid = int(fields["MainPID"]) if fields.get("MainPID", "0") not in ("", "0") else None
@@ -364,7 +356,7 @@ def logs_command(
 ) -> list[str]:
     """The command that shows the agent's logs."""
     if manager == "systemd":
-        return ["journalctl", "--user", "-u", paths.SYSTEMD_UNIT, "-n", str(lines),
+        return ["journalctl", "--user", "-u", layout.systemd_unit, "-n", str(lines),
                 "--no-pager", *(["-f"] if follow else [])]
     files = [layout.log_file]
     if manager == "launchd":

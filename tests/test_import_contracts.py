@@ -1,6 +1,8 @@
 """The layering written down in pyproject.toml's import-linter contracts holds: the wire
 vocabulary imports neither program, neither program imports the other (the coordinator's
-reference runs start the agent's command instead), and the pure cores do not reach up into I/O."""
+reference runs start the agent's command instead), the installer imports neither, the
+coordinator's packages stand in layers (each imports only the floors below it), and the pure cores
+do not reach up into I/O."""
 
 from __future__ import annotations
 
