@@ -21,11 +21,7 @@ async def run_upkeep(services: Services, interval_s: float = 30.0, save_every: i
         clock, router = services.clock, services.router
         wall_now = clock.now().timestamp()
         live = [node.node_id for node in services.hub.nodes()]
-        if services.points is not None:  # credits elapsed time to routing health and points
-            services.points.credit_online()
-        else:
-            for node_id in live:
-                router.add_online(node_id, interval_s, wall_now=wall_now)
+        services.points.credit_online()  # to the routing health window and to the history
         router.refresh(now=clock.monotonic(), wall_now=wall_now)
         if tick % save_every == 0:
             await save_health(services.database, router, live, wall_now=wall_now)

@@ -58,7 +58,7 @@ def local_presence(services: HubNeeds) -> ReplicaPresence:
     return ReplicaPresence(
         replica=services.bus.replica_id, published_at=wall_now, nodes=tuple(nodes),
         refused=services.refusals.counts(wall_now),
-        removed=services.points.recent_removals(clock.now()) if services.points else (),
+        removed=services.points.recent_removals(clock.now()),
         fakes=tuple(
             FakeNotice(serial=serial, node_id=node_id, model=model)
             for serial, node_id, model in services.admission.fakes_for_owners()
@@ -124,8 +124,6 @@ def apply_fakes(
 async def remove_announced(services: HubNeeds, replicas: list[ReplicaPresence]) -> None:
     """Refuse, and disconnect if connected here, the nodes other replicas removed."""
     keeper = services.points
-    if keeper is None:
-        return
     for replica in replicas:
         for node_id in replica.removed:
             if node_id not in services.refused_nodes or services.hub.get(node_id) is not None:

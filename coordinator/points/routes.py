@@ -27,10 +27,7 @@ DEFAULT_DAYS = 30
 
 
 async def _standings(request: web.Request) -> Standings:
-    keeper = request.app[POINTS_NEEDS].points
-    if keeper is None:  # pragma: no cover - the keeper starts with the app
-        raise NotFound("points are not kept on this coordinator")
-    return await keeper.current()
+    return await request.app[POINTS_NEEDS].points.current()
 
 
 def _days(request: web.Request) -> int:

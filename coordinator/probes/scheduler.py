@@ -174,10 +174,7 @@ class ProbeScheduler:
         services = self.services
         router, hub, fingerprints = services.router, services.hub, services.fingerprints
         node = hub.get(node_id)
-        if (
-            node is None or node_id not in router or node_id in self._examining
-            or fingerprints is None
-        ):
+        if node is None or node_id not in router or node_id in self._examining:
             return None
         due = services.admission.due(node_id, node.models)
         now = services.clock.monotonic()

@@ -11,7 +11,7 @@ from coordinator.probes.needs import ProbeNeeds
 async def record_authenticity(services: ProbeNeeds, verdict: AuthenticityVerdict) -> bool:
     """Record ``verdict``; returns whether its node was removed from the network for it."""
     keeper = services.points
-    if verdict.genuine or keeper is None:
+    if verdict.genuine:
         services.contributions.add(verdict)
         return False
     return await keeper.record_fake(verdict)
