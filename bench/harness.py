@@ -53,6 +53,16 @@ def quick_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def use_uvloop() -> bool:
+    """Run on uvloop where it is installed (as the coordinator does); say which loop it is."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    uvloop.install()
+    return True
+
+
 def report(name: str, target: str, figure: str, met: bool | None, **extra: object) -> None:
     """Print the BENCH line: what was aimed at, what was measured, and whether it was met.
 

@@ -122,10 +122,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    harness.use_uvloop()
     asyncio.run(main())
