@@ -7,21 +7,13 @@ from typing import Protocol
 from aiohttp import web
 
 from coordinator.accounts.api_keys import KeyAuthenticator
-from coordinator.clock import Clock
 from coordinator.economy.ledger import Ledger
+from coordinator.needs import CoreNeeds
 from coordinator.routing import Router
 from coordinator.routing.throughput import ThroughputBook
-from coordinator.settings import CoordinatorSettings
-from coordinator.store.database import Database
 
 
-class AccountNeeds(Protocol):
-    @property
-    def settings(self) -> CoordinatorSettings: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def database(self) -> Database: ...
+class AccountNeeds(CoreNeeds, Protocol):
     @property
     def ledger(self) -> Ledger: ...
     @property

@@ -9,21 +9,13 @@ from aiohttp import web
 
 from coordinator.bus.base import Bus, NodePresence, ReplicaPresence
 from coordinator.catalogue import Catalogue
-from coordinator.clock import Clock
 from coordinator.economy.bounties import BountyBoard
 from coordinator.economy.ledger import Ledger
-from coordinator.settings import CoordinatorSettings
-from coordinator.store.database import Database
+from coordinator.needs import CoreNeeds
 from protocol.ids import NodeId
 
 
-class EconomyNeeds(Protocol):
-    @property
-    def settings(self) -> CoordinatorSettings: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def database(self) -> Database: ...
+class EconomyNeeds(CoreNeeds, Protocol):
     @property
     def ledger(self) -> Ledger: ...
     @property

@@ -13,15 +13,13 @@ from aiohttp import web
 
 from coordinator.bus.base import Bus, NodePresence
 from coordinator.catalogue import Catalogue
-from coordinator.clock import Clock
 from coordinator.economy.bounties import RefusalTally
 from coordinator.hub.admission import Admission
 from coordinator.hub.calls import NodeCalls
 from coordinator.hub.live import NodeHub
 from coordinator.hub.payees import DepartedPayees
+from coordinator.needs import CoreNeeds
 from coordinator.routing import Router
-from coordinator.settings import CoordinatorSettings
-from coordinator.store.database import Database
 from protocol.ids import NodeId
 
 
@@ -33,13 +31,7 @@ class Removals(Protocol):
     async def remove_here(self, node_id: NodeId, *, announce: bool = True) -> None: ...
 
 
-class HubNeeds(Protocol):
-    @property
-    def settings(self) -> CoordinatorSettings: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def database(self) -> Database: ...
+class HubNeeds(CoreNeeds, Protocol):
     @property
     def catalogue(self) -> Catalogue: ...
     @property

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
 
-from coordinator.bus.base import NodePresence
 from coordinator.catalogue import Catalogue
 from coordinator.clock import Clock
 from coordinator.hub.admission import Admission
 from coordinator.hub.calls import NodeCalls
-from coordinator.hub.live import NodeHub
 from coordinator.hub.observation import ContributionSink, Observer
-from coordinator.hub.payees import DepartedPayees
+from coordinator.hub.payees import PayeeView
 from coordinator.points.keeper import PointsKeeper
 from coordinator.probes.fingerprints import FingerprintSource
 from coordinator.probes.sources import ProbeSource
 from coordinator.routing import Router
 from coordinator.settings import CoordinatorSettings
-from protocol.ids import ModelId, NodeId
+from protocol.ids import ModelId
 
 
-class ProbeNeeds(Protocol):
+class ProbeNeeds(PayeeView, Protocol):
     @property
     def settings(self) -> CoordinatorSettings: ...
     @property
@@ -35,8 +32,6 @@ class ProbeNeeds(Protocol):
     def catalogue(self) -> Catalogue: ...
     @property
     def router(self) -> Router: ...
-    @property
-    def hub(self) -> NodeHub: ...
     @property
     def calls(self) -> NodeCalls: ...
     @property
@@ -53,10 +48,6 @@ class ProbeNeeds(Protocol):
     def fingerprints(self) -> FingerprintSource: ...
     @property
     def waiting(self) -> dict[ModelId, int]: ...  # consumer requests queued per model
-    @property
-    def remote_nodes(self) -> Mapping[NodeId, NodePresence]: ...
-    @property
-    def departed_payees(self) -> DepartedPayees: ...
 
 
 PROBE_NEEDS = web.AppKey("probe_needs", ProbeNeeds)
