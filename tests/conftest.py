@@ -71,7 +71,7 @@ def coordinator(own_coordinator: RunningCoordinator) -> RunningCoordinator:
     return own_coordinator
 
 
-# --- one coordinator and SmolLM2 node for a whole module ----------------------------------------
+# --- one coordinator and its llama.cpp nodes for a whole module --------------------------------
 # Starting a llama.cpp agent is most of an end-to-end test's time. A module whose tests only ask
 # the node as consumers of their own (each ``coordinator.client()`` opens a new account) and leave
 # it idle and healthy shares one network per backend by overriding the two fixtures:
@@ -84,7 +84,8 @@ def coordinator(own_coordinator: RunningCoordinator) -> RunningCoordinator:
 #     def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
 #         return shared_smollm2_agent
 #
-# A test there that needs a network without that node asks for ``own_coordinator``.
+# (and ``gemma_agent`` with ``shared_gemma_agent``, likewise). A test there that needs a network
+# without those nodes asks for ``own_coordinator``.
 
 @pytest_asyncio.fixture(scope="module", params=BACKENDS)
 async def shared_coordinator(
@@ -107,6 +108,20 @@ async def shared_smollm2_agent(
 ) -> AsyncIterator[AgentProcess]:
     directory = tmp_path_factory.mktemp("shared-agent-smollm2")
     agent = AgentProcess.llama(shared_coordinator, smollm2_path, directory, slots=2)
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def shared_gemma_agent(
+    shared_coordinator: RunningCoordinator, gemma_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[AgentProcess]:
+    directory = tmp_path_factory.mktemp("shared-agent-gemma")
+    agent = AgentProcess.llama(shared_coordinator, gemma_path, directory, slots=2)
     await agent.start()
     try:
         yield agent
