@@ -57,12 +57,76 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest_asyncio.fixture
-async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[RunningCoordinator]:
+async def own_coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[RunningCoordinator]:
+    """A coordinator of the test's own (``coordinator`` too, unless a module shares one)."""
     running = await start_coordinator(tmp_path, database_url=database_url)
     try:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+def coordinator(own_coordinator: RunningCoordinator) -> RunningCoordinator:
+    return own_coordinator
+
+
+# --- one coordinator and its llama.cpp nodes for a whole module --------------------------------
+# Starting a llama.cpp agent is most of an end-to-end test's time. A module whose tests only ask
+# the node as consumers of their own (each ``coordinator.client()`` opens a new account) and leave
+# it idle and healthy shares one network per backend by overriding the two fixtures:
+#
+#     @pytest.fixture
+#     def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
+#         return shared_coordinator
+#
+#     @pytest.fixture
+#     def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
+#         return shared_smollm2_agent
+#
+# (and ``gemma_agent`` with ``shared_gemma_agent``, likewise). A test there that needs a network
+# without those nodes asks for ``own_coordinator``.
+
+@pytest_asyncio.fixture(scope="module", params=BACKENDS)
+async def shared_coordinator(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningCoordinator]:
+    directory = tmp_path_factory.mktemp(f"shared-coordinator-{request.param}")
+    url = await fresh_database(request.param, directory / "db")
+    running = await start_coordinator(directory, database_url=url)
+    try:
+        yield running
+    finally:
+        await running.stop()
+        await drop_database(url)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def shared_smollm2_agent(
+    shared_coordinator: RunningCoordinator, smollm2_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[AgentProcess]:
+    directory = tmp_path_factory.mktemp("shared-agent-smollm2")
+    agent = AgentProcess.llama(shared_coordinator, smollm2_path, directory, slots=2)
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def shared_gemma_agent(
+    shared_coordinator: RunningCoordinator, gemma_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[AgentProcess]:
+    directory = tmp_path_factory.mktemp("shared-agent-gemma")
+    agent = AgentProcess.llama(shared_coordinator, gemma_path, directory, slots=2)
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()
 
 
 @pytest_asyncio.fixture

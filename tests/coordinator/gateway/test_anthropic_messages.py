@@ -14,6 +14,21 @@ from support.cluster import AgentProcess, RunningCoordinator
 from support.ledger_audit import audit
 
 MODEL = "smollm2-135m-instruct"
+
+
+# Every test here asks the node as a consumer of its own and leaves it idle: one coordinator and
+# SmolLM2 node per backend serve the whole module (tests/conftest.py), so a test counts the calls
+# the books gained while it ran.
+@pytest.fixture
+def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
+    return shared_coordinator
+
+
+@pytest.fixture
+def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
+    return shared_smollm2_agent
+
+
 QUESTION: Any = [{"role": "user", "content": "Name the capital of France."}]
 WEATHER: Any = {
     "name": "get_weather", "description": "The current weather in a city.",
@@ -31,6 +46,11 @@ async def client_for(coordinator: RunningCoordinator) -> anthropic.AsyncAnthropi
 async def test_a_message_whole_and_streamed(
     coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
+    services = coordinator.services
+    price = services.catalogue.get(MODEL)
+    assert price is not None
+    await services.ledger.flush()
+    before = await audit(services.database, price.price.input_per_1m, price.price.output_per_1m)
     client = await client_for(coordinator)
     message = await client.messages.create(
         model=MODEL, max_tokens=16, messages=QUESTION, extra_body={"temperature": 0},
@@ -58,12 +78,9 @@ async def test_a_message_whole_and_streamed(
     )
     assert counted.input_tokens == message.usage.input_tokens
 
-    services = coordinator.services
     await services.ledger.flush()
-    price = services.catalogue.get(MODEL)
-    assert price is not None
     books = await audit(services.database, price.price.input_per_1m, price.price.output_per_1m)
-    assert books.calls == 2  # the count is not billed
+    assert books.calls - before.calls == 2  # the count is not billed
     assert books.unbalanced_transactions == 0 and books.balance_mismatches == 0
     assert books.charges_not_matching_tokens == 0 and books.held_by_accounts == books.minted
 

@@ -2,22 +2,37 @@
 
 Chat runs on SmolLM2 135M Instruct (its GGUF's own ChatML template); Gemma 3 270M base has no
 chat template, so chat requests to it are refused.
+
+The tests share one coordinator and SmolLM2 node per backend (each asks as a consumer of its own
+and leaves the node idle); those that need a network without it have one of their own.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from support.cluster import AgentProcess, RunningCoordinator
+from support.cluster import AgentProcess, RunningCoordinator, wait_for
 
 from coordinator.gateway.openai_types import ChatCompletionChunk
 
 MODEL = "smollm2-135m-instruct"
 BASE_MODEL = "gemma-3-270m"
 PROMPT = [{"role": "user", "content": "Name three colours."}]
+
+
+# One coordinator and SmolLM2 node per backend for the module (tests/conftest.py).
+@pytest.fixture
+def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
+    return shared_coordinator
+
+
+@pytest.fixture
+def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
+    return shared_smollm2_agent
 
 
 async def test_non_streaming_completion_reports_usage_and_node(
@@ -125,8 +140,8 @@ async def test_models_list_shows_live_models_with_nodes_and_price(
     assert extra["chat_template"] is True
 
 
-async def test_models_list_is_empty_without_nodes(coordinator: RunningCoordinator) -> None:
-    client = await coordinator.client()
+async def test_models_list_is_empty_without_nodes(own_coordinator: RunningCoordinator) -> None:
+    client = await own_coordinator.client()
     assert (await client.models.list()).data == []
 
 
@@ -167,8 +182,8 @@ async def test_missing_key_and_malformed_json_get_openai_error_bodies(
         assert set(malformed.json()["error"]) == {"message", "type", "param", "code"}
 
 
-async def test_no_live_node_is_503_with_retry_after(coordinator: RunningCoordinator) -> None:
-    client = await coordinator.client()
+async def test_no_live_node_is_503_with_retry_after(own_coordinator: RunningCoordinator) -> None:
+    client = await own_coordinator.client()
     with pytest.raises(openai.InternalServerError) as unavailable:
         await client.chat.completions.create(model=MODEL, messages=PROMPT)  # type: ignore[arg-type]
     assert unavailable.value.status_code == 503
@@ -204,23 +219,33 @@ async def test_the_instruct_model_names_the_capital_of_france(
 
 
 async def test_chat_to_a_model_without_a_chat_template_is_a_400(
-    coordinator: RunningCoordinator, gemma_agent: AgentProcess, smollm2_agent: AgentProcess
+    coordinator: RunningCoordinator, smollm2_agent: AgentProcess, gemma_path: Path,
+    tmp_path: Path,
 ) -> None:
-    client = await coordinator.client()
-    listed = {m.id: (m.model_extra or {}) for m in (await client.models.list()).data}
-    assert listed[BASE_MODEL]["chat_template"] is False
-    assert listed[MODEL]["chat_template"] is True
-    with pytest.raises(openai.BadRequestError) as refused:
-        await client.chat.completions.create(
-            model=BASE_MODEL, messages=PROMPT, max_tokens=4  # type: ignore[arg-type]
+    # Gemma joins the module's network for this test only: gone again before the next one.
+    gemma_agent = AgentProcess.llama(coordinator, gemma_path, tmp_path / "agent-1", slots=2)
+    hub = coordinator.services.hub
+    try:
+        await gemma_agent.start()
+        client = await coordinator.client()
+        listed = {m.id: (m.model_extra or {}) for m in (await client.models.list()).data}
+        assert listed[BASE_MODEL]["chat_template"] is False
+        assert listed[MODEL]["chat_template"] is True
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(
+                model=BASE_MODEL, messages=PROMPT, max_tokens=4  # type: ignore[arg-type]
+            )
+        error = refused.value.body
+        assert isinstance(error, dict)
+        assert error["message"] == (
+            "model gemma-3-270m has no chat template; use /v1/completions"
         )
-    error = refused.value.body
-    assert isinstance(error, dict)
-    assert error["message"] == (
-        "model gemma-3-270m has no chat template; use /v1/completions"
-    )
-    assert error["type"] == "invalid_request_error" and error["param"] == "model"
-    snapshot = coordinator.services.router.snapshot(
-        gemma_agent.node_id, now=coordinator.services.clock.monotonic()  # type: ignore[arg-type]
-    )
-    assert snapshot.in_flight == 0 and snapshot.breaker_state.name == "CLOSED"
+        assert error["type"] == "invalid_request_error" and error["param"] == "model"
+        snapshot = coordinator.services.router.snapshot(
+            gemma_agent.node_id, now=coordinator.services.clock.monotonic()  # type: ignore[arg-type]
+        )
+        assert snapshot.in_flight == 0 and snapshot.breaker_state.name == "CLOSED"
+    finally:
+        await gemma_agent.stop()
+        await wait_for(lambda: hub.get(gemma_agent.node_id) is None, 30,  # type: ignore[arg-type]
+                       "the Gemma node to leave")

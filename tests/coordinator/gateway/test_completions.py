@@ -16,6 +16,23 @@ SMOLLM2 = "smollm2-135m-instruct"
 PROMPT = "The capital of France is"
 
 
+# Every test here asks as a consumer of its own and leaves the nodes idle: one coordinator with a
+# Gemma and a SmolLM2 node per backend serves the whole module (tests/conftest.py).
+@pytest.fixture
+def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
+    return shared_coordinator
+
+
+@pytest.fixture
+def gemma_agent(shared_gemma_agent: AgentProcess) -> AgentProcess:
+    return shared_gemma_agent
+
+
+@pytest.fixture
+def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
+    return shared_smollm2_agent
+
+
 async def test_a_base_model_continues_a_prompt_and_bills_it(
     coordinator: RunningCoordinator, gemma_agent: AgentProcess
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
+import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from support.cluster import AgentProcess, RunningCoordinator
 
@@ -16,6 +17,18 @@ from coordinator.routing import Outcome
 
 MODEL = "smollm2-135m-instruct"
 PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Name three colours."}]
+
+
+# The SmolLM2 tests share one coordinator and node per backend (tests/conftest.py); the scripted
+# node's test has a network of its own.
+@pytest.fixture
+def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
+    return shared_coordinator
+
+
+@pytest.fixture
+def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
+    return shared_smollm2_agent
 
 
 async def greedy_start(client: openai.AsyncOpenAI) -> str:
@@ -67,8 +80,9 @@ async def test_empty_answers_name_their_node_and_pay_it(
 
 
 async def test_an_answer_whose_first_event_is_its_end_names_and_pays_its_node(
-    coordinator: RunningCoordinator, tmp_path: Path
+    own_coordinator: RunningCoordinator, tmp_path: Path
 ) -> None:
+    coordinator = own_coordinator
     services = coordinator.services
     node = AgentProcess.scripted(coordinator, tmp_path / "empty", "--model", MODEL, "--no-tokens")
     await node.start()

@@ -13,6 +13,19 @@ from support.cluster import AgentProcess, RunningCoordinator
 MODEL = "smollm2-135m-instruct"
 PROMPT = [{"role": "user", "content": "Name three colours."}]
 
+
+# Every test here asks as a consumer of its own (the node, where one answers, is left idle): one
+# coordinator and SmolLM2 node per backend serve the whole module (tests/conftest.py).
+@pytest.fixture
+def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
+    return shared_coordinator
+
+
+@pytest.fixture
+def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
+    return shared_smollm2_agent
+
+
 REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("tool_choice", {"tool_choice": "auto"}, "tool_choice"),
     ("audio", {"audio": {"voice": "alloy", "format": "wav"}}, "audio"),

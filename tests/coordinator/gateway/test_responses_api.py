@@ -15,6 +15,21 @@ from support.cluster import AgentProcess, RunningCoordinator
 from support.ledger_audit import audit
 
 MODEL = "smollm2-135m-instruct"
+
+
+# Every test here asks the node as a consumer of its own and leaves it idle: one coordinator and
+# SmolLM2 node per backend serve the whole module (tests/conftest.py), so a test counts the calls
+# the books gained while it ran.
+@pytest.fixture
+def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
+    return shared_coordinator
+
+
+@pytest.fixture
+def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
+    return shared_smollm2_agent
+
+
 WEATHER: Any = {
     "type": "function", "name": "get_weather", "description": "The current weather in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}},
@@ -25,6 +40,11 @@ WEATHER: Any = {
 async def test_text_whole_and_streamed_with_usage(
     coordinator: RunningCoordinator, smollm2_agent: AgentProcess
 ) -> None:
+    services = coordinator.services
+    price = services.catalogue.get(MODEL)
+    assert price is not None
+    await services.ledger.flush()
+    before = await audit(services.database, price.price.input_per_1m, price.price.output_per_1m)
     client = await coordinator.client()
     response = await client.responses.create(
         model=MODEL, input="Name the capital of France.", temperature=0, max_output_tokens=16,
@@ -46,12 +66,9 @@ async def test_text_whole_and_streamed_with_usage(
     assert final.usage.output_tokens == response.usage.output_tokens
     assert final.usage.input_tokens == response.usage.input_tokens
 
-    services = coordinator.services
     await services.ledger.flush()
-    price = services.catalogue.get(MODEL)
-    assert price is not None
     books = await audit(services.database, price.price.input_per_1m, price.price.output_per_1m)
-    assert books.calls == 2 and books.charges_not_matching_tokens == 0
+    assert books.calls - before.calls == 2 and books.charges_not_matching_tokens == 0
     assert books.unbalanced_transactions == 0 and books.held_by_accounts == books.minted
 
 

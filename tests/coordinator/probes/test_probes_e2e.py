@@ -113,7 +113,11 @@ async def test_a_probe_never_takes_the_slot_a_paid_request_needs(
     coordinator = await start_coordinator(
         tmp_path / "c", database_url=database_url, routing=FULL_RAMP
     )
-    agent = AgentProcess.scripted(coordinator, tmp_path / "a", "--delay", "0.05")
+    # Each answer holds the slot two seconds before its first token (time to see the paid job in
+    # flight), then streams fast: the probe that follows may ask for up to 512 tokens.
+    agent = AgentProcess.scripted(
+        coordinator, tmp_path / "a", "--first-token-delay", "2", "--delay", "0.002"
+    )
     try:
         await agent.start()
         node = NodeId(agent.node_id)
