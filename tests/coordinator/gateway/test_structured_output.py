@@ -20,18 +20,6 @@ from support.cluster import AgentProcess, RunningCoordinator
 MODEL = "smollm2-135m-instruct"
 
 
-# Every test here asks the node as a consumer of its own and leaves it idle: one coordinator and
-# SmolLM2 node per backend serve the whole module (tests/conftest.py).
-@pytest.fixture
-def coordinator(shared_coordinator: RunningCoordinator) -> RunningCoordinator:
-    return shared_coordinator
-
-
-@pytest.fixture
-def smollm2_agent(shared_smollm2_agent: AgentProcess) -> AgentProcess:
-    return shared_smollm2_agent
-
-
 PERSON: dict[str, Any] = {
     "type": "object",
     "properties": {
