@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -29,16 +30,25 @@ def smollm2_path() -> Path:
     return seeded_weights("smollm2-135m-instruct")
 
 
-@pytest_asyncio.fixture
-async def smollm2_agent(
-    coordinator: RunningCoordinator, smollm2_path: Path, tmp_path: Path
+@asynccontextmanager
+async def running_agent(
+    coordinator: RunningCoordinator, weights: Path, directory: Path
 ) -> AsyncIterator[AgentProcess]:
-    agent = AgentProcess.llama(coordinator, smollm2_path, tmp_path / "agent-smollm2", slots=2)
+    """A llama.cpp agent with two slots serving ``weights``, stopped when the block ends."""
+    agent = AgentProcess.llama(coordinator, weights, directory, slots=2)
     await agent.start()
     try:
         yield agent
     finally:
         await agent.stop()
+
+
+@pytest_asyncio.fixture
+async def smollm2_agent(
+    coordinator: RunningCoordinator, smollm2_path: Path, tmp_path: Path
+) -> AsyncIterator[AgentProcess]:
+    async with running_agent(coordinator, smollm2_path, tmp_path / "agent-smollm2") as agent:
+        yield agent
 
 
 @pytest.fixture(scope="session")
@@ -107,12 +117,8 @@ async def shared_smollm2_agent(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[AgentProcess]:
     directory = tmp_path_factory.mktemp("shared-agent-smollm2")
-    agent = AgentProcess.llama(shared_coordinator, smollm2_path, directory, slots=2)
-    await agent.start()
-    try:
+    async with running_agent(shared_coordinator, smollm2_path, directory) as agent:
         yield agent
-    finally:
-        await agent.stop()
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -121,24 +127,16 @@ async def shared_gemma_agent(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[AgentProcess]:
     directory = tmp_path_factory.mktemp("shared-agent-gemma")
-    agent = AgentProcess.llama(shared_coordinator, gemma_path, directory, slots=2)
-    await agent.start()
-    try:
+    async with running_agent(shared_coordinator, gemma_path, directory) as agent:
         yield agent
-    finally:
-        await agent.stop()
 
 
 @pytest_asyncio.fixture
 async def gemma_agent(
     coordinator: RunningCoordinator, gemma_path: Path, tmp_path: Path
 ) -> AsyncIterator[AgentProcess]:
-    agent = AgentProcess.llama(coordinator, gemma_path, tmp_path / "agent-1", slots=2)
-    await agent.start()
-    try:
+    async with running_agent(coordinator, gemma_path, tmp_path / "agent-1") as agent:
         yield agent
-    finally:
-        await agent.stop()
 
 
 # --- no secret in any log of the run (tests/support/secret_scan.py) -------------------------------
